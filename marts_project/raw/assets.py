@@ -1,0 +1,105 @@
+"""raw_*: landing files -> typed, day-partitioned Iceberg tables; bad rows -> raw.quarantine."""
+
+import datetime as dt
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, asset
+from dagster_duckdb import DuckDBResource
+from pyiceberg.expressions import EqualTo
+
+from marts_project.partitions import daily_partitions, single_run_backfill
+from marts_project.raw.sources import SourceSpec, source_specs
+from marts_project.raw.validation import QUARANTINE_SCHEMA, parse_landing_file
+from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.resources.landing import LandingZone
+
+RAW = "raw"
+QUARANTINE_TABLE = "raw.quarantine"
+
+
+class MissingLandingFileError(FileNotFoundError):
+    """A partition was requested before its source delivered the day's file."""
+
+
+def days_of(context: AssetExecutionContext) -> list[dt.date]:
+    """The days of the run's partition window (one key or a whole range)."""
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date()
+    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
+
+
+def ingest(
+    spec: SourceSpec,
+    days: list[dt.date],
+    landing: LandingZone,
+    duckdb: DuckDBResource,
+) -> tuple[pa.Table, pa.Table, dict[str, object]]:
+    """Parse the source's landing files for `days`: (typed rows, quarantined rows, stats)."""
+    valid, quarantined, rows_in, ignored = [], [], 0, set()
+    for day in days:
+        if not landing.exists(spec.name, day):
+            raise MissingLandingFileError(
+                f"{spec.name}: no landing file for {day} at {landing.path(spec.name, day)}; "
+                "the source has not delivered this day yet"
+            )
+        path = landing.path(spec.name, day)
+        parsed = parse_landing_file(landing.read_bytes(spec.name, day), spec, day, path, duckdb)
+        valid.append(parsed.valid)
+        quarantined.append(parsed.quarantine)
+        rows_in += parsed.rows_in
+        ignored.update(parsed.ignored_columns)
+    published = pa.concat_tables(valid) if valid else pa.table({})
+    quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
+    stats = {
+        "rows_in": rows_in,
+        "rows_published": published.num_rows,
+        "rows_quarantined": quarantine.num_rows,
+        "files_read": len(days),
+        "ignored_columns": MetadataValue.text(", ".join(sorted(ignored)) or "none"),
+    }
+    return published, quarantine, stats
+
+
+def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
+    """One raw asset per landing source."""
+
+    @asset(
+        name=f"raw_{spec.name}",
+        key_prefix=RAW,
+        group_name=RAW,
+        description=spec.description,
+        partitions_def=daily_partitions,
+        backfill_policy=single_run_backfill,
+        io_manager_key="iceberg_io",
+        metadata={"partition_expr": spec.date_column, "landing/source": spec.name},
+        kinds={"iceberg", "duckdb"},
+    )
+    def _raw(
+        context: AssetExecutionContext,
+        landing: LandingZone,
+        warehouse: IcebergWarehouse,
+        duckdb: DuckDBResource,
+    ) -> pa.Table:
+        days = days_of(context)
+        published, quarantine, stats = ingest(spec, days, landing, duckdb)
+        warehouse.overwrite_days(
+            QUARANTINE_TABLE,
+            quarantine,
+            "partition_date",
+            days[0],
+            days[-1] + dt.timedelta(days=1),
+            {"dagster.run_id": context.run_id},
+            extra_filter=EqualTo("source", spec.name),
+        )
+        if stats["rows_quarantined"]:
+            context.log.warning(
+                f"{spec.name}: {stats['rows_quarantined']} of {stats['rows_in']} rows quarantined "
+                f"in {QUARANTINE_TABLE}"
+            )
+        context.add_output_metadata(stats)
+        return published
+
+    return _raw
+
+
+raw_assets = [build_raw_asset(spec) for spec in source_specs().values()]

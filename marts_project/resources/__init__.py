@@ -1,0 +1,1 @@
+"""The only modules that touch Iceberg, the landing zone's storage and DuckDB connections."""

@@ -1,0 +1,63 @@
+"""The landing zone: where source systems drop one file per source and day (local or S3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import fsspec
+from dagster import ConfigurableResource
+
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class HostilePathError(ValueError):
+    """A source name or day that would address a file outside the landing zone."""
+
+
+class LandingZone(ConfigurableResource):
+    """Files at `<root>/<source>/<YYYY-MM-DD>.csv`, on a local folder or `s3://bucket/prefix`.
+
+    Paths are built only from a validated source name and a real date, so no caller can make
+    it read or write outside `root`.
+    """
+
+    root: str
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        if self.root.startswith("s3://"):
+            return fsspec.filesystem(
+                "s3",
+                key=self.s3_access_key_id,
+                secret=self.s3_secret_access_key,
+                client_kwargs={"endpoint_url": self.s3_endpoint, "region_name": self.s3_region},
+                skip_instance_cache=True,
+            )
+        return fsspec.filesystem("file", auto_mkdir=True)
+
+    def path(self, source: str, day: dt.date) -> str:
+        if not _SOURCE_NAME.match(source):
+            raise HostilePathError(f"invalid landing source name {source!r}")
+        if not isinstance(day, dt.date):
+            raise HostilePathError(f"landing day must be a date, got {day!r}")
+        return f"{self.root.rstrip('/')}/{source}/{day.isoformat()}.csv"
+
+    def exists(self, source: str, day: dt.date) -> bool:
+        return self.filesystem().exists(self.path(source, day))
+
+    def read_bytes(self, source: str, day: dt.date) -> bytes:
+        with self.filesystem().open(self.path(source, day), "rb") as handle:
+            return handle.read()
+
+    def write_bytes(self, source: str, day: dt.date, payload: bytes) -> str:
+        path = self.path(source, day)
+        fs = self.filesystem()
+        if not self.root.startswith("s3://"):
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path, "wb") as handle:
+            handle.write(payload)
+        return path

@@ -1,0 +1,64 @@
+"""Deployment settings, read from the environment once by the composition root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the landing zone, the Iceberg warehouse and its catalog live.
+
+    `warehouse` is the one switch between the embedded default (a `file://` folder under
+    `data/`) and any S3-compatible store (`s3://bucket/prefix`). Credentials are never stored
+    here: resources read them through `dagster.EnvVar` at run time.
+    """
+
+    data_dir: Path
+    warehouse: str
+    catalog_uri: str
+    landing: str
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    in_process: bool = True
+    pii_key_from_env: bool = False
+
+    @property
+    def uses_s3(self) -> bool:
+        return self.warehouse.startswith("s3://") or self.landing.startswith("s3://")
+
+    @property
+    def serving_db(self) -> Path:
+        return self.data_dir / "serving.duckdb"
+
+    @classmethod
+    def local(cls, data_dir: Path) -> Settings:
+        """The embedded deployment: everything in one folder, SQLite catalog."""
+        data_dir = Path(data_dir).resolve()
+        return cls(
+            data_dir=data_dir,
+            warehouse=(data_dir / "warehouse").as_uri(),
+            catalog_uri=f"sqlite:///{data_dir / 'catalog.db'}",
+            landing=str(data_dir / "landing"),
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from MARTS_* variables, falling back to the embedded deployment."""
+        env = os.environ if environ is None else environ
+        base = cls.local(Path(env.get("MARTS_DATA_DIR", REPO_ROOT / "data")))
+        return cls(
+            data_dir=base.data_dir,
+            warehouse=env.get("MARTS_WAREHOUSE", base.warehouse),
+            catalog_uri=env.get("MARTS_CATALOG_URI", base.catalog_uri),
+            landing=env.get("MARTS_LANDING", base.landing),
+            s3_endpoint=env.get("MARTS_S3_ENDPOINT") or None,
+            s3_region=env.get("MARTS_S3_REGION", "us-east-1"),
+            in_process=env.get("MARTS_EXECUTOR", "in_process") == "in_process",
+            pii_key_from_env="MARTS_PII_KEY" in env,
+        )

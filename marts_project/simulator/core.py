@@ -1,0 +1,120 @@
+"""Simulator plumbing: seeded RNG per (source, day), revisions of late data, writing files."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from marts_project.resources.landing import LandingZone
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Knobs of the simulated sources.
+
+    Attributes:
+        seed: same seed, same files, byte for byte.
+        rows_per_day: ad-platform rows per day; other sources scale from it.
+        late_share: share of ad rows whose conversions are restated after the day closed.
+        max_delay_hours: how late restatements come; one revision per 24 h (72 h -> 3).
+    """
+
+    seed: int = 7
+    rows_per_day: int = 200
+    late_share: float = 0.3
+    max_delay_hours: int = 72
+
+    @property
+    def final_revision(self) -> int:
+        return max(0, self.max_delay_hours // 24)
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    source: str
+    day: dt.date
+    revision: int
+    path: str
+
+
+def rng_for(cfg: SimConfig, *parts: object) -> random.Random:
+    """A generator seeded from the config seed and a stable key (not Python's salted hash)."""
+    key = "|".join(str(p) for p in (cfg.seed, *parts)).encode()
+    return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+
+
+def revision_at(day: dt.date, as_of: dt.datetime, cfg: SimConfig) -> int | None:
+    """Which revision of `day`'s files exists at `as_of` (None: the day has not closed yet)."""
+    closed = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    if as_of < closed:
+        return None
+    return min(cfg.final_revision, int((as_of - closed).total_seconds() // 86400))
+
+
+def extracted_at(day: dt.date, revision: int) -> dt.datetime:
+    """When revision `revision` of a day was exported: 1 h after close, then every 24 h."""
+    closed = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return closed + dt.timedelta(hours=1 + 24 * revision)
+
+
+def to_csv(header: list[str], rows: Iterable[list[object]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+Renderer = Callable[[SimConfig, dt.date, int], bytes]
+
+
+def _renderers() -> dict[str, Renderer]:
+    from marts_project.simulator import marketing
+
+    return dict(marketing.SOURCES)
+
+
+def land(
+    landing: LandingZone,
+    days: Iterable[dt.date],
+    as_of: dt.datetime,
+    cfg: SimConfig | None = None,
+    sources: Iterable[str] | None = None,
+) -> list[LandedFile]:
+    """Write every source's file for each closed day as it looks at `as_of`."""
+    cfg = cfg or SimConfig()
+    renderers = _renderers()
+    names = list(sources) if sources is not None else list(renderers)
+    landed = []
+    for day in days:
+        revision = revision_at(day, as_of, cfg)
+        if revision is None:
+            continue
+        for name in names:
+            path = landing.write_bytes(name, day, renderers[name](cfg, day, revision))
+            landed.append(LandedFile(name, day, revision, path))
+    return landed
+
+
+def restate(
+    landing: LandingZone,
+    day: dt.date,
+    cfg: SimConfig | None = None,
+    revision: int | None = None,
+    sources: Iterable[str] = ("mkt_ad_stats",),
+) -> list[LandedFile]:
+    """Rewrite `day`'s late-arriving sources at a later revision (default: final)."""
+    cfg = cfg or SimConfig()
+    revision = cfg.final_revision if revision is None else revision
+    renderers = _renderers()
+    return [
+        LandedFile(
+            name, day, revision, landing.write_bytes(name, day, renderers[name](cfg, day, revision))
+        )
+        for name in sources
+    ]
