@@ -18,9 +18,9 @@ def _yesterday() -> dt.date:
 
 
 def _landing(settings: Settings):
-    from marts_project.definitions import build_resources
+    from marts_project.definitions import open_resource
 
-    return build_resources(settings)["landing"]
+    return open_resource(settings, "landing")
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:

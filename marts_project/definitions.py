@@ -58,6 +58,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
+def open_resource(settings: Settings, key: str):
+    """A resource with its EnvVars resolved, for use outside a run (CLI, reports, tests)."""
+    return build_resources(settings)[key].process_config_and_initialize()
+
+
 def build_definitions(settings: Settings) -> Definitions:
     """All assets, checks, jobs and resources for one deployment."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)

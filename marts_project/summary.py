@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import duckdb
 
-from marts_project.definitions import MART_CONTRACTS, build_resources
+from marts_project.definitions import MART_CONTRACTS, open_resource
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.settings import Settings
 
 
 def mart_summary(settings: Settings) -> str:
     """Rows, days covered and headline totals per mart."""
-    warehouse = build_resources(settings)["warehouse"]
+    warehouse = open_resource(settings, "warehouse")
     lines = []
     for asset_def, contract in MART_CONTRACTS.items():
         identifier = table_identifier(asset_def.key)

@@ -42,8 +42,8 @@ def ingest(
                 f"{spec.name}: no landing file for {day} at {landing.path(spec.name, day)}; "
                 "the source has not delivered this day yet"
             )
-        path = landing.path(spec.name, day)
-        parsed = parse_landing_file(landing.read_bytes(spec.name, day), spec, day, path, duckdb)
+        payload = landing.read_bytes(spec.name, day)
+        parsed = parse_landing_file(payload, spec, day, landing.key(spec.name, day), duckdb)
         valid.append(parsed.valid)
         quarantined.append(parsed.quarantine)
         rows_in += parsed.rows_in

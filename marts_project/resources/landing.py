@@ -39,12 +39,17 @@ class LandingZone(ConfigurableResource):
             )
         return fsspec.filesystem("file", auto_mkdir=True)
 
-    def path(self, source: str, day: dt.date) -> str:
-        if not _SOURCE_NAME.match(source):
+    @staticmethod
+    def key(source: str, day: dt.date) -> str:
+        """The file's name relative to the landing root: `<source>/<YYYY-MM-DD>.csv`."""
+        if not isinstance(source, str) or not _SOURCE_NAME.match(source):
             raise HostilePathError(f"invalid landing source name {source!r}")
         if not isinstance(day, dt.date):
             raise HostilePathError(f"landing day must be a date, got {day!r}")
-        return f"{self.root.rstrip('/')}/{source}/{day.isoformat()}.csv"
+        return f"{source}/{day.isoformat()}.csv"
+
+    def path(self, source: str, day: dt.date) -> str:
+        return f"{self.root.rstrip('/')}/{self.key(source, day)}"
 
     def exists(self, source: str, day: dt.date) -> bool:
         return self.filesystem().exists(self.path(source, day))

@@ -1,0 +1,101 @@
+"""Fixtures: throwaway local warehouses, a moto S3 server over HTTP, and an ephemeral Dagster."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from dagster import DagsterInstance, Definitions
+from moto.server import ThreadedMotoServer
+
+from marts_project.definitions import build_definitions, open_resource
+from marts_project.runs import RunOutcome, materialize_days
+from marts_project.settings import Settings
+from marts_project.simulator import SimConfig, land
+
+warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+
+# Fixed, closed days so tests never depend on today's date.
+DAY = dt.date(2026, 10, 5)
+SIM = SimConfig(seed=11, rows_per_day=60)
+FINAL = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)  # long after every test day: final revisions
+
+
+def days(start: dt.date, count: int) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range(count)]
+
+
+class Lakehouse:
+    """One deployment under test: settings, its definitions and resources, a Dagster instance."""
+
+    def __init__(self, settings: Settings, instance: DagsterInstance) -> None:
+        self.settings = settings
+        self.instance = instance
+        self.defs: Definitions = build_definitions(settings)
+        self.warehouse = open_resource(settings, "warehouse")
+        self.landing = open_resource(settings, "landing")
+
+    def seed(self, first: dt.date, count: int, as_of: dt.datetime = FINAL) -> None:
+        land(self.landing, days(first, count), as_of, SIM)
+
+    def run(self, start: dt.date, end: dt.date | None = None) -> RunOutcome:
+        outcome = materialize_days(self.defs, self.instance, start, end or start)
+        assert outcome.success, f"run {outcome.run_id} failed"
+        return outcome
+
+    def mart(self, name: str = "marketing.mkt_campaign_performance_fact"):
+        return self.warehouse.read(name)
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def lakehouse(tmp_path: Path, instance: DagsterInstance) -> Lakehouse:
+    return Lakehouse(Settings.local(tmp_path / "data"), instance)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API (moto's server) on a loopback port, reached over HTTP by s3fs/boto."""
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_lakehouse(
+    tmp_path: Path, instance: DagsterInstance, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> Lakehouse:
+    bucket = f"marts-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    boto3.client(
+        "s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
+    local = Settings.local(tmp_path / "data")
+    settings = Settings(
+        data_dir=local.data_dir,
+        warehouse=f"s3://{bucket}/warehouse",
+        catalog_uri=local.catalog_uri,
+        landing=f"s3://{bucket}/landing",
+        s3_endpoint=s3_endpoint,
+    )
+    return Lakehouse(settings, instance)

@@ -1,0 +1,125 @@
+"""Bad landing input is quarantined with a count or refused with a clear error, never lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+from dagster import AssetKey
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from marts_project.raw.sources import source_specs
+from marts_project.raw.validation import LandingFileError, SchemaDriftError, parse_landing_file
+from marts_project.resources.iceberg import PartitionWindowError
+from marts_project.resources.landing import HostilePathError, LandingZone
+from marts_project.runs import materialize_days
+from marts_project_tests.conftest import DAY, days
+
+BAD_ROWS = (
+    b"2026-10-05,ad_bad1,cmp_0001,lots,3,1.00,USD,0,2026-10-06T01:00:00+00:00\n"  # not a bigint
+    b"only,three,fields\n"  # malformed
+    b"2026-10-09,ad_bad2,cmp_0001,10,3,1.00,USD,0,2026-10-06T01:00:00+00:00\n"  # wrong day
+    b"2026-10-05,,cmp_0001,10,3,1.00,USD,0,2026-10-06T01:00:00+00:00\n"  # missing key
+)
+
+
+def test_malformed_rows_go_to_quarantine_and_rows_are_conserved(lakehouse):
+    lakehouse.seed(DAY, 1)
+    good = lakehouse.landing.read_bytes("mkt_ad_stats", DAY)
+    lakehouse.landing.write_bytes("mkt_ad_stats", DAY, good + BAD_ROWS)
+    rows_in = good.count(b"\n") - 1 + BAD_ROWS.count(b"\n")
+
+    outcome = lakehouse.run(DAY)
+
+    raw = lakehouse.warehouse.read("raw.raw_mkt_ad_stats")
+    quarantine = lakehouse.warehouse.read("raw.quarantine").to_pylist()
+    ads_quarantine = [q for q in quarantine if q["source"] == "mkt_ad_stats"]
+    assert len(ads_quarantine) == 4
+    assert raw.num_rows + len(ads_quarantine) == rows_in
+    reasons = sorted(q["reason"] for q in ads_quarantine)
+    assert reasons == sorted([
+        "impressions: not a valid bigint",
+        "malformed row: expected 9 fields, got 3",
+        "stat_date 2026-10-09 is outside the file's day 2026-10-05",
+        "ad_id: required value missing",
+    ])
+    assert {q["source_file"] for q in ads_quarantine} == {"mkt_ad_stats/2026-10-05.csv"}
+    assert all(q["source_line"] > 1 for q in ads_quarantine)
+    materialization = lakehouse.instance.get_latest_materialization_event(
+        AssetKey(["raw", "raw_mkt_ad_stats"])
+    ).asset_materialization
+    assert materialization.metadata["rows_quarantined"].value == 4
+    assert materialization.metadata["rows_in"].value == rows_in
+    assert outcome.checks_failed == []
+
+
+def test_quarantine_is_replaced_not_appended_on_rerun(lakehouse):
+    lakehouse.seed(DAY, 1)
+    good = lakehouse.landing.read_bytes("mkt_ad_stats", DAY)
+    lakehouse.landing.write_bytes("mkt_ad_stats", DAY, good + BAD_ROWS)
+    lakehouse.run(DAY)
+    lakehouse.run(DAY)
+    assert lakehouse.warehouse.read("raw.quarantine").num_rows == 4
+
+
+def test_missing_required_column_blocks_the_partition_and_downstream(lakehouse):
+    lakehouse.seed(DAY, 2)
+    lakehouse.run(DAY, days(DAY, 2)[-1])
+    before = lakehouse.mart()
+    drifted = b"\n".join(
+        b",".join(line.split(b",")[:-1]) for line in
+        lakehouse.landing.read_bytes("mkt_ad_stats", DAY).splitlines()
+    )  # the export lost its last column, extracted_at
+    lakehouse.landing.write_bytes("mkt_ad_stats", DAY, drifted)
+
+    outcome = materialize_days(lakehouse.defs, lakehouse.instance, DAY, DAY)
+
+    assert not outcome.success
+    failure = [
+        e for e in lakehouse.instance.all_logs(outcome.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"
+    ]
+    message = failure[0].dagster_event.step_failure_data.error.cause.message
+    assert "required column(s) extracted_at missing from mkt_ad_stats/2026-10-05.csv" in message
+    assert lakehouse.mart().sort_by("campaign_id").equals(before.sort_by("campaign_id"))
+
+
+def test_added_column_is_ignored_and_reported():
+    spec = source_specs()["mkt_campaigns"]
+    payload = (
+        b"snapshot_date,campaign_id,campaign_name,channel,platform,status,daily_budget,new_col\n"
+        b"2026-10-05,c1,n,search,google_ads,active,10.00,x\n"
+    )
+    parsed = parse_landing_file(payload, spec, DAY, "f.csv", DuckDBResource(database=":memory:"))
+    assert parsed.valid.num_rows == 1 and parsed.ignored_columns == ("new_col",)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [(b"", "empty file"), (b"\xff\xfe\x00bad", "not UTF-8"), (b"a,a\n1,2\n", "duplicate column")],
+)
+def test_unreadable_files_are_refused_with_a_clear_error(payload, message):
+    spec = source_specs()["mkt_campaigns"]
+    with pytest.raises(LandingFileError, match=message):
+        parse_landing_file(payload, spec, DAY, "f.csv", DuckDBResource(database=":memory:"))
+
+
+def test_schema_drift_error_names_the_missing_columns():
+    spec = source_specs()["mkt_campaigns"]
+    with pytest.raises(SchemaDriftError, match="channel, platform"):
+        parse_landing_file(b"snapshot_date,campaign_id,campaign_name,status\n", spec, DAY, "f",
+                           DuckDBResource(database=":memory:"))
+
+
+@pytest.mark.parametrize("source", ["../etc", "a/b", "", "UPPER", "x" * 80, None])
+def test_hostile_source_names_never_become_paths(tmp_path, source):
+    with pytest.raises(HostilePathError):
+        LandingZone(root=str(tmp_path)).path(source, DAY)
+
+
+def test_partition_write_refuses_rows_outside_its_days(lakehouse):
+    data = pa.table({"d": [DAY, DAY + dt.timedelta(days=1)], "v": [1, 2]})
+    with pytest.raises(PartitionWindowError, match="1 of 2 rows have d outside"):
+        lakehouse.warehouse.overwrite_days("raw.t", data, "d", DAY, DAY + dt.timedelta(days=1))
+    assert not lakehouse.warehouse.table_exists("raw.t")
