@@ -11,8 +11,14 @@ import duckdb
 from marts_project.resources.landing import LandingZone
 
 MART_COLUMNS = [
-    "stat_date", "campaign_id", "impressions", "clicks", "spend", "platform_conversions",
-    "leads", "mqls",
+    "stat_date",
+    "campaign_id",
+    "impressions",
+    "clicks",
+    "spend",
+    "platform_conversions",
+    "leads",
+    "mqls",
 ]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pyarrow as pa
-from dagster import AssetKey
 import pytest
+from dagster import AssetKey
 from dagster_duckdb import DuckDBResource
 
 from marts_project.raw.sources import source_specs
@@ -38,12 +38,14 @@ def test_malformed_rows_go_to_quarantine_and_rows_are_conserved(lakehouse):
     assert len(ads_quarantine) == 4
     assert raw.num_rows + len(ads_quarantine) == rows_in
     reasons = sorted(q["reason"] for q in ads_quarantine)
-    assert reasons == sorted([
-        "impressions: not a valid bigint",
-        "malformed row: expected 9 fields, got 3",
-        "stat_date 2026-10-09 is outside the file's day 2026-10-05",
-        "ad_id: required value missing",
-    ])
+    assert reasons == sorted(
+        [
+            "impressions: not a valid bigint",
+            "malformed row: expected 9 fields, got 3",
+            "stat_date 2026-10-09 is outside the file's day 2026-10-05",
+            "ad_id: required value missing",
+        ]
+    )
     assert {q["source_file"] for q in ads_quarantine} == {"mkt_ad_stats/2026-10-05.csv"}
     assert all(q["source_line"] > 1 for q in ads_quarantine)
     materialization = lakehouse.instance.get_latest_materialization_event(
@@ -68,8 +70,8 @@ def test_missing_required_column_blocks_the_partition_and_downstream(lakehouse):
     lakehouse.run(DAY, days(DAY, 2)[-1])
     before = lakehouse.mart()
     drifted = b"\n".join(
-        b",".join(line.split(b",")[:-1]) for line in
-        lakehouse.landing.read_bytes("mkt_ad_stats", DAY).splitlines()
+        b",".join(line.split(b",")[:-1])
+        for line in lakehouse.landing.read_bytes("mkt_ad_stats", DAY).splitlines()
     )  # the export lost its last column, extracted_at
     lakehouse.landing.write_bytes("mkt_ad_stats", DAY, drifted)
 
@@ -77,7 +79,8 @@ def test_missing_required_column_blocks_the_partition_and_downstream(lakehouse):
 
     assert not outcome.success
     failure = [
-        e for e in lakehouse.instance.all_logs(outcome.run_id)
+        e
+        for e in lakehouse.instance.all_logs(outcome.run_id)
         if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"
     ]
     message = failure[0].dagster_event.step_failure_data.error.cause.message
@@ -108,8 +111,13 @@ def test_unreadable_files_are_refused_with_a_clear_error(payload, message):
 def test_schema_drift_error_names_the_missing_columns():
     spec = source_specs()["mkt_campaigns"]
     with pytest.raises(SchemaDriftError, match="channel, platform"):
-        parse_landing_file(b"snapshot_date,campaign_id,campaign_name,status\n", spec, DAY, "f",
-                           DuckDBResource(database=":memory:"))
+        parse_landing_file(
+            b"snapshot_date,campaign_id,campaign_name,status\n",
+            spec,
+            DAY,
+            "f",
+            DuckDBResource(database=":memory:"),
+        )
 
 
 @pytest.mark.parametrize("source", ["../etc", "a/b", "", "UPPER", "x" * 80, None])

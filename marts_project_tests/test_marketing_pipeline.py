@@ -90,9 +90,7 @@ def test_late_restatement_changes_exactly_the_restated_day(lakehouse):
 def _all_tables(lake) -> list[str]:
     catalog = lake.warehouse.catalog()
     return [
-        ".".join(ident)
-        for ns in catalog.list_namespaces()
-        for ident in catalog.list_tables(ns)
+        ".".join(ident) for ns in catalog.list_namespaces() for ident in catalog.list_tables(ns)
     ]
 
 
