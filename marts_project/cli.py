@@ -6,10 +6,15 @@ import argparse
 import datetime as dt
 import os
 import sys
-import time
 from pathlib import Path
 
-from marts_project.runs import BadDateRangeError, instance_for, materialize_days, parse_day
+from marts_project.runs import (
+    BadDateRangeError,
+    instance_for,
+    parse_day,
+    partition_range,
+    refresh_days,
+)
 from marts_project.settings import Settings
 
 
@@ -37,21 +42,24 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
+    """Refresh the day range everywhere it flows: daily tables, weeks, months, dimensions."""
     from marts_project.definitions import build_definitions
 
     start, end = parse_day(args.start), parse_day(args.end or args.start)
-    instance = instance_for(
-        Path(os.environ.get("DAGSTER_HOME", settings.data_dir / "dagster_home"))
-    )
-    began = time.monotonic()
-    outcome = materialize_days(build_definitions(settings), instance, start, end)
-    status = "succeeded" if outcome.success else "FAILED"
-    print(
-        f"run {outcome.run_id}: {status} for {start} .. {end} "
-        f"in {time.monotonic() - began:.1f}s; checks passed {outcome.checks_passed}, "
-        f"failed {len(outcome.checks_failed)} {outcome.checks_failed or ''}"
-    )
-    return 0 if outcome.success and not outcome.checks_failed else 1
+    partition_range(start, end)  # refuse a bad range before touching anything
+    home = Path(os.environ.get("DAGSTER_HOME", settings.data_dir / "dagster_home"))
+    defs, instance = build_definitions(settings), instance_for(home)
+    failed = 0
+    for outcome in refresh_days(defs, instance, start, end):
+        status = "succeeded" if outcome.success else "FAILED"
+        print(
+            f"{outcome.job_name:<18} {status:<9} run {outcome.run_id[:8]}  checks passed "
+            f"{outcome.checks_passed}, failed {len(outcome.checks_failed)} "
+            f"{' '.join(outcome.checks_failed)}",
+            flush=True,
+        )
+        failed += (not outcome.success) + len(outcome.checks_failed)
+    return 0 if failed == 0 else 1
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:

@@ -60,6 +60,12 @@ class Contract:
     unique_key: tuple[str, ...]
     columns: tuple[ContractColumn, ...]
     partition_column: str | None = None
+    partitioning: str = "daily"  # daily | weekly | monthly | none
+    kind: str = "table"  # table (Iceberg) | view (in the serving database, always fresh)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
 
     @property
     def description(self) -> str:
@@ -163,4 +169,6 @@ def load_contract(path: Path) -> Contract:
         unique_key=tuple(body["unique_key"]),
         columns=tuple(ContractColumn(**c) for c in body["columns"]),
         partition_column=body.get("partition_column"),
+        partitioning=body.get("partitioning", "daily" if body.get("partition_column") else "none"),
+        kind=body.get("kind", "table"),
     )

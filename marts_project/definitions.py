@@ -1,7 +1,5 @@
 """Composition root: reads the deployment's settings once and wires assets to resources."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetSelection,
     Definitions,
@@ -13,25 +11,50 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from marts_project.checks.contract_checks import build_contract_checks
-from marts_project.intermediate import assets as intermediate
-from marts_project.marts.marketing import assets as marketing
-from marts_project.partitions import daily_partitions
+from marts_project.intermediate.assets import int_mkt_campaign_daily, int_orders_enriched
+from marts_project.marts import ALL_MARTS
+from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from marts_project.raw.assets import raw_assets
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import IcebergIOManager
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.pii import PiiMasking
+from marts_project.resources.serving import ServingDatabase
 from marts_project.settings import Settings
-from marts_project.staging import assets as staging
+from marts_project.staging.assets import staging_assets
 
-MART_CONTRACTS = {marketing.mkt_campaign_performance_fact: marketing.CAMPAIGN_PERFORMANCE}
+SHARED_LAYERS = [*raw_assets, *staging_assets, int_mkt_campaign_daily, int_orders_enriched]
 
+
+def _marts_partitioned_by(partitions_def) -> list:
+    return [m.asset for m in ALL_MARTS if m.asset.partitions_def == partitions_def]
+
+
+# Jobs by partitioning: a run covers one range of one partitioning (a Dagster rule).
 daily_assets_job = define_asset_job(
     "daily_assets_job",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.assets(*SHARED_LAYERS, *_marts_partitioned_by(daily_partitions)),
     partitions_def=daily_partitions,
     description="Every day-partitioned table, raw to marts, for a day or a range of days.",
 )
+weekly_marts_job = define_asset_job(
+    "weekly_marts_job",
+    selection=AssetSelection.assets(*_marts_partitioned_by(weekly_partitions)),
+    partitions_def=weekly_partitions,
+    description="Weekly aggregates for a week or a range of weeks.",
+)
+monthly_marts_job = define_asset_job(
+    "monthly_marts_job",
+    selection=AssetSelection.assets(*_marts_partitioned_by(monthly_partitions)),
+    partitions_def=monthly_partitions,
+    description="Monthly aggregates for a month or a range of months.",
+)
+dimensions_job = define_asset_job(
+    "dimensions_job",
+    selection=AssetSelection.assets(*_marts_partitioned_by(None)),
+    description="Unpartitioned marts: dimensions and the serving views.",
+)
+REFRESH_JOBS = [daily_assets_job, weekly_marts_job, monthly_marts_job, dimensions_job]
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -47,9 +70,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
     warehouse = IcebergWarehouse(
         catalog_uri=settings.catalog_uri, warehouse=settings.warehouse, **s3
     )
+    serving = ServingDatabase(path=str(settings.serving_db))
     return {
         "warehouse": warehouse,
-        "iceberg_io": IcebergIOManager(warehouse=warehouse),
+        "serving": serving,
+        "iceberg_io": IcebergIOManager(warehouse=warehouse, serving=serving),
         "landing": LandingZone(root=settings.landing, **s3),
         "duckdb": DuckDBResource(database=":memory:"),
         "pii": PiiMasking(key=EnvVar("MARTS_PII_KEY"))
@@ -66,22 +91,10 @@ def open_resource(settings: Settings, key: str):
 def build_definitions(settings: Settings) -> Definitions:
     """All assets, checks, jobs and resources for one deployment."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    checks = [
-        check
-        for asset_def, contract in MART_CONTRACTS.items()
-        for check in build_contract_checks(contract, asset_def.key)
-    ]
     return Definitions(
-        assets=[
-            *raw_assets,
-            staging.stg_mkt_ad_stats,
-            staging.stg_mkt_leads,
-            staging.stg_mkt_campaigns,
-            intermediate.int_mkt_campaign_daily,
-            *MART_CONTRACTS,
-        ],
-        asset_checks=checks,
-        jobs=[daily_assets_job],
+        assets=[*SHARED_LAYERS, *(m.asset for m in ALL_MARTS)],
+        asset_checks=[check for mart in ALL_MARTS for check in build_contract_checks(mart)],
+        jobs=REFRESH_JOBS,
         resources=build_resources(settings),
         executor=in_process_executor if settings.in_process else multiprocess_executor,
     )

@@ -1,13 +1,30 @@
-"""The one daily partitioning every fact shares, and how ranges of it run."""
+"""The one daily partitioning every fact shares, the week/month partitions of the aggregates
+that map onto it, and how ranges of them run."""
 
-from __future__ import annotations
+from dagster import (
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    MonthlyPartitionsDefinition,
+    TimeWindowPartitionMapping,
+    WeeklyPartitionsDefinition,
+)
 
-from dagster import BackfillPolicy, DailyPartitionsDefinition
-
-PARTITIONS_START = "2024-01-01"
+PARTITIONS_START = "2024-01-01"  # a Monday, so weeks and months both start on it
 
 # A day is a partition once it has closed (end_offset=0): landing files for day D arrive after D.
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
+
+# Aggregates include the week / month in progress (end_offset=1): week-to-date, month-to-date.
+weekly_partitions = WeeklyPartitionsDefinition(
+    start_date=PARTITIONS_START, day_offset=1, timezone="UTC", end_offset=1
+)
+monthly_partitions = MonthlyPartitionsDefinition(
+    start_date=PARTITIONS_START, timezone="UTC", end_offset=1
+)
+
+# A week or month reads exactly its days; days of the running period that have not closed yet
+# simply are not there.
+days_of_period = TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
 # A backfill of many days is one run (one Iceberg commit per asset), not one process per day.
 single_run_backfill = BackfillPolicy.single_run()

@@ -6,13 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, Definitions, TimeWindowPartitionsDefinition
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from marts_project.partitions import daily_partitions
+from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
 
 
 class BadDateRangeError(ValueError):
@@ -21,6 +21,7 @@ class BadDateRangeError(ValueError):
 
 @dataclass(frozen=True)
 class RunOutcome:
+    job_name: str
     run_id: str
     success: bool
     checks_passed: int
@@ -59,20 +60,37 @@ def instance_for(home: Path) -> DagsterInstance:
     return DagsterInstance.from_config(str(home))
 
 
-def materialize_days(
+def keys_covering(
+    partitions_def: TimeWindowPartitionsDefinition, start: dt.date, end: dt.date
+) -> tuple[str, str] | None:
+    """First and last partition keys whose windows overlap the days [start, end]."""
+    begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    keys = [
+        key
+        for key in partitions_def.get_partition_keys()
+        if (w := partitions_def.time_window_for_partition_key(key)).start < stop and w.end > begin
+    ]
+    return (keys[0], keys[-1]) if keys else None
+
+
+def run_job(
     defs: Definitions,
     instance: DagsterInstance,
-    start: dt.date,
-    end: dt.date,
-    job_name: str = "daily_assets_job",
+    job_name: str,
+    key_range: tuple[str, str] | None,
     log_level: str = "WARNING",
 ) -> RunOutcome:
-    """One run over [start, end] for every asset of `job_name`, with its checks."""
-    first, last = partition_range(start, end)
-    job = defs.resolve_job_def(job_name)
-    result = job.execute_in_process(
+    """One in-process run of `job_name` over a partition key range (or unpartitioned)."""
+    tags = {}
+    if key_range:
+        tags = {
+            ASSET_PARTITION_RANGE_START_TAG: key_range[0],
+            ASSET_PARTITION_RANGE_END_TAG: key_range[1],
+        }
+    result = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
     )
@@ -84,4 +102,34 @@ def materialize_days(
     failed = [
         f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in evaluations if not ev.passed
     ]
-    return RunOutcome(result.run_id, result.success, len(evaluations) - len(failed), failed)
+    return RunOutcome(
+        job_name, result.run_id, result.success, len(evaluations) - len(failed), failed
+    )
+
+
+def materialize_days(
+    defs: Definitions, instance: DagsterInstance, start: dt.date, end: dt.date
+) -> RunOutcome:
+    """One run of the daily job (raw to daily marts) over the days [start, end]."""
+    return run_job(defs, instance, "daily_assets_job", partition_range(start, end))
+
+
+def refresh_days(
+    defs: Definitions, instance: DagsterInstance, start: dt.date, end: dt.date
+) -> list[RunOutcome]:
+    """Everything the days [start, end] feed: the daily job over them, then the weeks and
+    months containing them, then the dimensions and views; one run each, checks included.
+
+    Later runs are skipped once one fails, so nothing builds on a failed partition.
+    """
+    outcomes = [materialize_days(defs, instance, start, end)]
+    for job_name, partitions_def in (
+        ("weekly_marts_job", weekly_partitions),
+        ("monthly_marts_job", monthly_partitions),
+        ("dimensions_job", None),
+    ):
+        if not outcomes[-1].success:
+            break
+        key_range = keys_covering(partitions_def, start, end) if partitions_def else None
+        outcomes.append(run_job(defs, instance, job_name, key_range))
+    return outcomes

@@ -1,41 +1,50 @@
-"""A short, human-readable summary of the published marts."""
-
-from __future__ import annotations
+"""A short, human-readable summary of the published marts, read from the serving database."""
 
 import duckdb
 
-from marts_project.definitions import MART_CONTRACTS, open_resource
+from marts_project.marts import ALL_MARTS
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.settings import Settings
 
+HEADLINES = {
+    "marketing.mkt_campaign_performance_fact": "sum(spend) as spend, sum(leads) as leads, "
+    "sum(mqls) as mqls, round(sum(spend) / nullif(sum(leads), 0), 2) as cost_per_lead",
+    "finance.fin_revenue_daily_fact": "sum(gross_revenue) as gross, sum(refunds) as refunds, "
+    "sum(net_revenue) as net",
+    "finance.fin_pnl_monthly_agg": "sum(net_revenue) as net_revenue, "
+    "sum(marketing_cost) as marketing_cost, sum(contribution) as contribution",
+    "operations.ops_fulfillment_sla_fact": "round(sum(shipped_within_sla) / sum(orders), 3) "
+    "as share_shipped_within_sla",
+}
+
 
 def mart_summary(settings: Settings) -> str:
-    """Rows, days covered and headline totals per mart."""
-    warehouse = open_resource(settings, "warehouse")
-    lines = []
-    for asset_def, contract in MART_CONTRACTS.items():
-        identifier = table_identifier(asset_def.key)
-        if not warehouse.table_exists(identifier):
-            lines.append(f"{identifier}: not materialized yet")
-            continue
-        table = warehouse.load_table(identifier)
-        data = table.scan().to_arrow()
-        day = contract.partition_column
-        con = duckdb.connect()
-        con.register("mart", data)
-        rows, days, first, last = con.sql(
-            f'select count(*), count(distinct "{day}"), min("{day}"), max("{day}") from mart'
-        ).fetchall()[0]
-        lines.append(
-            f"{identifier}: {rows} rows, {days} days ({first} .. {last}), "
-            f"snapshot {table.current_snapshot().snapshot_id}"
-        )
-        if contract.name == "mkt_campaign_performance_fact":
-            spend, leads, mqls, clicks = con.sql(
-                "select sum(spend), sum(leads), sum(mqls), sum(clicks) from mart"
-            ).fetchall()[0]
-            lines.append(
-                f"  spend ${spend:,.2f}, clicks {clicks:,}, leads {leads:,}, MQLs {mqls:,}, "
-                f"cost per lead ${spend / max(leads, 1):,.2f}"
-            )
+    """Rows, period covered and headline figures of every mart in the serving database."""
+    if not settings.serving_db.exists():
+        return f"no serving database at {settings.serving_db}: materialize the marts first"
+    lines = [f"serving database: {settings.serving_db}"]
+    with duckdb.connect(str(settings.serving_db), read_only=True) as con:
+        served = {
+            f"{s}.{t}"
+            for s, t in con.execute(
+                "select table_schema, table_name from information_schema.tables"
+            ).fetchall()
+        }
+        for mart in ALL_MARTS:
+            identifier = table_identifier(mart.asset.key)
+            if identifier not in served:
+                lines.append(f"  {identifier:<45} not published yet")
+                continue
+            column = mart.contract.partition_column
+            span = f', min("{column}"), max("{column}")' if column else ", null, null"
+            rows, first, last = con.execute(f"select count(*){span} from {identifier}").fetchone()
+            period = f"  {first} .. {last}" if column else ""
+            lines.append(f"  {identifier:<45} {rows:>7} rows{period}")
+            if identifier in HEADLINES:
+                cursor = con.execute(f"select {HEADLINES[identifier]} from {identifier}")
+                names = [d[0] for d in cursor.description]
+                values = cursor.fetchone()
+                lines.append(
+                    "      " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True))
+                )
     return "\n".join(lines)

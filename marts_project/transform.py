@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, asset
+from dagster import AssetExecutionContext, PartitionsDefinition, asset
 from dagster_duckdb import DuckDBResource
 
 from marts_project.partitions import daily_partitions, single_run_backfill
@@ -36,16 +36,29 @@ def transform(
     return result
 
 
-def daily_table(layer: str, partition_column: str, group: str | None = None, **kwargs: Any):
-    """`@asset` for a day-partitioned Iceberg table in namespace `layer`."""
-    metadata = {"partition_expr": partition_column, **kwargs.pop("metadata", {})}
+def iceberg_table(
+    layer: str,
+    partition_column: str | None,
+    partitions_def: PartitionsDefinition | None = daily_partitions,
+    group: str | None = None,
+    **kwargs: Any,
+):
+    """`@asset` for an Iceberg table in namespace `layer`, time-partitioned when
+    `partitions_def` is given (on `partition_column`, Iceberg `day` transform)."""
+    metadata = dict(kwargs.pop("metadata", {}))
+    if partitions_def is not None:
+        metadata["partition_expr"] = partition_column
+        kwargs.update(partitions_def=partitions_def, backfill_policy=single_run_backfill)
     return asset(
         key_prefix=layer,
         group_name=group or layer,
-        partitions_def=daily_partitions,
-        backfill_policy=single_run_backfill,
         io_manager_key="iceberg_io",
         metadata=metadata,
         kinds={"iceberg", "duckdb"},
         **kwargs,
     )
+
+
+def daily_table(layer: str, partition_column: str, **kwargs: Any):
+    """`@asset` for a day-partitioned Iceberg table in namespace `layer`."""
+    return iceberg_table(layer, partition_column, daily_partitions, **kwargs)

@@ -16,7 +16,7 @@ def test_three_days_on_local_warehouse_equal_independent_duckdb(lakehouse, tmp_p
     expected = expected_campaign_performance(lakehouse.landing, days(DAY, 3), tmp_path / "x")
     assert len(expected) > 10
     assert mart_rows(lakehouse.mart()) == expected
-    assert outcome.checks_failed == [] and outcome.checks_passed == 2
+    assert outcome.checks_failed == [] and outcome.checks_passed == 12  # 6 daily marts x 2
 
 
 def test_three_days_on_s3_equal_independent_duckdb(s3_lakehouse, tmp_path):

@@ -7,14 +7,14 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
-    AssetKey,
     asset_check,
 )
 
 from marts_project.contracts import Contract, _compatible, arrow_type, null_count
-from marts_project.partitions import daily_partitions
+from marts_project.marts.common import Mart
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import table_identifier
+from marts_project.resources.serving import ServingDatabase
 
 
 def key_violations(table: pa.Table, key: list[str]) -> tuple[int, int]:
@@ -27,7 +27,9 @@ def key_violations(table: pa.Table, key: list[str]) -> tuple[int, int]:
     return nulls, int(duplicates)
 
 
-def schema_differences(contract: Contract, schema: pa.Schema) -> list[str]:
+def schema_differences(
+    contract: Contract, schema: pa.Schema, nullability: bool = True
+) -> list[str]:
     """How a table's schema departs from the contract (empty when it conforms)."""
     problems = []
     for col in contract.columns:
@@ -37,32 +39,48 @@ def schema_differences(contract: Contract, schema: pa.Schema) -> list[str]:
         field = schema.field(col.name)
         if not _compatible(field.type, arrow_type(col.type)):
             problems.append(f"{col.name}: {field.type}, contract says {col.type}")
-        if field.nullable and not col.nullable:
+        if nullability and field.nullable and not col.nullable:
             problems.append(f"{col.name}: nullable in table, required by contract")
-    known = {c.name for c in contract.columns}
+    known = set(contract.column_names)
     problems += [f"{name}: not in contract" for name in schema.names if name not in known]
     return problems
 
 
-def build_contract_checks(contract: Contract, asset_key: AssetKey) -> list[AssetChecksDefinition]:
-    """Blocking checks that guard consumers of one day-partitioned mart."""
-    identifier = table_identifier(asset_key)
-    key = list(contract.unique_key)
+def _mart_rows(
+    mart: Mart,
+    context: AssetCheckExecutionContext,
+    warehouse: IcebergWarehouse,
+    serving: ServingDatabase,
+) -> pa.Table:
+    """The rows a check judges: the run's partitions of a table, or all of a dim or view."""
+    identifier = table_identifier(mart.asset.key)
+    if mart.contract.kind == "view":
+        return serving.read(identifier)
+    if mart.asset.partitions_def is None:
+        return warehouse.read(identifier)
+    window = context.partition_time_window
+    return warehouse.read(
+        identifier, mart.contract.partition_column, window.start.date(), window.end.date()
+    )
+
+
+def build_contract_checks(mart: Mart) -> list[AssetChecksDefinition]:
+    """Blocking checks that guard the consumers of one mart."""
+    contract, key = mart.contract, list(mart.contract.unique_key)
+    identifier = table_identifier(mart.asset.key)
 
     @asset_check(
-        asset=asset_key,
+        asset=mart.asset.key,
         name="unique_key",
-        partitions_def=daily_partitions,
+        partitions_def=mart.asset.partitions_def,
         blocking=True,
-        description=f"({', '.join(key)}) is unique and never null in each partition.",
+        description=f"({', '.join(key)}) is unique and never null"
+        + (" in each partition." if mart.asset.partitions_def else "."),
     )
     def unique_key(
-        context: AssetCheckExecutionContext, warehouse: IcebergWarehouse
+        context: AssetCheckExecutionContext, warehouse: IcebergWarehouse, serving: ServingDatabase
     ) -> AssetCheckResult:
-        window = context.partition_time_window
-        table = warehouse.read(
-            identifier, contract.partition_column, window.start.date(), window.end.date()
-        )
+        table = _mart_rows(mart, context, warehouse, serving)
         nulls, duplicates = key_violations(table, key)
         return AssetCheckResult(
             passed=nulls == 0 and duplicates == 0,
@@ -71,14 +89,17 @@ def build_contract_checks(contract: Contract, asset_key: AssetKey) -> list[Asset
         )
 
     @asset_check(
-        asset=asset_key,
+        asset=mart.asset.key,
         name="matches_contract",
         blocking=True,
-        description="The Iceberg table's columns, types and nullability match the contract.",
+        description="Columns, types and nullability match the contract file.",
     )
-    def matches_contract(warehouse: IcebergWarehouse) -> AssetCheckResult:
-        schema = warehouse.load_table(identifier).schema().as_arrow()
-        problems = schema_differences(contract, schema)
+    def matches_contract(warehouse: IcebergWarehouse, serving: ServingDatabase) -> AssetCheckResult:
+        if contract.kind == "view":
+            schema, nullability = serving.read(identifier).schema, False
+        else:
+            schema, nullability = warehouse.load_table(identifier).schema().as_arrow(), True
+        problems = schema_differences(contract, schema, nullability)
         return AssetCheckResult(
             passed=not problems,
             severity=AssetCheckSeverity.ERROR,

@@ -1,38 +1,126 @@
-"""What every mart asset shares: contract-derived definition and contract-enforced output."""
+"""Builds a mart asset from its two files: `<name>.sql` (what it computes) and `<name>.yml` (its
+contract). Inputs come from the tables the SQL reads, docs, owner, column schema and partitioning
+from the contract, and the output is checked against the contract before anything is written."""
 
-from __future__ import annotations
-
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from dagster import AssetIn
+import pyarrow as pa
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    MaterializeResult,
+    PartitionsDefinition,
+    asset,
+)
+from dagster_duckdb import DuckDBResource
 
 from marts_project.contracts import Contract, load_contract
-from marts_project.transform import daily_table
+from marts_project.lineage import asset_key_for_table, column_lineage, sql_inputs
+from marts_project.partitions import (
+    daily_partitions,
+    days_of_period,
+    monthly_partitions,
+    weekly_partitions,
+)
+from marts_project.resources.iceberg_io import SERVE
+from marts_project.resources.serving import ServingDatabase
+from marts_project.transform import iceberg_table, transform
+
+PARTITIONINGS: dict[str, PartitionsDefinition | None] = {
+    "daily": daily_partitions,
+    "weekly": weekly_partitions,
+    "monthly": monthly_partitions,
+    "none": None,
+}
 
 
-def contract_for(sql_dir: Path, name: str) -> Contract:
-    return load_contract(sql_dir / f"{name}.yml")
+@dataclass(frozen=True)
+class Mart:
+    """A mart's asset with the contract it was built from."""
+
+    asset: AssetsDefinition
+    contract: Contract
+    sql_file: Path
 
 
-def daily_mart(contract: Contract, inputs: dict[str, str], **kwargs: Any):
-    """`@asset` for a day-partitioned mart, its docs and column schema taken from `contract`.
-
-    `inputs` maps parameter names to the asset key prefix (layer) they come from.
-    """
-    return daily_table(
-        contract.domain,
-        contract.partition_column,
-        name=contract.name,
-        description=contract.description,
-        owners=[contract.owner],
-        tags={"domain": contract.domain, "layer": "mart"},
-        metadata={
+def _definition(contract: Contract, sql: str) -> dict:
+    return {
+        "name": contract.name,
+        "description": contract.description,
+        "owners": [contract.owner],
+        "tags": {"domain": contract.domain, "layer": "mart"},
+        "metadata": {
             "dagster/column_schema": contract.column_schema(),
             "contract/grain": contract.grain,
             "contract/unique_key": ", ".join(contract.unique_key),
             "contract/freshness_sla_hours": contract.freshness_sla_hours,
+            "contract/inputs": ", ".join(sql_inputs(sql)),
         },
-        ins={name: AssetIn(key_prefix=prefix) for name, prefix in inputs.items()},
-        **kwargs,
+    }
+
+
+def build_mart(sql_dir: Path, name: str) -> Mart:
+    """The asset of mart `name` (an Iceberg table, or a view when its contract says so)."""
+    contract = load_contract(sql_dir / f"{name}.yml")
+    sql_file = sql_dir / f"{name}.sql"
+    if contract.kind == "view":
+        return Mart(_build_view(contract, sql_file), contract, sql_file)
+    sql = sql_file.read_text()
+    partitions_def = PARTITIONINGS[contract.partitioning]
+    periodic = partitions_def not in (None, daily_partitions)
+    ins = {
+        table: AssetIn(
+            key=asset_key_for_table(table), partition_mapping=days_of_period if periodic else None
+        )
+        for table in sql_inputs(sql)
+    }
+    definition = _definition(contract, sql)
+    definition["metadata"][SERVE] = True
+
+    @iceberg_table(
+        contract.domain, contract.partition_column, partitions_def, ins=ins, **definition
     )
+    def _mart(context: AssetExecutionContext, duckdb: DuckDBResource, **tables: pa.Table):
+        result = contract.conform(transform(context, duckdb, sql_file, tables))
+        lineage = column_lineage(
+            sql, {t: data.schema for t, data in tables.items()}, contract.column_names
+        )
+        context.add_output_metadata({"dagster/column_lineage": lineage})
+        return result
+
+    return Mart(_mart, contract, sql_file)
+
+
+def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
+    """A `_v` mart: a view in the serving database, always as fresh as the marts it reads."""
+    sql = sql_file.read_text()
+    identifier = f"{contract.domain}.{contract.name}"
+
+    @asset(
+        key_prefix=contract.domain,
+        group_name=contract.domain,
+        deps=[asset_key_for_table(t) for t in sql_inputs(sql)],
+        kinds={"duckdb", "view"},
+        **_definition(contract, sql),
+    )
+    def _view(serving: ServingDatabase) -> MaterializeResult:
+        serving.create_view(identifier, _qualified(sql))
+        columns = serving.describe(identifier)
+        return MaterializeResult(metadata={"serving/view": identifier, "columns": len(columns)})
+
+    return _view
+
+
+def _qualified(sql: str) -> str:
+    """The view's SQL with each mart it reads qualified by its schema in the serving database."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, dialect="duckdb")
+    inputs = set(sql_inputs(sql))
+    for table in tree.find_all(exp.Table):
+        if table.name in inputs and not table.db:
+            table.set("db", exp.to_identifier(asset_key_for_table(table.name).path[0]))
+    return tree.sql(dialect="duckdb")

@@ -29,6 +29,7 @@ class SourceSpec:
     key: tuple[str, ...]
     columns: tuple[SourceColumn, ...]
     derive_date_from: str | None = None
+    date_from_file: bool = False
 
     @property
     def required(self) -> list[str]:
@@ -46,6 +47,7 @@ def source_specs() -> dict[str, SourceSpec]:
             key=tuple(body["key"]),
             columns=tuple(SourceColumn(**c) for c in body["columns"]),
             derive_date_from=body.get("derive_date_from"),
+            date_from_file=bool(body.get("date_from_file", False)),
         )
         for name, body in raw.items()
     }

@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from dagster_duckdb import DuckDBResource
 
@@ -103,17 +104,16 @@ def parse_landing_file(
             strings = strings.append_column(column.name, pa.nulls(strings.num_rows, pa.string()))
 
     checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings}, {"day": day})
-    reasons = checked.column("_reason").to_pylist()
-    ok = pa.array([r == "" for r in reasons])
+    ok = pc.equal(checked.column("_reason"), "")
     typed_cols = [c.name for c in spec.columns]
-    if spec.derive_date_from:
+    if spec.derive_date_from or spec.date_from_file:
         typed_cols.append(spec.date_column)
     valid = checked.filter(ok).select([*typed_cols, "_source_line"])
     valid = valid.append_column(
         "_source_file", pa.array([source_file] * valid.num_rows, pa.string())
     )
 
-    rejected = checked.filter(pa.compute.invert(ok))
+    rejected = checked.filter(pc.invert(ok))
     quarantine = pa.table(
         {
             "source": [spec.name] * (rejected.num_rows + len(malformed)),
@@ -148,16 +148,21 @@ def _typing_sql(spec: SourceSpec) -> str:
             f"then '{col.name}: not a valid {col.type}' end"
         )
         typed.append(f'{cast} as "{col.name}"')
-    if spec.derive_date_from:
+    if spec.date_from_file:  # order events: the file's day is the order date they belong to
+        typed.append(f'$day::date as "{spec.date_column}"')
+        day_expr = None
+    elif spec.derive_date_from:
         stamp = f"try_cast(nullif(trim(\"{spec.derive_date_from}\"), '') as timestamptz)"
         day_expr = f"({stamp} at time zone 'UTC')::date"
         typed.append(f'{day_expr} as "{spec.date_column}"')
     else:
         day_expr = f"try_cast(nullif(trim(\"{spec.date_column}\"), '') as date)"
-    checks.append(
-        f"case when {day_expr} is not null and {day_expr} <> $day "
-        f"then '{spec.date_column} ' || {day_expr} || ' is outside the file''s day ' || $day end"
-    )
+    if day_expr:
+        checks.append(
+            f"case when {day_expr} is not null and {day_expr} <> $day "
+            f"then '{spec.date_column} ' || {day_expr} || "
+            "' is outside the file''s day ' || $day end"
+        )
     record = ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns)
     return (
         f"select {', '.join(typed)}, _source_line,\n"

@@ -17,8 +17,10 @@ from dagster import (
 )
 
 from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
+from marts_project.resources.serving import ServingDatabase
 
 PARTITION_COLUMN = "partition_expr"  # asset metadata key naming the day column, as dagster-iceberg
+SERVE = "serving/publish"  # asset metadata flag: mirror each commit into the serving database
 
 
 def table_identifier(asset_key: AssetKey) -> str:
@@ -41,20 +43,27 @@ class IcebergIOManager(ConfigurableIOManager):
     """Arrow in, Arrow out; partition windows become Iceberg `day` filters."""
 
     warehouse: ResourceDependency[IcebergWarehouse]
+    serving: ResourceDependency[ServingDatabase]
 
     def handle_output(self, context: OutputContext, obj: pa.Table) -> None:
         identifier = table_identifier(context.asset_key)
         properties = {"dagster.run_id": context.run_id}
+        column, start, end = None, None, None
         if context.has_asset_partitions:
             window = context.asset_partitions_time_window
             column = context.definition_metadata[PARTITION_COLUMN]
-            properties["dagster.partitions"] = f"{window.start.date()}..{window.end.date()}"
-            result = self.warehouse.overwrite_days(
-                identifier, obj, column, window.start.date(), window.end.date(), properties
-            )
+            start, end = window.start.date(), window.end.date()
+            properties["dagster.partitions"] = f"{start}..{end}"
+            result = self.warehouse.overwrite_days(identifier, obj, column, start, end, properties)
         else:
             result = self.warehouse.replace_all(identifier, obj, properties)
-        context.add_output_metadata(write_metadata(result))
+        metadata = write_metadata(result)
+        if context.definition_metadata.get(SERVE):
+            self.serving.publish(
+                identifier, obj, lambda: self.warehouse.read(identifier), column, start, end
+            )
+            metadata["serving/table"] = identifier
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pa.Table:
         identifier = table_identifier(context.asset_key)

@@ -22,12 +22,15 @@ class SimConfig:
         rows_per_day: ad-platform rows per day; other sources scale from it.
         late_share: share of ad rows whose conversions are restated after the day closed.
         max_delay_hours: how late restatements come; one revision per 24 h (72 h -> 3).
+        refund_share: share of orders refunded, up to `refund_max_days` after the order.
     """
 
     seed: int = 7
     rows_per_day: int = 200
     late_share: float = 0.3
     max_delay_hours: int = 72
+    refund_share: float = 0.08
+    refund_max_days: int = 28
 
     @property
     def final_revision(self) -> int:
@@ -38,7 +41,7 @@ class SimConfig:
 class LandedFile:
     source: str
     day: dt.date
-    revision: int
+    as_of: dt.datetime
     path: str
 
 
@@ -70,13 +73,17 @@ def to_csv(header: list[str], rows: Iterable[list[object]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-Renderer = Callable[[SimConfig, dt.date, int], bytes]
+Renderer = Callable[[SimConfig, dt.date, dt.datetime], bytes]
+"""Renders one source's file for one day as it looks at a point in time (after the day closed)."""
+
+FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # as_of at which every late event has landed
 
 
-def _renderers() -> dict[str, Renderer]:
-    from marts_project.simulator import marketing
+def renderers() -> dict[str, Renderer]:
+    """Every simulated source by landing name."""
+    from marts_project.simulator import commerce, marketing
 
-    return dict(marketing.SOURCES)
+    return {**marketing.SOURCES, **commerce.SOURCES}
 
 
 def land(
@@ -86,18 +93,17 @@ def land(
     cfg: SimConfig | None = None,
     sources: Iterable[str] | None = None,
 ) -> list[LandedFile]:
-    """Write every source's file for each closed day as it looks at `as_of`."""
+    """Write each source's file for every day that has closed by `as_of`, as it looks then."""
     cfg = cfg or SimConfig()
-    renderers = _renderers()
-    names = list(sources) if sources is not None else list(renderers)
+    available = renderers()
+    names = list(sources) if sources is not None else list(available)
     landed = []
     for day in days:
-        revision = revision_at(day, as_of, cfg)
-        if revision is None:
+        if revision_at(day, as_of, cfg) is None:
             continue
         for name in names:
-            path = landing.write_bytes(name, day, renderers[name](cfg, day, revision))
-            landed.append(LandedFile(name, day, revision, path))
+            path = landing.write_bytes(name, day, available[name](cfg, day, as_of))
+            landed.append(LandedFile(name, day, as_of, path))
     return landed
 
 
@@ -105,16 +111,8 @@ def restate(
     landing: LandingZone,
     day: dt.date,
     cfg: SimConfig | None = None,
-    revision: int | None = None,
+    as_of: dt.datetime = FAR_FUTURE,
     sources: Iterable[str] = ("mkt_ad_stats",),
 ) -> list[LandedFile]:
-    """Rewrite `day`'s late-arriving sources at a later revision (default: final)."""
-    cfg = cfg or SimConfig()
-    revision = cfg.final_revision if revision is None else revision
-    renderers = _renderers()
-    return [
-        LandedFile(
-            name, day, revision, landing.write_bytes(name, day, renderers[name](cfg, day, revision))
-        )
-        for name in sources
-    ]
+    """Rewrite `day`'s late-arriving sources as they look at a later `as_of` (default: final)."""
+    return land(landing, [day], as_of, cfg, sources)

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
-from marts_project.simulator.core import SimConfig, extracted_at, rng_for, to_csv
+from marts_project.simulator.core import SimConfig, extracted_at, revision_at, rng_for, to_csv
 
 CHANNELS = {
     # channel: (platform, click-through rate, cost per click, click -> conversion rate)
@@ -50,7 +50,18 @@ def is_active(cfg: SimConfig, campaign: Campaign, day: dt.date) -> bool:
     return rng_for(cfg, "active", campaign.campaign_id, year, week).random() > 0.15
 
 
-def render_campaigns(cfg: SimConfig, day: dt.date, revision: int) -> bytes:
+OWNERS = ("ana.ruiz", "ben.okafor", "chen.li", "dora.nagy")
+CHANNEL_ERA_DAYS = 45  # channel attributes (owner, cost model) change at most every 45 days
+
+
+def channel_attributes(cfg: SimConfig, channel: str, day: dt.date) -> tuple[str, str]:
+    """(owner, cost model) of a channel on a day: slowly changing, for the channel dimension."""
+    era = (day - dt.date(2024, 1, 1)).days // CHANNEL_ERA_DAYS
+    rng = rng_for(cfg, "channel", channel, era)
+    return rng.choice(OWNERS), "cpm" if rng.random() < 0.3 else "cpc"
+
+
+def render_campaigns(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
     """Daily snapshot of the campaign catalog."""
     header = [
         "snapshot_date",
@@ -60,6 +71,8 @@ def render_campaigns(cfg: SimConfig, day: dt.date, revision: int) -> bytes:
         "platform",
         "status",
         "daily_budget",
+        "channel_owner",
+        "cost_model",
     ]
     rows = []
     for campaign in campaigns(cfg):
@@ -73,6 +86,7 @@ def render_campaigns(cfg: SimConfig, day: dt.date, revision: int) -> bytes:
                 CHANNELS[campaign.channel][0],
                 "active" if is_active(cfg, campaign, day) else "paused",
                 f"{rng.randrange(50, 2000)}.00",
+                *channel_attributes(cfg, campaign.channel, day),
             ]
         )
     return to_csv(header, rows)
@@ -105,7 +119,7 @@ def _binomial(rng: random.Random, n: int, p: float) -> int:
     return min(n, max(0, round(rng.gauss(mean, (mean * (1 - p)) ** 0.5))))
 
 
-def render_ad_stats(cfg: SimConfig, day: dt.date, revision: int) -> bytes:
+def render_ad_stats(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
     """Ad-platform export of one day; late rows' conversions grow with each revision."""
     header = [
         "stat_date",
@@ -118,6 +132,7 @@ def render_ad_stats(cfg: SimConfig, day: dt.date, revision: int) -> bytes:
         "conversions",
         "extracted_at",
     ]
+    revision = revision_at(day, as_of, cfg) or 0
     exported = extracted_at(day, revision).isoformat()
     maturity = MATURITY[min(revision, len(MATURITY) - 1)] if revision < cfg.final_revision else 1.0
     rows = []
@@ -139,7 +154,7 @@ def render_ad_stats(cfg: SimConfig, day: dt.date, revision: int) -> bytes:
     return to_csv(header, rows)
 
 
-def render_crm_leads(cfg: SimConfig, day: dt.date, revision: int) -> bytes:
+def render_crm_leads(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
     """CRM export of the leads created on one day; e-mail and name are PII."""
     header = ["lead_id", "created_at", "email", "full_name", "campaign_id", "is_mql"]
     rng = rng_for(cfg, "leads", day)

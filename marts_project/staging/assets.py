@@ -1,50 +1,62 @@
-"""stg_*: typed, deduplicated, conformed source tables with PII tokenized."""
+"""stg_*: typed, deduplicated, conformed source tables with PII tokenized.
+
+Every staging table is one raw table through its `.sql` file of the same name, so the assets
+are built by one factory; the SQL is where each differs.
+"""
 
 from pathlib import Path
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, AssetIn
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition
 from dagster_duckdb import DuckDBResource
 
+from marts_project.raw.sources import source_specs
 from marts_project.resources.pii import PiiMasking
 from marts_project.transform import daily_table, transform
 
 STAGING = "staging"
 SQL = Path(__file__).parent
 
+# staging table -> (raw source it cleans, its day column, what it is)
+STAGING_TABLES = {
+    "stg_mkt_ad_stats": (
+        "mkt_ad_stats",
+        "stat_date",
+        "Ad stats per ad and day, latest restatement.",
+    ),
+    "stg_mkt_leads": ("mkt_crm_leads", "lead_date", "CRM leads; e-mail tokenized, name dropped."),
+    "stg_mkt_campaigns": ("mkt_campaigns", "snapshot_date", "The campaign catalog each day."),
+    "stg_shop_orders": ("shop_orders", "order_date", "Orders, one row each; e-mail tokenized."),
+    "stg_psp_payments": ("psp_payments", "order_date", "Payments by the order date they pay."),
+    "stg_psp_refunds": ("psp_refunds", "order_date", "Refunds by the order date they refund."),
+    "stg_wms_shipments": ("wms_shipments", "order_date", "Shipments by the order date they ship."),
+    "stg_wms_inventory": ("wms_inventory", "snapshot_date", "End-of-day stock per warehouse/SKU."),
+    "stg_wms_warehouses": ("wms_warehouses", "snapshot_date", "Warehouse master data each day."),
+}
 
-@daily_table(STAGING, "stat_date", ins={"raw_mkt_ad_stats": AssetIn(key_prefix="raw")})
-def stg_mkt_ad_stats(
-    context: AssetExecutionContext, duckdb: DuckDBResource, raw_mkt_ad_stats: pa.Table
-) -> pa.Table:
-    """Ad-platform stats per ad and day, latest restatement only."""
-    return transform(
-        context, duckdb, SQL / "stg_mkt_ad_stats.sql", {"raw_mkt_ad_stats": raw_mkt_ad_stats}
+
+def build_staging_asset(name: str, source: str, day_column: str, doc: str) -> AssetsDefinition:
+    raw_name = f"raw_{source}"
+    assert source in source_specs(), f"{name}: unknown landing source {source}"
+
+    @daily_table(
+        STAGING,
+        day_column,
+        name=name,
+        description=doc,
+        ins={"raw_table": AssetIn(key=["raw", raw_name])},
     )
+    def _staging(
+        context: AssetExecutionContext,
+        duckdb: DuckDBResource,
+        pii: PiiMasking,
+        raw_table: pa.Table,
+    ) -> pa.Table:
+        return transform(
+            context, duckdb, SQL / f"{name}.sql", {raw_name: raw_table}, pii_key=pii.key
+        )
+
+    return _staging
 
 
-@daily_table(STAGING, "lead_date", ins={"raw_mkt_crm_leads": AssetIn(key_prefix="raw")})
-def stg_mkt_leads(
-    context: AssetExecutionContext,
-    duckdb: DuckDBResource,
-    pii: PiiMasking,
-    raw_mkt_crm_leads: pa.Table,
-) -> pa.Table:
-    """CRM leads, one row each, e-mail tokenized and name dropped."""
-    return transform(
-        context,
-        duckdb,
-        SQL / "stg_mkt_leads.sql",
-        {"raw_mkt_crm_leads": raw_mkt_crm_leads},
-        pii_key=pii.key,
-    )
-
-
-@daily_table(STAGING, "snapshot_date", ins={"raw_mkt_campaigns": AssetIn(key_prefix="raw")})
-def stg_mkt_campaigns(
-    context: AssetExecutionContext, duckdb: DuckDBResource, raw_mkt_campaigns: pa.Table
-) -> pa.Table:
-    """The campaign catalog as it was each day."""
-    return transform(
-        context, duckdb, SQL / "stg_mkt_campaigns.sql", {"raw_mkt_campaigns": raw_mkt_campaigns}
-    )
+staging_assets = [build_staging_asset(name, *spec) for name, spec in STAGING_TABLES.items()]

@@ -20,7 +20,9 @@ final as (
         lower(channel) as channel,
         lower(platform) as platform,
         lower(status) as status,
-        daily_budget
+        daily_budget,
+        lower(channel_owner) as channel_owner,
+        lower(cost_model) as cost_model
     from deduplicated
     where _rank = 1
 )

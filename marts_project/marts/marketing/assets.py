@@ -1,26 +1,14 @@
-"""Marketing marts (`mkt_*`)."""
+"""Marketing marts (`mkt_*`): each is `<name>.sql` + `<name>.yml` in this folder."""
 
 from pathlib import Path
 
-import pyarrow as pa
-from dagster import AssetExecutionContext
-from dagster_duckdb import DuckDBResource
-
-from marts_project.marts.common import contract_for, daily_mart
-from marts_project.transform import transform
+from marts_project.marts.common import build_mart
 
 SQL = Path(__file__).parent
-CAMPAIGN_PERFORMANCE = contract_for(SQL, "mkt_campaign_performance_fact")
 
-
-@daily_mart(CAMPAIGN_PERFORMANCE, {"int_mkt_campaign_daily": "intermediate"})
-def mkt_campaign_performance_fact(
-    context: AssetExecutionContext, duckdb: DuckDBResource, int_mkt_campaign_daily: pa.Table
-) -> pa.Table:
-    result = transform(
-        context,
-        duckdb,
-        SQL / "mkt_campaign_performance_fact.sql",
-        {"int_mkt_campaign_daily": int_mkt_campaign_daily},
-    )
-    return CAMPAIGN_PERFORMANCE.conform(result)
+marketing_marts = [
+    build_mart(SQL, "mkt_campaign_performance_fact"),
+    build_mart(SQL, "mkt_channel_dim"),
+    build_mart(SQL, "mkt_attribution_funnel_agg"),
+    build_mart(SQL, "mkt_active_campaigns_v"),
+]

@@ -1,0 +1,91 @@
+"""The serving database: one DuckDB file exposing every published mart and the `_v` views, so
+an analyst or BI tool opens one file."""
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+import duckdb
+import pyarrow as pa
+from dagster import ConfigurableResource
+
+LOCK_RETRIES = 20  # DuckDB allows one writing process; wait for a reader/writer to let go
+
+
+def _quoted(identifier: str) -> tuple[str, str]:
+    schema, table = identifier.split(".")
+    return f'"{schema}"', f'"{schema}"."{table}"'
+
+
+class ServingDatabase(ConfigurableResource):
+    """A DuckDB file refreshed right after each mart commit (only the days that changed)."""
+
+    path: str
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        for attempt in range(LOCK_RETRIES):
+            try:
+                return duckdb.connect(self.path, read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or attempt == LOCK_RETRIES - 1:
+                    raise
+                time.sleep(min(2.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def publish(
+        self,
+        identifier: str,
+        data: pa.Table,
+        full_table: Callable[[], pa.Table],
+        column: str | None = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> str:
+        """Replace the days [start, end) of `identifier` (or all of it) in one transaction.
+
+        A table that is new, or whose columns changed, is reloaded whole from `full_table()`.
+        """
+        schema, table = _quoted(identifier)
+        with self.connect() as con:
+            con.execute(f"create schema if not exists {schema}")
+            current = con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                identifier.split("."),
+            ).fetchall()
+            con.register("incoming", data)
+            incoming = con.execute("describe incoming").fetchall()
+            same_shape = [tuple(c[:2]) for c in incoming] == [tuple(c) for c in current]
+            con.execute("begin transaction")
+            if same_shape and column and start and end:
+                con.execute(
+                    f'delete from {table} where "{column}" >= ? and "{column}" < ?', [start, end]
+                )
+                con.execute(f"insert into {table} select * from incoming")
+            elif same_shape and not column:
+                con.execute(f"delete from {table}")
+                con.execute(f"insert into {table} select * from incoming")
+            else:
+                con.register("full_table", full_table())
+                con.execute(f"create or replace table {table} as select * from full_table")
+            con.execute("commit")
+        return identifier
+
+    def create_view(self, identifier: str, select_sql: str) -> None:
+        schema, view = _quoted(identifier)
+        with self.connect() as con:
+            con.execute(f"create schema if not exists {schema}")
+            con.execute(f"create or replace view {view} as {select_sql}")
+
+    def describe(self, identifier: str) -> list[tuple[str, str]]:
+        """(column, type) of a served table or view."""
+        with self.connect(read_only=True) as con:
+            return [
+                (name, kind)
+                for name, kind, *_ in con.execute(f"describe {_quoted(identifier)[1]}").fetchall()
+            ]
+
+    def read(self, identifier: str) -> pa.Table:
+        """Everything a served table or view holds (what an analyst would see)."""
+        with self.connect(read_only=True) as con:
+            return con.sql(f"select * from {_quoted(identifier)[1]}").to_arrow_table()

@@ -1,0 +1,244 @@
+"""Shop, payment and warehouse sources: orders, payments, refunds (weeks late), shipments (days
+late), daily inventory snapshots and the warehouse master.
+
+Order events (payments, refunds, shipments) are exported per *order date*: the file of day D
+holds every event so far for orders placed on D, and is rewritten as later events arrive. That
+is what makes refunds and shipments late data for past partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from decimal import Decimal
+
+from marts_project.simulator.core import SimConfig, rng_for, to_csv
+
+WAREHOUSES = {
+    # id: (name, region, base SLA hours, capacity in units)
+    "W01": ("Rotterdam DC", "eu-west", 24, 120_000),
+    "W02": ("Leipzig DC", "eu-central", 24, 90_000),
+    "W03": ("Madrid hub", "eu-south", 48, 40_000),
+    "W04": ("Dublin hub", "eu-west", 48, 30_000),
+}
+SALES_CHANNELS = ("web", "app", "marketplace")
+PAYMENT_METHODS = ("card", "paypal", "bank_transfer")
+REFUND_REASONS = ("damaged", "late_delivery", "changed_mind", "wrong_item")
+CARRIERS = ("dhl", "ups", "postnl")
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    ordered_at: dt.datetime
+    customer_id: str
+    customer_email: str
+    sales_channel: str
+    warehouse_id: str
+    items: int
+    gross_amount: Decimal
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+@functools.lru_cache(maxsize=64)
+def orders(cfg: SimConfig, day: dt.date) -> tuple[Order, ...]:
+    """Orders placed on one day (about half the ad rows per day)."""
+    rng = rng_for(cfg, "orders", day)
+    result = []
+    for i in range(max(5, cfg.rows_per_day // 2)):
+        customer = rng.randrange(max(50, cfg.rows_per_day * 20))
+        items = rng.choice((1, 1, 1, 2, 2, 3, 4, 5))
+        amount = sum(Decimal(f"{rng.uniform(8, 120):.2f}") for _ in range(items))
+        result.append(
+            Order(
+                order_id=f"O{day:%Y%m%d}{i:05d}",
+                ordered_at=_day_start(day) + dt.timedelta(seconds=rng.randrange(86400)),
+                customer_id=f"C{customer:07d}",
+                customer_email=f"customer{customer}@example.org",
+                sales_channel=rng.choice(SALES_CHANNELS),
+                warehouse_id=rng.choice(sorted(WAREHOUSES)),
+                items=items,
+                gross_amount=amount,
+            )
+        )
+    return tuple(result)
+
+
+def render_orders(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
+    header = [
+        "order_id",
+        "ordered_at",
+        "customer_id",
+        "customer_email",
+        "sales_channel",
+        "warehouse_id",
+        "items",
+        "gross_amount",
+        "currency",
+    ]
+    return to_csv(
+        header,
+        [
+            [
+                o.order_id,
+                o.ordered_at.isoformat(),
+                o.customer_id,
+                o.customer_email,
+                o.sales_channel,
+                o.warehouse_id,
+                o.items,
+                o.gross_amount,
+                "USD",
+            ]
+            for o in orders(cfg, day)
+        ],
+    )
+
+
+def render_payments(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
+    """Payments of the day's orders; 3 % never pay, 2 % pay short."""
+    header = ["payment_id", "order_id", "paid_at", "amount", "method"]
+    rows = []
+    for order in orders(cfg, day):
+        rng = rng_for(cfg, "payment", order.order_id)
+        if rng.random() < 0.03:
+            continue
+        paid_at = order.ordered_at + dt.timedelta(minutes=rng.randrange(1, 180))
+        amount = order.gross_amount
+        if rng.random() < 0.02:
+            amount = (amount * Decimal("0.9")).quantize(Decimal("0.01"))
+        if paid_at <= as_of:
+            rows.append(
+                [
+                    f"P{order.order_id[1:]}",
+                    order.order_id,
+                    paid_at.isoformat(),
+                    amount,
+                    rng.choice(PAYMENT_METHODS),
+                ]
+            )
+    return to_csv(header, rows)
+
+
+def render_refunds(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
+    """Refunds against the day's orders processed by `as_of` (they come 2..28 days later)."""
+    header = ["refund_id", "order_id", "refunded_at", "amount", "reason"]
+    rows = []
+    for order in orders(cfg, day):
+        rng = rng_for(cfg, "refund", order.order_id)
+        if rng.random() >= cfg.refund_share:
+            continue
+        refunded_at = order.ordered_at + dt.timedelta(
+            hours=rng.randrange(48, 24 * max(3, cfg.refund_max_days))
+        )
+        share = Decimal("1") if rng.random() < 0.7 else Decimal("0.5")
+        if refunded_at <= as_of:
+            rows.append(
+                [
+                    f"R{order.order_id[1:]}",
+                    order.order_id,
+                    refunded_at.isoformat(),
+                    (order.gross_amount * share).quantize(Decimal("0.01")),
+                    rng.choice(REFUND_REASONS),
+                ]
+            )
+    return to_csv(header, rows)
+
+
+def ship_hours(cfg: SimConfig, order: Order) -> float | None:
+    """Hours from order to shipment (None: cancelled, never ships); late_share ship late."""
+    rng = rng_for(cfg, "ship", order.order_id)
+    if rng.random() < 0.02:
+        return None
+    if rng.random() < cfg.late_share / 3:
+        return rng.uniform(48, 120)
+    return rng.uniform(2, 40)
+
+
+def render_shipments(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
+    """Shipments of the day's orders that left a warehouse by `as_of` (hours to days later)."""
+    header = ["shipment_id", "order_id", "warehouse_id", "shipped_at", "carrier"]
+    rows = []
+    for order in orders(cfg, day):
+        hours = ship_hours(cfg, order)
+        if hours is None:
+            continue
+        shipped_at = order.ordered_at + dt.timedelta(hours=hours)
+        if shipped_at <= as_of:
+            carrier = rng_for(cfg, "carrier", order.order_id).choice(CARRIERS)
+            rows.append(
+                [
+                    f"S{order.order_id[1:]}",
+                    order.order_id,
+                    order.warehouse_id,
+                    shipped_at.isoformat(timespec="seconds"),
+                    carrier,
+                ]
+            )
+    return to_csv(header, rows)
+
+
+def skus(cfg: SimConfig) -> list[str]:
+    return [f"SKU{i:04d}" for i in range(max(5, cfg.rows_per_day // 10))]
+
+
+def render_inventory(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
+    """End-of-day stock per warehouse and SKU."""
+    header = ["snapshot_date", "warehouse_id", "sku", "on_hand", "reserved", "reorder_point"]
+    rows = []
+    for warehouse in sorted(WAREHOUSES):
+        for sku in skus(cfg):
+            base = rng_for(cfg, "stock", warehouse, sku)
+            level, reorder = base.randrange(50, 800), base.randrange(20, 120)
+            rng = rng_for(cfg, "stock", warehouse, sku, day)
+            on_hand = max(0, level + int(rng.gauss(0, level / 3)))
+            rows.append(
+                [
+                    day.isoformat(),
+                    warehouse,
+                    sku,
+                    on_hand,
+                    min(on_hand, rng.randrange(0, 60)),
+                    reorder,
+                ]
+            )
+    return to_csv(header, rows)
+
+
+def sla_hours(warehouse_id: str, day: dt.date) -> int:
+    """SLA promised by a warehouse; the Madrid hub moved to next-day shipping on 2026-06-01."""
+    base = WAREHOUSES[warehouse_id][2]
+    return 24 if warehouse_id == "W03" and day >= dt.date(2026, 6, 1) else base
+
+
+def render_warehouses(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
+    """Daily snapshot of the warehouse master data."""
+    header = [
+        "snapshot_date",
+        "warehouse_id",
+        "warehouse_name",
+        "region",
+        "sla_hours",
+        "capacity_units",
+    ]
+    return to_csv(
+        header,
+        [
+            [day.isoformat(), wid, name, region, sla_hours(wid, day), capacity]
+            for wid, (name, region, _, capacity) in sorted(WAREHOUSES.items())
+        ],
+    )
+
+
+SOURCES = {
+    "shop_orders": render_orders,
+    "psp_payments": render_payments,
+    "psp_refunds": render_refunds,
+    "wms_shipments": render_shipments,
+    "wms_inventory": render_inventory,
+    "wms_warehouses": render_warehouses,
+}
