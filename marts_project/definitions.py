@@ -76,6 +76,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "serving": serving,
         "iceberg_io": IcebergIOManager(warehouse=warehouse, serving=serving),
         "landing": LandingZone(root=settings.landing, **s3),
+        # Without the ICU extension (not downloadable here) DuckDB does all timestamptz
+        # arithmetic in UTC, which is what every day boundary of this project means.
         "duckdb": DuckDBResource(database=":memory:"),
         "pii": PiiMasking(key=EnvVar("MARTS_PII_KEY"))
         if settings.pii_key_from_env

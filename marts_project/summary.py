@@ -37,13 +37,15 @@ def mart_summary(settings: Settings) -> str:
                 continue
             column = mart.contract.partition_column
             span = f', min("{column}"), max("{column}")' if column else ", null, null"
-            rows, first, last = con.execute(f"select count(*){span} from {identifier}").fetchone()
+            rows, first, last = con.execute(f"select count(*){span} from {identifier}").fetchall()[
+                0
+            ]
             period = f"  {first} .. {last}" if column else ""
             lines.append(f"  {identifier:<45} {rows:>7} rows{period}")
             if identifier in HEADLINES:
                 cursor = con.execute(f"select {HEADLINES[identifier]} from {identifier}")
                 names = [d[0] for d in cursor.description]
-                values = cursor.fetchone()
+                values = cursor.fetchall()[0]
                 lines.append(
                     "      " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True))
                 )

@@ -51,6 +51,9 @@ class Lakehouse:
     def mart(self, name: str = "marketing.mkt_campaign_performance_fact"):
         return self.warehouse.read(name)
 
+    def serving(self):
+        return open_resource(self.settings, "serving")
+
 
 @pytest.fixture
 def instance() -> Iterator[DagsterInstance]:

@@ -35,7 +35,9 @@ class LandingZone(ConfigurableResource):
                 key=self.s3_access_key_id,
                 secret=self.s3_secret_access_key,
                 client_kwargs={"endpoint_url": self.s3_endpoint, "region_name": self.s3_region},
-                skip_instance_cache=True,
+                # fsspec reuses one client per configuration; listings are never cached, so a
+                # rewritten landing file is seen at once.
+                use_listings_cache=False,
             )
         return fsspec.filesystem("file", auto_mkdir=True)
 

@@ -210,9 +210,9 @@ def render_inventory(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
 
 
 def sla_hours(warehouse_id: str, day: dt.date) -> int:
-    """SLA promised by a warehouse; the Madrid hub moved to next-day shipping on 2026-06-01."""
+    """SLA promised by a warehouse; the Madrid hub moved to next-day shipping on 2026-07-01."""
     base = WAREHOUSES[warehouse_id][2]
-    return 24 if warehouse_id == "W03" and day >= dt.date(2026, 6, 1) else base
+    return 24 if warehouse_id == "W03" and day >= dt.date(2026, 7, 1) else base
 
 
 def render_warehouses(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:

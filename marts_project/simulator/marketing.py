@@ -51,13 +51,11 @@ def is_active(cfg: SimConfig, campaign: Campaign, day: dt.date) -> bool:
 
 
 OWNERS = ("ana.ruiz", "ben.okafor", "chen.li", "dora.nagy")
-CHANNEL_ERA_DAYS = 45  # channel attributes (owner, cost model) change at most every 45 days
 
 
 def channel_attributes(cfg: SimConfig, channel: str, day: dt.date) -> tuple[str, str]:
-    """(owner, cost model) of a channel on a day: slowly changing, for the channel dimension."""
-    era = (day - dt.date(2024, 1, 1)).days // CHANNEL_ERA_DAYS
-    rng = rng_for(cfg, "channel", channel, era)
+    """(owner, cost model) of a channel on a day: reassigned each quarter, often unchanged."""
+    rng = rng_for(cfg, "channel", channel, day.year, (day.month - 1) // 3)
     return rng.choice(OWNERS), "cpm" if rng.random() < 0.3 else "cpc"
 
 
