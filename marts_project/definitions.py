@@ -10,7 +10,10 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from marts_project.automation.schedules import monthly_catchup_schedule, nightly_reprocess_schedule
+from marts_project.automation.sensors import build_sensors
 from marts_project.checks.contract_checks import build_contract_checks
+from marts_project.checks.raw_checks import raw_checks
 from marts_project.intermediate.assets import int_mkt_campaign_daily, int_orders_enriched
 from marts_project.marts import ALL_MARTS
 from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
@@ -95,8 +98,13 @@ def build_definitions(settings: Settings) -> Definitions:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Definitions(
         assets=[*SHARED_LAYERS, *(m.asset for m in ALL_MARTS)],
-        asset_checks=[check for mart in ALL_MARTS for check in build_contract_checks(mart)],
+        asset_checks=[
+            *raw_checks,
+            *(check for mart in ALL_MARTS for check in build_contract_checks(mart)),
+        ],
         jobs=REFRESH_JOBS,
+        sensors=build_sensors(settings.sensor_interval_seconds),
+        schedules=[nightly_reprocess_schedule, monthly_catchup_schedule],
         resources=build_resources(settings),
         executor=in_process_executor if settings.in_process else multiprocess_executor,
     )

@@ -6,7 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import DagsterInstance, Definitions, TimeWindowPartitionsDefinition
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    TimeWindowPartitionsDefinition,
+)
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -94,6 +99,11 @@ def run_job(
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
     )
+    return outcome_of(result, job_name)
+
+
+def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:
+    """Success and check results of a finished in-process run."""
     evaluations = [
         e.event_specific_data
         for e in result.all_events

@@ -27,6 +27,7 @@ class Settings:
     s3_region: str = "us-east-1"
     in_process: bool = True
     pii_key_from_env: bool = False
+    sensor_interval_seconds: int = 30
 
     @property
     def uses_s3(self) -> bool:
@@ -61,4 +62,5 @@ class Settings:
             s3_region=env.get("MARTS_S3_REGION", "us-east-1"),
             in_process=env.get("MARTS_EXECUTOR", "in_process") == "in_process",
             pii_key_from_env="MARTS_PII_KEY" in env,
+            sensor_interval_seconds=int(env.get("MARTS_SENSOR_INTERVAL_SECONDS", "30")),
         )

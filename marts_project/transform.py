@@ -10,6 +10,7 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, PartitionsDefinition, asset
 from dagster_duckdb import DuckDBResource
 
+from marts_project.automation.conditions import propagate_updates
 from marts_project.partitions import daily_partitions, single_run_backfill
 from marts_project.resources.sql import run_sql
 
@@ -46,6 +47,7 @@ def iceberg_table(
     """`@asset` for an Iceberg table in namespace `layer`, time-partitioned when
     `partitions_def` is given (on `partition_column`, Iceberg `day` transform)."""
     metadata = dict(kwargs.pop("metadata", {}))
+    kwargs.setdefault("automation_condition", propagate_updates())
     if partitions_def is not None:
         metadata["partition_expr"] = partition_column
         kwargs.update(partitions_def=partitions_def, backfill_policy=single_run_backfill)

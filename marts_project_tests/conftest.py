@@ -22,7 +22,7 @@ warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
 # Fixed, closed days so tests never depend on today's date.
 DAY = dt.date(2026, 10, 5)
-SIM = SimConfig(seed=11, rows_per_day=60)
+SIM = SimConfig(seed=11, rows_per_day=120)
 FINAL = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)  # long after every test day: final revisions
 
 

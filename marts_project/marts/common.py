@@ -3,6 +3,7 @@ contract). Inputs come from the tables the SQL reads, docs, owner, column schema
 from the contract, and the output is checked against the contract before anything is written."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,12 +11,14 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
+    FreshnessPolicy,
     MaterializeResult,
     PartitionsDefinition,
     asset,
 )
 from dagster_duckdb import DuckDBResource
 
+from marts_project.automation.conditions import propagate_updates
 from marts_project.contracts import Contract, load_contract
 from marts_project.lineage import asset_key_for_table, column_lineage, sql_inputs
 from marts_project.partitions import (
@@ -46,8 +49,12 @@ class Mart:
 
 
 def _definition(contract: Contract, sql: str) -> dict:
+    sla = timedelta(hours=contract.freshness_sla_hours)
     return {
         "name": contract.name,
+        # Dagster's freshness is per asset (its latest materialization of any partition); the
+        # per-partition view is the partition_freshness check (marts_project/freshness.py).
+        "freshness_policy": FreshnessPolicy.time_window(fail_window=sla, warn_window=sla * 0.75),
         "description": contract.description,
         "owners": [contract.owner],
         "tags": {"domain": contract.domain, "layer": "mart"},
@@ -103,6 +110,7 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         group_name=contract.domain,
         deps=[asset_key_for_table(t) for t in sql_inputs(sql)],
         kinds={"duckdb", "view"},
+        automation_condition=propagate_updates(),
         **_definition(contract, sql),
     )
     def _view(serving: ServingDatabase) -> MaterializeResult:

@@ -3,15 +3,15 @@
 import datetime as dt
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue
 from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
-from marts_project.partitions import daily_partitions, single_run_backfill
 from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.raw.validation import QUARANTINE_SCHEMA, parse_landing_file
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone
+from marts_project.transform import iceberg_table
 
 RAW = "raw"
 QUARANTINE_TABLE = "raw.quarantine"
@@ -63,16 +63,15 @@ def ingest(
 def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
     """One raw asset per landing source."""
 
-    @asset(
+    # Raw tables are requested by the landing sensor and the reprocessing schedules, never by
+    # automation: only the landing zone knows when a source delivered.
+    @iceberg_table(
+        RAW,
+        spec.date_column,
         name=f"raw_{spec.name}",
-        key_prefix=RAW,
-        group_name=RAW,
         description=spec.description,
-        partitions_def=daily_partitions,
-        backfill_policy=single_run_backfill,
-        io_manager_key="iceberg_io",
-        metadata={"partition_expr": spec.date_column, "landing/source": spec.name},
-        kinds={"iceberg", "duckdb"},
+        metadata={"landing/source": spec.name},
+        automation_condition=None,
     )
     def _raw(
         context: AssetExecutionContext,

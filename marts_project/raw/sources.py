@@ -30,6 +30,7 @@ class SourceSpec:
     columns: tuple[SourceColumn, ...]
     derive_date_from: str | None = None
     date_from_file: bool = False
+    max_quarantine_share: float = 0.05
 
     @property
     def required(self) -> list[str]:
@@ -48,6 +49,7 @@ def source_specs() -> dict[str, SourceSpec]:
             columns=tuple(SourceColumn(**c) for c in body["columns"]),
             derive_date_from=body.get("derive_date_from"),
             date_from_file=bool(body.get("date_from_file", False)),
+            max_quarantine_share=float(body.get("max_quarantine_share", 0.05)),
         )
         for name, body in raw.items()
     }

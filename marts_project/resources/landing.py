@@ -60,6 +60,24 @@ class LandingZone(ConfigurableResource):
         with self.filesystem().open(self.path(source, day), "rb") as handle:
             return handle.read()
 
+    def fingerprints(self) -> dict[str, str]:
+        """Every file under the root as {key relative to root: size/mtime/etag fingerprint}.
+
+        A rewritten file gets a new fingerprint, so restatements of past days are noticed.
+        """
+        fs = self.filesystem()
+        root = self.root.rstrip("/")
+        if not fs.exists(root):
+            return {}
+        prefix = root.removeprefix("s3://") + "/"
+        result = {}
+        for path, info in fs.find(root, detail=True).items():
+            key = path.removeprefix("s3://").removeprefix(prefix)
+            stamp = info.get("mtime") or info.get("LastModified") or info.get("created") or ""
+            etag = str(info.get("ETag", "")).strip('"')
+            result[key] = f"{info.get('size')}:{stamp}:{etag}"
+        return result
+
     def write_bytes(self, source: str, day: dt.date, payload: bytes) -> str:
         path = self.path(source, day)
         fs = self.filesystem()
@@ -68,3 +86,17 @@ class LandingZone(ConfigurableResource):
         with fs.open(path, "wb") as handle:
             handle.write(payload)
         return path
+
+
+_FILE_NAME = re.compile(r"^(?P<source>[a-z][a-z0-9_]{0,62})/(?P<day>\d{4}-\d{2}-\d{2})\.csv$")
+
+
+def parse_key(key: str) -> tuple[str, dt.date] | None:
+    """(source, day) of a landing file key `<source>/<YYYY-MM-DD>.csv`, or None if it is not one."""
+    match = _FILE_NAME.match(key)
+    if not match:
+        return None
+    try:
+        return match["source"], dt.date.fromisoformat(match["day"])
+    except ValueError:
+        return None

@@ -154,8 +154,8 @@ def ship_hours(cfg: SimConfig, order: Order) -> float | None:
     rng = rng_for(cfg, "ship", order.order_id)
     if rng.random() < 0.02:
         return None
-    if rng.random() < cfg.late_share / 3:
-        return rng.uniform(48, 120)
+    if rng.random() < cfg.late_share / 3:  # backorders: two to ten days
+        return rng.uniform(48, 240)
     return rng.uniform(2, 40)
 
 
