@@ -1,9 +1,11 @@
-"""`marts`: the command line for what people run by hand (seed, materialize, demo, summary)."""
+"""`marts`: the command line for what people run by hand.
 
-from __future__ import annotations
+seed, backfill a date range, sync (the automation loop, headless), freshness, demo, summary.
+"""
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,44 +24,99 @@ def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
-def _landing(settings: Settings):
-    from marts_project.definitions import open_resource
-
-    return open_resource(settings, "landing")
+def _home(settings: Settings) -> Path:
+    return Path(os.environ.get("DAGSTER_HOME", settings.data_dir / "dagster_home"))
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from marts_project.definitions import open_resource
     from marts_project.simulator import SimConfig, land
 
-    end = parse_day(args.end) if args.end else _yesterday()
+    end = parse_day(args.end) if getattr(args, "end", None) else _yesterday()
     days = [end - dt.timedelta(days=i) for i in reversed(range(args.days))]
     cfg = SimConfig(seed=args.seed, rows_per_day=args.rows_per_day)
-    landed = land(_landing(settings), days, dt.datetime.now(dt.UTC), cfg)
+    landed = land(open_resource(settings, "landing"), days, dt.datetime.now(dt.UTC), cfg)
     print(
         f"seeded {len(landed)} landing files for {days[0]} .. {days[-1]} under {settings.landing}"
     )
     return 0
 
 
-def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
-    """Refresh the day range everywhere it flows: daily tables, weeks, months, dimensions."""
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
     from marts_project.definitions import build_definitions
 
     start, end = parse_day(args.start), parse_day(args.end or args.start)
     partition_range(start, end)  # refuse a bad range before touching anything
-    home = Path(os.environ.get("DAGSTER_HOME", settings.data_dir / "dagster_home"))
-    defs, instance = build_definitions(settings), instance_for(home)
+    defs, instance = build_definitions(settings), instance_for(_home(settings))
+    print(f"backfilling {start} .. {end}: daily tables, then weeks, months and dimensions")
     failed = 0
     for outcome in refresh_days(defs, instance, start, end):
         status = "succeeded" if outcome.success else "FAILED"
         print(
-            f"{outcome.job_name:<18} {status:<9} run {outcome.run_id[:8]}  checks passed "
+            f"  {outcome.job_name:<18} {status:<9} run {outcome.run_id[:8]}  checks passed "
             f"{outcome.checks_passed}, failed {len(outcome.checks_failed)} "
             f"{' '.join(outcome.checks_failed)}",
             flush=True,
         )
         failed += (not outcome.success) + len(outcome.checks_failed)
     return 0 if failed == 0 else 1
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Tick the landing sensor and automation until the marts match the landing zone."""
+    from dagster._serdes import deserialize_value, serialize_value
+
+    from marts_project.automation.loop import LoopState, converge
+    from marts_project.definitions import build_definitions
+
+    state_file = settings.data_dir / "sync_state.json"
+    state = LoopState()
+    if state_file.exists():
+        saved = json.loads(state_file.read_text())
+        state.sensor_cursor = saved["sensor_cursor"]
+        state.automation_cursor = (
+            deserialize_value(saved["automation_cursor"]) if saved["automation_cursor"] else None
+        )
+    state = converge(build_definitions(settings), instance_for(_home(settings)), state)
+    state_file.write_text(
+        json.dumps(
+            {
+                "sensor_cursor": state.sensor_cursor,
+                "automation_cursor": serialize_value(state.automation_cursor)
+                if state.automation_cursor
+                else None,
+            }
+        )
+    )
+    for outcome in state.outcomes:
+        status = "succeeded" if outcome.success else "FAILED"
+        print(f"  run {outcome.run_id[:8]} {status}  checks failed: {outcome.checks_failed or 0}")
+    print(f"in sync: {len(state.outcomes)} runs")
+    return 0 if all(o.success for o in state.outcomes) else 1
+
+
+def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
+    """Per-partition freshness of every partitioned mart (table, or JSON with --json)."""
+    from marts_project.definitions import open_resource
+    from marts_project.freshness import partition_freshness
+    from marts_project.marts import ALL_MARTS
+
+    warehouse, landing = open_resource(settings, "warehouse"), open_resource(settings, "landing")
+    now = dt.datetime.now(dt.UTC)
+    report = {
+        m.contract.name: [p.as_json() for p in partition_freshness(m, warehouse, landing, now)]
+        for m in ALL_MARTS
+        if m.asset.partitions_def
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    days = [row["day"] for row in next(iter(report.values()))]
+    print(f"{'mart':<36} " + " ".join(d[5:] for d in days))
+    for name, rows in report.items():
+        print(f"{name:<36} " + " ".join(f"{r['status'][:5]:<5}" for r in rows))
+    return 0
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,7 +133,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     end = _yesterday()
     args.start, args.end = (end - dt.timedelta(days=args.days - 1)).isoformat(), end.isoformat()
-    status = cmd_materialize(args, settings)
+    status = cmd_backfill(args, settings)
     cmd_summary(args, settings)
     return status
 
@@ -95,10 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--end", help="last day (default: yesterday, UTC)")
     seed.set_defaults(func=cmd_seed)
 
-    mat = sub.add_parser("materialize", help="materialize every asset for a day range, one run")
-    mat.add_argument("--start", required=True, help="first day YYYY-MM-DD")
-    mat.add_argument("--end", help="last day YYYY-MM-DD (inclusive; default: start)")
-    mat.set_defaults(func=cmd_materialize)
+    backfill = sub.add_parser(
+        "backfill", aliases=["materialize"], help="refresh a day range: one run per partitioning"
+    )
+    backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
+    backfill.add_argument("--end", help="last day YYYY-MM-DD (inclusive; default: start)")
+    backfill.set_defaults(func=cmd_backfill)
+
+    sync = sub.add_parser("sync", help="run the landing sensor and automation until in sync")
+    sync.set_defaults(func=cmd_sync)
+
+    fresh = sub.add_parser("freshness", help="per-partition freshness of every mart")
+    fresh.add_argument("--json", action="store_true", help="print JSON")
+    fresh.set_defaults(func=cmd_freshness)
 
     demo = sub.add_parser("demo", help="seed, materialize, check and summarize the demo data")
     seed_opts(demo)

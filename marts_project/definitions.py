@@ -10,9 +10,14 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from marts_project.automation.schedules import monthly_catchup_schedule, nightly_reprocess_schedule
+from marts_project.automation.schedules import (
+    freshness_checks_schedule,
+    monthly_catchup_schedule,
+    nightly_reprocess_schedule,
+)
 from marts_project.automation.sensors import build_sensors
 from marts_project.checks.contract_checks import build_contract_checks
+from marts_project.checks.freshness_checks import build_freshness_check
 from marts_project.checks.raw_checks import raw_checks
 from marts_project.intermediate.assets import int_mkt_campaign_daily, int_orders_enriched
 from marts_project.marts import ALL_MARTS
@@ -59,6 +64,13 @@ dimensions_job = define_asset_job(
 )
 REFRESH_JOBS = [daily_assets_job, weekly_marts_job, monthly_marts_job, dimensions_job]
 
+FRESHNESS_CHECKS = [build_freshness_check(m) for m in ALL_MARTS if m.asset.partitions_def]
+freshness_checks_job = define_asset_job(
+    "freshness_checks_job",
+    selection=AssetSelection.checks(*FRESHNESS_CHECKS),
+    description="Per-partition freshness of every partitioned mart (no materialization).",
+)
+
 
 def build_resources(settings: Settings) -> dict[str, object]:
     """One resource dict per deployment; the same keys everywhere, secrets only via EnvVar."""
@@ -100,11 +112,16 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=[*SHARED_LAYERS, *(m.asset for m in ALL_MARTS)],
         asset_checks=[
             *raw_checks,
+            *FRESHNESS_CHECKS,
             *(check for mart in ALL_MARTS for check in build_contract_checks(mart)),
         ],
-        jobs=REFRESH_JOBS,
+        jobs=[*REFRESH_JOBS, freshness_checks_job],
         sensors=build_sensors(settings.sensor_interval_seconds),
-        schedules=[nightly_reprocess_schedule, monthly_catchup_schedule],
+        schedules=[
+            nightly_reprocess_schedule,
+            monthly_catchup_schedule,
+            freshness_checks_schedule,
+        ],
         resources=build_resources(settings),
         executor=in_process_executor if settings.in_process else multiprocess_executor,
     )

@@ -2,6 +2,7 @@
 so asset inputs and `dagster/column_lineage` are derived from the SQL, never hand-written."""
 
 import functools
+from pathlib import Path
 
 import pyarrow as pa
 import sqlglot
@@ -53,3 +54,25 @@ def column_lineage(
             for table, col in sorted(sources)
         ]
     return TableColumnLineage(deps_by_column=deps)
+
+
+@functools.cache
+def sql_files() -> dict[str, Path]:
+    """Every transform's SQL file by the table it builds (the file shares the table's name)."""
+    root = Path(__file__).parent
+    return {
+        path.stem: path
+        for folder in ("staging", "intermediate", "marts")
+        for path in (root / folder).rglob("*.sql")
+    }
+
+
+@functools.cache
+def upstream_sources(table: str) -> tuple[str, ...]:
+    """Landing sources a table is computed from, following the SQL down to raw."""
+    if table.startswith("raw_"):
+        return (table.removeprefix("raw_"),)
+    found: set[str] = set()
+    for name in sql_inputs(sql_files()[table].read_text()):
+        found.update(upstream_sources(name))
+    return tuple(sorted(found))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +59,15 @@ def partition_range(start: dt.date, end: dt.date) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
+LOCAL_INSTANCE_CONFIG = Path(__file__).with_name("dagster_local.yaml")
+
+
 def instance_for(home: Path) -> DagsterInstance:
     """A persistent Dagster instance (the one `dagster dev` shows with DAGSTER_HOME=home)."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(LOCAL_INSTANCE_CONFIG, config)
     return DagsterInstance.from_config(str(home))
 
 

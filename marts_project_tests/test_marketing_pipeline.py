@@ -16,8 +16,8 @@ def test_three_days_on_local_warehouse_equal_independent_duckdb(lakehouse, tmp_p
     expected = expected_campaign_performance(lakehouse.landing, days(DAY, 3), tmp_path / "x")
     assert len(expected) > 10
     assert mart_rows(lakehouse.mart()) == expected
-    # 9 raw quarantine checks + 2 contract checks on each of 6 daily marts
-    assert outcome.checks_failed == [] and outcome.checks_passed == 21
+    # 9 raw quarantine checks + key, contract and freshness checks on each of 6 daily marts
+    assert outcome.checks_failed == [] and outcome.checks_passed == 9 + 3 * 6
 
 
 def test_three_days_on_s3_equal_independent_duckdb(s3_lakehouse, tmp_path):

@@ -55,3 +55,15 @@ def nightly_reprocess_schedule(context: ScheduleEvaluationContext) -> RunRequest
 )
 def monthly_catchup_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     return last_days_request(context.scheduled_execution_time, 90, "monthly_catchup")
+
+
+@schedule(
+    name="freshness_checks_schedule",
+    job_name="freshness_checks_job",
+    cron_schedule="15 * * * *",  # every hour at a quarter past
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Re-evaluates every mart's per-partition freshness, so the UI shows it hourly.",
+)
+def freshness_checks_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    return RunRequest(run_key=f"freshness:{context.scheduled_execution_time.isoformat()}")

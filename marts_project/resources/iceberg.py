@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import uuid
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -14,7 +15,10 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import DayTransform
+
+from marts_project.resources.retry import with_retries
 
 CATALOG_NAME = "marts"  # a SqlCatalog scopes its tables by name: never change it
 
@@ -97,12 +101,13 @@ class IcebergWarehouse(ConfigurableResource):
         ref: str | None = None,
     ) -> pa.Table:
         """Scan a table, pruned to the day window [start, end) of `column` when given."""
-        table = self.load_table(identifier)
         row_filter = day_filter(column, start, end) if column and start and end else AlwaysTrue()
-        scan = table.scan(row_filter=row_filter)
-        if ref:
-            scan = scan.use_ref(ref)
-        return scan.to_arrow()
+
+        def scan() -> pa.Table:
+            table_scan = self.load_table(identifier).scan(row_filter=row_filter)
+            return (table_scan.use_ref(ref) if ref else table_scan).to_arrow()
+
+        return with_retries(scan, f"read {identifier}")
 
     def overwrite_days(
         self,
@@ -123,24 +128,51 @@ class IcebergWarehouse(ConfigurableResource):
         it would be appended and duplicate silently), so that is checked here first.
         """
         _check_rows_in_window(identifier, data, column, start, end)
-        table = self._ensure_table(identifier, data.schema, partition_column=column)
         overwrite_filter = day_filter(column, start, end)
         if extra_filter is not None:
             overwrite_filter = And(overwrite_filter, extra_filter)
-        table.overwrite(
-            _conform(data, table),
-            overwrite_filter=overwrite_filter,
-            snapshot_properties=properties or {},
-        )
-        return _result(identifier, table, data.num_rows)
+        return self._commit(identifier, data, column, overwrite_filter, properties)
 
     def replace_all(
         self, identifier: str, data: pa.Table, properties: dict[str, str] | None = None
     ) -> WriteResult:
         """Replace the whole content of an unpartitioned table in one commit."""
-        table = self._ensure_table(identifier, data.schema, partition_column=None)
-        table.overwrite(_conform(data, table), snapshot_properties=properties or {})
-        return _result(identifier, table, data.num_rows)
+        return self._commit(identifier, data, None, AlwaysTrue(), properties)
+
+    def _commit(
+        self,
+        identifier: str,
+        data: pa.Table,
+        partition_column: str | None,
+        overwrite_filter: BooleanExpression,
+        properties: dict[str, str] | None,
+    ) -> WriteResult:
+        """One overwrite commit, retried on transient errors without ever landing twice.
+
+        Each write carries a unique `marts.write_id` in its snapshot summary; after a failure
+        the table is reloaded and the write is only retried if that id is not there.
+        """
+        write_id = uuid.uuid4().hex
+        summary = {**(properties or {}), "marts.write_id": write_id}
+
+        def attempt() -> None:
+            table = self._ensure_table(identifier, data.schema, partition_column)
+            table.overwrite(
+                _conform(data, table),
+                overwrite_filter=overwrite_filter,
+                snapshot_properties=summary,
+            )
+
+        def ours() -> list[Snapshot]:
+            table = self.catalog().load_table(identifier)
+            return [
+                snap
+                for snap in table.snapshots()
+                if snap.summary is not None and snap.summary.get("marts.write_id") == write_id
+            ]
+
+        with_retries(attempt, f"write {identifier}", landed=lambda: bool(ours()))
+        return _result(identifier, ours(), data.num_rows)
 
     def _ensure_table(
         self, identifier: str, schema: pa.Schema, partition_column: str | None
@@ -190,14 +222,17 @@ def _conform(data: pa.Table, table: Table) -> pa.Table:
     return data.select(names)
 
 
-def _result(identifier: str, table: Table, rows: int) -> WriteResult:
-    table.refresh()
-    snapshot = table.current_snapshot()
-    summary = snapshot.summary if snapshot and snapshot.summary else {}
+def _result(identifier: str, snapshots: list[Snapshot], rows: int) -> WriteResult:
+    """What the write's own snapshots did (an overwrite commits a delete and an append)."""
+    added_files = added_bytes = 0
+    for snap in snapshots:
+        summary = snap.summary or {}
+        added_files += int(summary.get("added-data-files", 0) or 0)
+        added_bytes += int(summary.get("added-files-size", 0) or 0)
     return WriteResult(
         table=identifier,
-        snapshot_id=snapshot.snapshot_id if snapshot else None,
+        snapshot_id=snapshots[-1].snapshot_id if snapshots else None,
         rows=rows,
-        files_added=int(summary.get("added-data-files", 0) or 0),
-        bytes_added=int(summary.get("added-files-size", 0) or 0),
+        files_added=added_files,
+        bytes_added=added_bytes,
     )

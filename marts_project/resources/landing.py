@@ -78,6 +78,18 @@ class LandingZone(ConfigurableResource):
             result[key] = f"{info.get('size')}:{stamp}:{etag}"
         return result
 
+    def modified_at(self, source: str, day: dt.date) -> dt.datetime | None:
+        """When the file of `source` for `day` was last (re)written, None if it is not there."""
+        fs = self.filesystem()
+        path = self.path(source, day)
+        if not fs.exists(path):
+            return None
+        info = fs.info(path)
+        stamp = info.get("LastModified") or info.get("mtime")
+        if isinstance(stamp, dt.datetime):
+            return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+        return dt.datetime.fromtimestamp(float(stamp), tz=dt.UTC)
+
     def write_bytes(self, source: str, day: dt.date, payload: bytes) -> str:
         path = self.path(source, day)
         fs = self.filesystem()

@@ -1,0 +1,62 @@
+"""Retries with exponential backoff for transient storage errors (S3, catalog contention)."""
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from pyiceberg.exceptions import CommitFailedException
+from sqlalchemy.exc import OperationalError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 6
+BASE_DELAY_SECONDS = 0.2
+MAX_DELAY_SECONDS = 5.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors a retry can cure: lost commit races, a locked SQLite catalog, S3 hiccups."""
+    if isinstance(exc, CommitFailedException):
+        return True
+    if isinstance(exc, OperationalError):  # SQLite "database is locked", PostgreSQL restarts
+        text = str(exc).lower()
+        return "locked" in text or "could not connect" in text or "server closed" in text
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
+        text = str(exc).lower()
+        return any(s in text for s in ("slowdown", "503", "500", "timeout", "reset", "throttl"))
+    return False
+
+
+def with_retries(
+    action: Callable[[], T],
+    what: str,
+    landed: Callable[[], bool] | None = None,
+    attempts: int = ATTEMPTS,
+) -> T | None:
+    """Run `action`, retrying transient failures with jittered exponential backoff.
+
+    `landed` is asked after a failed write before trying again: a commit can succeed on the
+    server and still fail on the way back, and writing it twice would duplicate data. If it
+    says the write landed, None is returned instead of writing again.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not is_transient(exc) or attempt == attempts:
+                raise
+            delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** (attempt - 1))
+            delay *= random.uniform(0.5, 1.5)
+            log.warning(
+                f"{what}: transient {type(exc).__name__} ({exc}); retry {attempt} in {delay:.1f}s"
+            )
+            time.sleep(delay)
+            if landed is not None and landed():
+                log.warning(f"{what}: the earlier attempt did commit; not writing again")
+                return None
+    raise AssertionError("unreachable")
