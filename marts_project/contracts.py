@@ -24,6 +24,17 @@ _TYPES = {
 }
 
 
+KNOWN_CHECKS = {
+    "matches_contract",
+    "unique_key",
+    "row_count_floor",
+    "accepted_values",
+    "value_ranges",
+    "recency",
+    "partition_freshness",
+}
+
+
 class ContractViolation(ValueError):
     """The table a mart's SQL produced does not match its contract."""
 
@@ -45,6 +56,36 @@ class ContractColumn:
     nullable: bool
     description: str
     pii: bool = False
+    accepted_values: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class CheckPolicy:
+    """How a check failure is treated, as the contract says (`error, blocking` / `warn`)."""
+
+    severity: str  # error | warn
+    blocking: bool
+
+    @classmethod
+    def parse(cls, text: str) -> CheckPolicy:
+        words = [w.strip().lower() for w in str(text).split(",")]
+        if words[0] not in ("error", "warn") or set(words[1:]) - {"blocking"}:
+            raise ValueError(
+                f"check policy {text!r}: expected 'error', 'error, blocking' or 'warn'"
+            )
+        return cls(words[0], "blocking" in words[1:])
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """A cross-mart check: SQL over this mart and others returning the rows that disagree."""
+
+    name: str
+    description: str
+    sql: str
+    policy: CheckPolicy
 
 
 @dataclass(frozen=True)
@@ -62,6 +103,13 @@ class Contract:
     partition_column: str | None = None
     partitioning: str = "daily"  # daily | weekly | monthly | none
     kind: str = "table"  # table (Iceberg) | view (in the serving database, always fresh)
+    row_count_floor: int = 1  # rows each partition (or the whole unpartitioned table) must have
+    checks: tuple[tuple[str, CheckPolicy], ...] = ()
+    reconciliations: tuple[Reconciliation, ...] = ()
+
+    def policy(self, check: str) -> CheckPolicy | None:
+        """The contract's policy for a check, None if the contract does not ask for it."""
+        return dict(self.checks).get(check)
 
     @property
     def column_names(self) -> list[str]:
@@ -85,7 +133,11 @@ class Contract:
                     name=c.name,
                     type=c.type,
                     description=c.description + (" (PII)" if c.pii else ""),
-                    constraints=TableColumnConstraints(nullable=c.nullable),
+                    constraints=TableColumnConstraints(
+                        nullable=c.nullable,
+                        unique=self.unique_key == (c.name,),
+                        other=_constraints(c),
+                    ),
                     tags={"pii": ""} if c.pii else {},
                 )
                 for c in self.columns
@@ -121,6 +173,17 @@ class Contract:
         return table.cast(self.arrow_schema)
 
 
+def _constraints(column: ContractColumn) -> list[str]:
+    other = []
+    if column.accepted_values:
+        other.append(f"one of {', '.join(column.accepted_values)}")
+    if column.min is not None:
+        other.append(f">= {column.min}")
+    if column.max is not None:
+        other.append(f"<= {column.max}")
+    return other
+
+
 def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
     families = (
         pa.types.is_integer,
@@ -151,14 +214,26 @@ def null_count(table: pa.Table, columns: list[str]) -> int:
     return int(pc.sum(mask).as_py() or 0)
 
 
+@functools.cache
 def load_contract(path: Path) -> Contract:
     """Parse a contract file; a malformed one fails loudly at definition load."""
     body = yaml.safe_load(Path(path).read_text())
     allowed = set(ContractColumn.__dataclass_fields__)
+    columns = []
     for column in body.get("columns", []):
         if unknown := set(column) - allowed:
             raise ValueError(f"{path}: column {column.get('name')!r} has unknown keys {unknown}")
         arrow_type(column["type"])
+        if column.get("accepted_values") is not None:
+            column = {**column, "accepted_values": tuple(column["accepted_values"])}
+        columns.append(ContractColumn(**column))
+    checks = tuple((name, CheckPolicy.parse(text)) for name, text in body.get("checks", {}).items())
+    if unknown := {n for n, _ in checks} - KNOWN_CHECKS:
+        raise ValueError(f"{path}: unknown checks {unknown}; known: {sorted(KNOWN_CHECKS)}")
+    reconciliations = tuple(
+        Reconciliation(r["name"], r["description"], r["sql"], CheckPolicy.parse(r["policy"]))
+        for r in body.get("reconciliations", [])
+    )
     return Contract(
         name=body["name"],
         domain=body["domain"],
@@ -167,8 +242,11 @@ def load_contract(path: Path) -> Contract:
         grain=body["grain"],
         freshness_sla_hours=int(body["freshness_sla_hours"]),
         unique_key=tuple(body["unique_key"]),
-        columns=tuple(ContractColumn(**c) for c in body["columns"]),
+        columns=tuple(columns),
         partition_column=body.get("partition_column"),
         partitioning=body.get("partitioning", "daily" if body.get("partition_column") else "none"),
         kind=body.get("kind", "table"),
+        row_count_floor=int(body.get("row_count_floor", 1)),
+        checks=checks,
+        reconciliations=reconciliations,
     )

@@ -17,7 +17,6 @@ from marts_project.automation.schedules import (
 )
 from marts_project.automation.sensors import build_sensors
 from marts_project.checks.contract_checks import build_contract_checks
-from marts_project.checks.freshness_checks import build_freshness_check
 from marts_project.checks.raw_checks import raw_checks
 from marts_project.intermediate.assets import int_mkt_campaign_daily, int_orders_enriched
 from marts_project.marts import ALL_MARTS
@@ -64,10 +63,12 @@ dimensions_job = define_asset_job(
 )
 REFRESH_JOBS = [daily_assets_job, weekly_marts_job, monthly_marts_job, dimensions_job]
 
-FRESHNESS_CHECKS = [build_freshness_check(m) for m in ALL_MARTS if m.asset.partitions_def]
+MART_CHECKS = [check for mart in ALL_MARTS for check in build_contract_checks(mart)]
 freshness_checks_job = define_asset_job(
     "freshness_checks_job",
-    selection=AssetSelection.checks(*FRESHNESS_CHECKS),
+    selection=AssetSelection.checks(
+        *(c for c in MART_CHECKS if next(iter(c.check_keys)).name == "partition_freshness")
+    ),
     description="Per-partition freshness of every partitioned mart (no materialization).",
 )
 
@@ -110,11 +111,7 @@ def build_definitions(settings: Settings) -> Definitions:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Definitions(
         assets=[*SHARED_LAYERS, *(m.asset for m in ALL_MARTS)],
-        asset_checks=[
-            *raw_checks,
-            *FRESHNESS_CHECKS,
-            *(check for mart in ALL_MARTS for check in build_contract_checks(mart)),
-        ],
+        asset_checks=[*raw_checks, *MART_CHECKS],
         jobs=[*REFRESH_JOBS, freshness_checks_job],
         sensors=build_sensors(settings.sensor_interval_seconds),
         schedules=[

@@ -1,11 +1,14 @@
 """The one daily partitioning every fact shares, the week/month partitions of the aggregates
 that map onto it, and how ranges of them run."""
 
+import datetime as dt
+
 from dagster import (
     BackfillPolicy,
     DailyPartitionsDefinition,
     MonthlyPartitionsDefinition,
     TimeWindowPartitionMapping,
+    TimeWindowPartitionsDefinition,
     WeeklyPartitionsDefinition,
 )
 
@@ -28,3 +31,17 @@ days_of_period = TimeWindowPartitionMapping(allow_nonexistent_upstream_partition
 
 # A backfill of many days is one run (one Iceberg commit per asset), not one process per day.
 single_run_backfill = BackfillPolicy.single_run()
+
+
+def periods_in(
+    partitions_def: TimeWindowPartitionsDefinition | None, start: dt.date, end: dt.date
+) -> list[dt.date] | None:
+    """Start dates of the partitions inside the days [start, end); None when unpartitioned."""
+    if partitions_def is None or end == dt.date.max:
+        return None
+    periods = []
+    for key in partitions_def.get_partition_keys():
+        window = partitions_def.time_window_for_partition_key(key)
+        if window.start.date() >= start and window.end.date() <= end:
+            periods.append(window.start.date())
+    return periods

@@ -6,3 +6,11 @@ from marts_project.marts.marketing.assets import marketing_marts
 from marts_project.marts.operations.assets import operations_marts
 
 ALL_MARTS: list[Mart] = [*marketing_marts, *finance_marts, *operations_marts]
+
+
+def contract_of(name: str):
+    """The contract of mart `name`."""
+    for mart in ALL_MARTS:
+        if mart.contract.name == name:
+            return mart.contract
+    raise KeyError(f"no mart named {name!r}")

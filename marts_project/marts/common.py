@@ -27,7 +27,7 @@ from marts_project.partitions import (
     monthly_partitions,
     weekly_partitions,
 )
-from marts_project.resources.iceberg_io import SERVE
+from marts_project.resources.iceberg_io import AUDIT_CONTRACT, SERVE
 from marts_project.resources.serving import ServingDatabase
 from marts_project.transform import iceberg_table, transform
 
@@ -85,6 +85,7 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
     }
     definition = _definition(contract, sql)
     definition["metadata"][SERVE] = True
+    definition["metadata"][AUDIT_CONTRACT] = str(sql_dir / f"{name}.yml")
 
     @iceberg_table(
         contract.domain, contract.partition_column, partitions_def, ins=ins, **definition

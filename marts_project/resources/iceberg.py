@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -25,6 +26,14 @@ CATALOG_NAME = "marts"  # a SqlCatalog scopes its tables by name: never change i
 
 class PartitionWindowError(ValueError):
     """Rows handed to a partition write fall outside the partitions being replaced."""
+
+
+class AuditFailedError(RuntimeError):
+    """A staged write failed its blocking audits; `main` was left where it was."""
+
+
+class MainMovedError(RuntimeError):
+    """Another writer moved `main` while a staged write was being audited (retried)."""
 
 
 class TableNotFoundError(LookupError):
@@ -99,12 +108,15 @@ class IcebergWarehouse(ConfigurableResource):
         start: dt.date | None = None,
         end: dt.date | None = None,
         ref: str | None = None,
+        columns: tuple[str, ...] = ("*",),
     ) -> pa.Table:
-        """Scan a table, pruned to the day window [start, end) of `column` when given."""
+        """Scan a table (or branch `ref`), pruned to the day window [start, end) of `column`."""
         row_filter = day_filter(column, start, end) if column and start and end else AlwaysTrue()
 
         def scan() -> pa.Table:
-            table_scan = self.load_table(identifier).scan(row_filter=row_filter)
+            table_scan = self.load_table(identifier).scan(
+                row_filter=row_filter, selected_fields=columns
+            )
             return (table_scan.use_ref(ref) if ref else table_scan).to_arrow()
 
         return with_retries(scan, f"read {identifier}")
@@ -132,6 +144,63 @@ class IcebergWarehouse(ConfigurableResource):
         if extra_filter is not None:
             overwrite_filter = And(overwrite_filter, extra_filter)
         return self._commit(identifier, data, column, overwrite_filter, properties)
+
+    def write_audit_publish(
+        self,
+        identifier: str,
+        data: pa.Table,
+        column: str | None,
+        start: dt.date | None,
+        end: dt.date | None,
+        audit: Callable[[pa.Table], list[str]],
+        properties: dict[str, str] | None = None,
+    ) -> WriteResult:
+        """Write to a fresh branch, audit what the branch holds, then fast-forward `main`.
+
+        Readers of `main` never see an unaudited write: a failed audit drops the branch and
+        raises AuditFailedError. The publish is a compare-and-swap on `main`'s snapshot id, so
+        if another writer moved `main` meanwhile, the whole write is redone on the new `main`.
+        """
+        partitioned = column is not None and start is not None and end is not None
+        if partitioned:
+            _check_rows_in_window(identifier, data, column, start, end)
+        overwrite_filter = day_filter(column, start, end) if partitioned else AlwaysTrue()
+        write_id = uuid.uuid4().hex
+        summary = {**(properties or {}), "marts.write_id": write_id, "marts.audited": "true"}
+        branch = f"audit-{write_id[:16]}"
+
+        def attempt() -> int:
+            table = self._ensure_table(identifier, data.schema, column)
+            base = table.current_snapshot()
+            if base is None:  # a brand-new table has no snapshot to branch from
+                if failures := audit(data):
+                    raise AuditFailedError(_audit_message(identifier, failures, None))
+                table.overwrite(_conform(data, table), snapshot_properties=summary)
+                return table.current_snapshot().snapshot_id
+            table.manage_snapshots().create_branch(base.snapshot_id, branch).commit()
+            try:
+                table.overwrite(
+                    _conform(data, table),
+                    overwrite_filter=overwrite_filter,
+                    snapshot_properties=summary,
+                    branch=branch,
+                )
+                staged = table.scan(row_filter=overwrite_filter).use_ref(branch).to_arrow()
+                if failures := audit(staged):
+                    raise AuditFailedError(_audit_message(identifier, failures, base.snapshot_id))
+                table = self.catalog().load_table(identifier)
+                if table.current_snapshot().snapshot_id != base.snapshot_id:
+                    raise MainMovedError(f"{identifier}: main moved while auditing; redoing")
+                head = table.metadata.refs[branch].snapshot_id
+                table.manage_snapshots().set_current_snapshot(snapshot_id=head).commit()
+                return head
+            finally:
+                _drop_branch(self.catalog().load_table(identifier), branch)
+
+        with_retries(attempt, f"write-audit-publish {identifier}")
+        table = self.load_table(identifier)
+        ours = [s for s in table.snapshots() if (s.summary or {}).get("marts.write_id") == write_id]
+        return _result(identifier, ours, data.num_rows)
 
     def replace_all(
         self, identifier: str, data: pa.Table, properties: dict[str, str] | None = None
@@ -193,6 +262,16 @@ class IcebergWarehouse(ConfigurableResource):
                 update.union_by_name(schema)
             table = catalog.load_table(identifier)
         return table
+
+
+def _audit_message(identifier: str, failures: list[str], kept: int | None) -> str:
+    where = f"main stays at snapshot {kept}" if kept else "nothing was published"
+    return f"{identifier}: audit failed, {where}: " + "; ".join(failures)
+
+
+def _drop_branch(table: Table, branch: str) -> None:
+    if branch in table.metadata.refs:
+        table.manage_snapshots().remove_branch(branch).commit()
 
 
 def _check_rows_in_window(

@@ -6,6 +6,8 @@ processes. Here a range run is one commit over its whole time window, and it rep
 count and Iceberg snapshot id Dagster shows per materialization.
 """
 
+from pathlib import Path
+
 import pyarrow as pa
 from dagster import (
     AssetKey,
@@ -16,11 +18,15 @@ from dagster import (
     ResourceDependency,
 )
 
+from marts_project.checks.audits import blocking_failures
+from marts_project.contracts import load_contract
+from marts_project.partitions import periods_in
 from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
 from marts_project.resources.serving import ServingDatabase
 
 PARTITION_COLUMN = "partition_expr"  # asset metadata key naming the day column, as dagster-iceberg
 SERVE = "serving/publish"  # asset metadata flag: mirror each commit into the serving database
+AUDIT_CONTRACT = "wap/contract"  # asset metadata: write-audit-publish against this contract
 
 
 def table_identifier(asset_key: AssetKey) -> str:
@@ -54,6 +60,19 @@ class IcebergIOManager(ConfigurableIOManager):
             column = context.definition_metadata[PARTITION_COLUMN]
             start, end = window.start.date(), window.end.date()
             properties["dagster.partitions"] = f"{start}..{end}"
+        if contract_path := context.definition_metadata.get(AUDIT_CONTRACT):
+            contract = load_contract(Path(contract_path))
+            periods = periods_in(context.asset_partitions_def, start, end) if column else None
+            result = self.warehouse.write_audit_publish(
+                identifier,
+                obj,
+                column,
+                start,
+                end,
+                lambda staged: blocking_failures(contract, staged, periods),
+                properties,
+            )
+        elif column:
             result = self.warehouse.overwrite_days(identifier, obj, column, start, end, properties)
         else:
             result = self.warehouse.replace_all(identifier, obj, properties)

@@ -19,7 +19,7 @@ MAX_DELAY_SECONDS = 5.0
 
 def is_transient(exc: BaseException) -> bool:
     """Errors a retry can cure: lost commit races, a locked SQLite catalog, S3 hiccups."""
-    if isinstance(exc, CommitFailedException):
+    if isinstance(exc, CommitFailedException) or type(exc).__name__ == "MainMovedError":
         return True
     if isinstance(exc, OperationalError):  # SQLite "database is locked", PostgreSQL restarts
         text = str(exc).lower()
