@@ -119,6 +119,104 @@ def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Seed a small range on the simulator in a scratch folder, backfill it, run every check.
+
+    Exits non-zero if a run fails or any ERROR-severity check fails (what CI runs).
+    """
+    import tempfile
+
+    from dagster import DagsterInstance
+
+    from marts_project.checks.report import check_table
+    from marts_project.definitions import build_definitions, open_resource
+    from marts_project.simulator import SimConfig, land
+
+    with tempfile.TemporaryDirectory(prefix="marts-check-") as scratch:
+        local = Settings.local(Path(args.data_dir) if args.data_dir else Path(scratch))
+        end = _yesterday()
+        start = end - dt.timedelta(days=args.days - 1)
+        days = [start + dt.timedelta(days=i) for i in range(args.days)]
+        cfg = SimConfig(seed=args.seed, rows_per_day=args.rows_per_day)
+        land(open_resource(local, "landing"), days, dt.datetime.now(dt.UTC), cfg)
+        print(f"checking {start} .. {end} ({args.rows_per_day} rows/day) in {local.data_dir}")
+        with DagsterInstance.ephemeral() as instance:
+            outcomes = refresh_days(build_definitions(local), instance, start, end)
+    rows = [row for outcome in outcomes for row in outcome.checks]
+    print(check_table(rows))
+    failed_runs = [o.job_name for o in outcomes if not o.success]
+    if failed_runs:
+        print(f"failed runs: {', '.join(failed_runs)}")
+    return 1 if failed_runs or any(o.checks_failed for o in outcomes) else 0
+
+
+def _mart(name: str):
+    from marts_project.marts import ALL_MARTS
+
+    names = {m.contract.name: m for m in ALL_MARTS if m.contract.kind == "table"}
+    if name not in names:
+        raise BadDateRangeError(f"unknown mart {name!r}; marts: {', '.join(sorted(names))}")
+    return names[name]
+
+
+def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
+    """The snapshot history of a mart: what each commit did and which run made it."""
+    from marts_project.definitions import open_resource
+    from marts_project.resources.iceberg_io import table_identifier
+
+    identifier = table_identifier(_mart(args.mart).asset.key)
+    for row in open_resource(settings, "warehouse").history(identifier):
+        marker = "*" if row["current"] else (" " if row["on_main"] else "x")
+        print(
+            f"{marker} {row['snapshot_id']:>20}  {row['committed_at']:%Y-%m-%d %H:%M:%S}  "
+            f"{row['operation']:<9} {row['partitions']:<24} run {str(row['run_id'])[:8]}"
+        )
+    print("* current   x not on main (discarded by an audit or a rollback)")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Rows of a mart now or, with --as-of, at an earlier snapshot (time travel)."""
+    import duckdb
+
+    from marts_project.definitions import open_resource
+    from marts_project.resources.iceberg_io import table_identifier
+
+    mart = _mart(args.mart)
+    warehouse = open_resource(settings, "warehouse")
+    identifier = table_identifier(mart.asset.key)
+    table = (
+        warehouse.read_as_of(identifier, args.as_of) if args.as_of else warehouse.read(identifier)
+    )
+    con = duckdb.connect()
+    con.register("mart", table)
+    where = ""
+    params: list = []
+    if args.day:
+        where = f' where "{mart.contract.partition_column}" = ?'
+        params.append(parse_day(args.day))
+    cursor = con.execute(f"select * from mart{where} limit {int(args.limit)}", params)
+    names = [d[0] for d in cursor.description]
+    print("\t".join(names))
+    for row in cursor.fetchall():
+        print("\t".join("" if v is None else str(v) for v in row))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    """Point a mart's main branch back at a snapshot and re-serve it."""
+    from marts_project.definitions import open_resource
+    from marts_project.resources.iceberg_io import table_identifier
+
+    identifier = table_identifier(_mart(args.mart).asset.key)
+    warehouse = open_resource(settings, "warehouse")
+    warehouse.rollback(identifier, args.to)
+    data = warehouse.read(identifier)
+    open_resource(settings, "serving").publish(identifier, data, lambda: data)
+    print(f"{identifier}: main is now snapshot {args.to} ({data.num_rows} rows); serving updated")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from marts_project.summary import mart_summary
 
@@ -170,6 +268,29 @@ def build_parser() -> argparse.ArgumentParser:
     seed_opts(demo)
     demo.set_defaults(func=cmd_demo)
 
+    check = sub.add_parser("check", help="materialize a small simulated range, run every check")
+    check.add_argument("--days", type=int, default=3, help="days to check (default 3)")
+    check.add_argument("--rows-per-day", type=int, default=100, help="ad rows per day")
+    check.add_argument("--seed", type=int, default=7, help="simulator seed")
+    check.add_argument("--data-dir", help="keep the data here (default: a scratch folder)")
+    check.set_defaults(func=cmd_check)
+
+    snaps = sub.add_parser("snapshots", help="snapshot history of a mart")
+    snaps.add_argument("mart", help="mart name, e.g. mkt_campaign_performance_fact")
+    snaps.set_defaults(func=cmd_snapshots)
+
+    show = sub.add_parser("show", help="rows of a mart, now or at a snapshot (time travel)")
+    show.add_argument("mart")
+    show.add_argument("--as-of", type=int, help="snapshot id to read")
+    show.add_argument("--day", help="only this partition day")
+    show.add_argument("--limit", type=int, default=20)
+    show.set_defaults(func=cmd_show)
+
+    rollback = sub.add_parser("rollback", help="point a mart back at an earlier snapshot")
+    rollback.add_argument("mart")
+    rollback.add_argument("--to", type=int, required=True, help="snapshot id")
+    rollback.set_defaults(func=cmd_rollback)
+
     summary = sub.add_parser("summary", help="print a short summary of the marts")
     summary.set_defaults(func=cmd_summary)
     return parser
@@ -179,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, Settings.from_env())
-    except BadDateRangeError as exc:
+    except (BadDateRangeError, LookupError) as exc:
         print(f"marts: error: {exc}", file=sys.stderr)
         return 2
 

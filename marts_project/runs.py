@@ -26,12 +26,24 @@ class BadDateRangeError(ValueError):
 
 
 @dataclass(frozen=True)
+class CheckRow:
+    """One asset check evaluation, for tables people read."""
+
+    asset: str
+    check: str
+    severity: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     job_name: str
     run_id: str
     success: bool
     checks_passed: int
     checks_failed: list[str]
+    checks: tuple[CheckRow, ...] = ()
 
 
 def parse_day(value: str) -> dt.date:
@@ -110,17 +122,27 @@ def run_job(
 
 def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:
     """Success and check results of a finished in-process run."""
-    evaluations = [
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-    failed = [
-        f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in evaluations if not ev.passed
-    ]
-    return RunOutcome(
-        job_name, result.run_id, result.success, len(evaluations) - len(failed), failed
-    )
+    rows = []
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        ev = event.event_specific_data
+        detail = ev.description or ""
+        if not detail and "result" in ev.metadata:
+            detail = str(ev.metadata["result"].value)
+        rows.append(
+            CheckRow(
+                ev.asset_key.to_user_string(),
+                ev.check_name,
+                ev.severity.value,
+                ev.passed,
+                detail,
+            )
+        )
+    # A failed WARN-severity check (e.g. freshness) is reported, not counted as a failure.
+    failed = [f"{r.asset}:{r.check}" for r in rows if not r.passed and r.severity == "ERROR"]
+    passed = sum(r.passed for r in rows)
+    return RunOutcome(job_name, result.run_id, result.success, passed, failed, tuple(rows))
 
 
 def materialize_days(

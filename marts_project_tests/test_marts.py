@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from marts_project.checks.contract_checks import schema_differences
+from marts_project.checks.audits import schema_differences
 from marts_project.marts import ALL_MARTS
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.runs import refresh_days

@@ -103,6 +103,7 @@ def parse_landing_file(
         if column.name not in header:  # optional column the file does not carry: null
             strings = strings.append_column(column.name, pa.nulls(strings.num_rows, pa.string()))
 
+    _refuse_retyped_columns(spec, strings, source_file, duckdb)
     checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings}, {"day": day})
     ok = pc.equal(checked.column("_reason"), "")
     typed_cols = [c.name for c in spec.columns]
@@ -131,6 +132,39 @@ def parse_landing_file(
         rows_in=strings.num_rows + len(malformed),
         ignored_columns=tuple(h for h in header if h not in typed_cols),
     )
+
+
+def _refuse_retyped_columns(
+    spec: SourceSpec, strings: pa.Table, source_file: str, duckdb: DuckDBResource
+) -> None:
+    """A required column none of whose values has the contract's type was retyped by the
+    source: that is schema drift to fix at the source, not a few bad rows to quarantine."""
+    required = [c for c in spec.columns if c.required and c.type != "varchar"]
+    if not required or strings.num_rows == 0:
+        return
+    parts = []
+    for col in required:
+        value = f"nullif(trim(\"{col.name}\"), '')"
+        parts.append(
+            f'count({value}) as "{col.name}__present", '
+            f"count(*) filter (where {value} is not null and try_cast({value} as {col.type}) "
+            f'is null) as "{col.name}__bad", '
+            f"any_value({value}) filter (where try_cast({value} as {col.type}) is null) "
+            f'as "{col.name}__example"'
+        )
+    stats = run_sql(duckdb, f"select {', '.join(parts)} from landing", {"landing": strings})
+    row = stats.to_pylist()[0]
+    retyped = [
+        f"{c.name} (none of {row[c.name + '__present']} values is a {c.type}, "
+        f"e.g. {row[c.name + '__example']!r})"
+        for c in required
+        if row[c.name + "__present"] and row[c.name + "__bad"] == row[c.name + "__present"]
+    ]
+    if retyped:
+        raise SchemaDriftError(
+            f"{spec.name}: required column(s) retyped in {source_file}: {'; '.join(retyped)}; "
+            "partition blocked until the file is fixed"
+        )
 
 
 def _typing_sql(spec: SourceSpec) -> str:

@@ -202,6 +202,47 @@ class IcebergWarehouse(ConfigurableResource):
         ours = [s for s in table.snapshots() if (s.summary or {}).get("marts.write_id") == write_id]
         return _result(identifier, ours, data.num_rows)
 
+    def history(self, identifier: str) -> list[dict[str, object]]:
+        """Snapshots of `main`, oldest first: id, time, operation, run and partitions."""
+        table = self.load_table(identifier)
+        current = table.current_snapshot()
+        main_ids = set()
+        snap = current
+        while snap is not None:
+            main_ids.add(snap.snapshot_id)
+            snap = (
+                table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
+            )
+        rows = []
+        for snap in table.snapshots():
+            summary = snap.summary.additional_properties if snap.summary else {}
+            rows.append(
+                {
+                    "snapshot_id": snap.snapshot_id,
+                    "committed_at": dt.datetime.fromtimestamp(snap.timestamp_ms / 1000, dt.UTC),
+                    "operation": snap.summary.operation.value if snap.summary else "",
+                    "run_id": summary.get("dagster.run_id", ""),
+                    "partitions": summary.get("dagster.partitions", ""),
+                    "on_main": snap.snapshot_id in main_ids,
+                    "current": current is not None and snap.snapshot_id == current.snapshot_id,
+                }
+            )
+        return rows
+
+    def read_as_of(self, identifier: str, snapshot_id: int) -> pa.Table:
+        """Time travel: the table as it was at `snapshot_id`."""
+        table = self.load_table(identifier)
+        if table.snapshot_by_id(snapshot_id) is None:
+            raise LookupError(f"{identifier} has no snapshot {snapshot_id}")
+        return table.scan(snapshot_id=snapshot_id).to_arrow()
+
+    def rollback(self, identifier: str, snapshot_id: int) -> None:
+        """Point `main` back at an earlier snapshot (a compare-and-swap on the current one)."""
+        table = self.load_table(identifier)
+        if table.snapshot_by_id(snapshot_id) is None:
+            raise LookupError(f"{identifier} has no snapshot {snapshot_id}")
+        table.manage_snapshots().set_current_snapshot(snapshot_id=snapshot_id).commit()
+
     def replace_all(
         self, identifier: str, data: pa.Table, properties: dict[str, str] | None = None
     ) -> WriteResult:

@@ -1,0 +1,260 @@
+"""Data you can trust: every contract check passes on good data and fails on data crafted to
+break it; write-audit-publish keeps a broken transform away from readers; time travel and
+rollback; the CI check command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from marts_project.checks.audits import (
+    audit_accepted_values,
+    audit_recency,
+    audit_row_count_floor,
+    audit_schema,
+    audit_unique_key,
+    audit_value_ranges,
+)
+from marts_project.cli import main
+from marts_project.freshness import partition_freshness
+from marts_project.marts import ALL_MARTS, contract_of
+from marts_project.marts.common import build_mart
+from marts_project.raw.sources import source_specs
+from marts_project.raw.validation import SchemaDriftError, parse_landing_file
+from marts_project.resources.sql import run_sql
+from marts_project.runs import materialize_days
+from marts_project.simulator import SimConfig, land
+from marts_project_tests.conftest import DAY, SIM, Lakehouse, days
+
+PERF = contract_of("mkt_campaign_performance_fact")
+
+
+def perf_rows(**changes) -> pa.Table:
+    """Two good rows of the campaign performance fact, with `changes` applied to the second."""
+    base = {
+        "stat_date": DAY,
+        "campaign_id": "cmp_1",
+        "campaign_name": "a",
+        "channel": "search",
+        "impressions": 100,
+        "clicks": 5,
+        "platform_conversions": 1,
+        "leads": 2,
+        "mqls": 1,
+        "spend": Decimal("10.00"),
+        "click_through_rate": 0.05,
+        "cost_per_lead": 5.0,
+        "cost_per_mql": 10.0,
+        "_last_refreshed_at": dt.datetime(2026, 10, 6, tzinfo=dt.UTC),
+    }
+    rows = [base, {**base, "campaign_id": "cmp_2", **changes}]
+    return PERF.conform(pa.Table.from_pylist(rows, schema=PERF.arrow_schema.with_metadata({})))
+
+
+def test_unique_key_passes_on_good_rows_and_fails_on_duplicates():
+    assert audit_unique_key(PERF, perf_rows()).passed
+    duplicate = audit_unique_key(PERF, perf_rows(campaign_id="cmp_1"))
+    assert not duplicate.passed and duplicate.metadata["duplicate_keys"] == 1
+
+
+def test_unique_key_fails_on_null_keys():
+    table = perf_rows().set_column(1, "campaign_id", pa.array(["cmp_1", None]))
+    assert audit_unique_key(PERF, table).metadata["null_keys"] == 1
+
+
+def test_row_count_floor_fails_for_an_empty_partition():
+    assert audit_row_count_floor(PERF, perf_rows(), [DAY]).passed
+    missing_day = audit_row_count_floor(PERF, perf_rows(), [DAY, DAY + dt.timedelta(days=1)])
+    assert not missing_day.passed and "2026-10-06" in missing_day.message
+
+
+def test_accepted_values_fail_on_an_unknown_channel():
+    assert audit_accepted_values(PERF, perf_rows()).passed
+    bad = audit_accepted_values(PERF, perf_rows(channel="carrier_pigeon"))
+    assert not bad.passed and "carrier_pigeon" in bad.message
+
+
+@pytest.mark.parametrize(
+    "change", [{"spend": Decimal("-1.00")}, {"click_through_rate": 1.5}, {"impressions": -3}]
+)
+def test_value_ranges_fail_outside_the_contract(change):
+    assert audit_value_ranges(PERF, perf_rows()).passed
+    assert not audit_value_ranges(PERF, perf_rows(**change)).passed
+
+
+def test_schema_conformance_fails_on_missing_retyped_or_nullable_columns():
+    good = PERF.arrow_schema
+    assert audit_schema(PERF, good).passed
+    assert (
+        "spend: missing" in audit_schema(PERF, good.remove(good.get_field_index("spend"))).message
+    )
+    retyped = good.set(good.get_field_index("clicks"), pa.field("clicks", pa.string(), False))
+    assert "clicks: string, contract says bigint" in audit_schema(PERF, retyped).message
+    loose = good.set(good.get_field_index("spend"), pa.field("spend", pa.decimal128(18, 2)))
+    assert "spend: nullable in table" in audit_schema(PERF, loose).message
+    extra = good.append(pa.field("surprise", pa.int64()))
+    assert "surprise: not in contract" in audit_schema(PERF, extra).message
+
+
+def test_recency_fails_when_the_newest_day_is_older_than_the_sla():
+    now = dt.datetime(2026, 10, 7, 6, tzinfo=dt.UTC)
+    assert audit_recency(PERF, dt.date(2026, 10, 6), now).passed
+    assert not audit_recency(PERF, dt.date(2026, 10, 1), now).passed
+    assert not audit_recency(PERF, None, now).passed
+
+
+def test_reconciliation_sql_finds_marketing_cost_that_disagrees_with_spend():
+    (rec,) = contract_of("fin_pnl_monthly_agg").reconciliations
+    perf = pa.table({"stat_date": [DAY, DAY], "spend": [Decimal("10.00"), Decimal("5.00")]})
+    duck = DuckDBResource(database=":memory:")
+
+    def mismatches(cost: str) -> int:
+        pnl = pa.table({"month_start": [dt.date(2026, 10, 1)], "marketing_cost": [Decimal(cost)]})
+        tables = {"fin_pnl_monthly_agg": pnl, "mkt_campaign_performance_fact": perf}
+        return run_sql(duck, rec.sql, tables).num_rows
+
+    assert mismatches("15.00") == 0
+    assert mismatches("14.00") == 1
+
+
+def test_order_count_reconciliation_finds_days_finance_and_operations_disagree_on():
+    (rec,) = contract_of("ops_orders_fact").reconciliations
+    ops = pa.table({"order_id": ["a", "b", "c"], "order_date": [DAY, DAY, DAY]})
+    payments = pa.table({"order_date": [DAY], "orders": [3]})
+    duck = DuckDBResource(database=":memory:")
+
+    def mismatches(revenue_orders: list[int]) -> int:
+        revenue = pa.table({"order_date": [DAY] * len(revenue_orders), "orders": revenue_orders})
+        tables = {
+            "ops_orders_fact": ops,
+            "fin_revenue_daily_fact": revenue,
+            "fin_payment_reconciliation_fact": payments,
+        }
+        return run_sql(duck, rec.sql, tables).num_rows
+
+    assert mismatches([2, 1]) == 0
+    assert mismatches([2, 2]) == 1
+
+
+def test_a_retyped_required_column_blocks_the_partition():
+    spec = source_specs()["mkt_ad_stats"]
+    payload = (
+        b"stat_date,ad_id,campaign_id,impressions,clicks,spend,currency,conversions,extracted_at\n"
+        b"2026-10-05,a1,c1,10,1,12 EUR,USD,0,2026-10-06T01:00:00+00:00\n"
+        b"2026-10-05,a2,c1,10,1,9 EUR,USD,0,2026-10-06T01:00:00+00:00\n"
+    )
+    with pytest.raises(SchemaDriftError, match=r"retyped .*spend \(none of 2 values"):
+        parse_landing_file(payload, spec, DAY, "f.csv", DuckDBResource(database=":memory:"))
+
+
+def test_partition_freshness_sees_a_restated_day_until_it_is_refreshed(lakehouse):
+    mart = next(m for m in ALL_MARTS if m.contract.name == "mkt_campaign_performance_fact")
+    lakehouse.seed(DAY, 3)
+    lakehouse.run(DAY, days(DAY, 3)[-1])
+    now = dt.datetime.combine(days(DAY, 3)[-1] + dt.timedelta(days=1), dt.time(6), dt.UTC)
+
+    def statuses() -> list[str]:
+        rows = partition_freshness(mart, lakehouse.warehouse, lakehouse.landing, now, 3)
+        return [r.status for r in rows]
+
+    assert statuses() == ["fresh"] * 3
+    lakehouse.landing.write_bytes(
+        "mkt_ad_stats", DAY, lakehouse.landing.read_bytes("mkt_ad_stats", DAY)
+    )
+    assert statuses() == ["stale", "fresh", "fresh"]
+    lakehouse.run(DAY)
+    assert statuses() == ["fresh"] * 3
+
+
+def test_a_broken_transform_fails_its_audit_and_readers_keep_the_last_good_data(
+    lakehouse, tmp_path
+):
+    lakehouse.seed(DAY, 2)
+    lakehouse.run(DAY, days(DAY, 2)[-1])
+    identifier = "marketing.mkt_campaign_performance_fact"
+    published = lakehouse.warehouse.read(identifier)
+    served = lakehouse.serving().read(identifier)
+    snapshot = lakehouse.warehouse.load_table(identifier).current_snapshot().snapshot_id
+
+    broken_dir = tmp_path / "broken"
+    broken_dir.mkdir()
+    source = next(m for m in ALL_MARTS if m.contract.name == "mkt_campaign_performance_fact")
+    shutil.copy(source.sql_file.with_suffix(".yml"), broken_dir)
+    sql = source.sql_file.read_text().replace(
+        "select * from final", "select * from final union all select * from final limit 1000000"
+    )
+    (broken_dir / source.sql_file.name).write_text(sql)  # every row twice: keys break
+    broken = Lakehouse.__new__(Lakehouse)
+    broken.__dict__.update(lakehouse.__dict__)
+    from marts_project.definitions import build_definitions
+
+    broken.defs = build_definitions(
+        lakehouse.settings, marts=[build_mart(broken_dir, "mkt_campaign_performance_fact")]
+    )
+    outcome = materialize_days(broken.defs, lakehouse.instance, DAY, DAY)
+
+    assert not outcome.success
+    failure = [
+        e.dagster_event.step_failure_data.error
+        for e in lakehouse.instance.all_logs(outcome.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"
+    ][0]
+    message = (failure.cause or failure).message
+    assert f"audit failed, main stays at snapshot {snapshot}" in message
+    assert "unique_key" in message
+    table = lakehouse.warehouse.load_table(identifier)
+    assert table.current_snapshot().snapshot_id == snapshot
+    assert list(table.metadata.refs) == ["main"]  # the audit branch is gone
+    assert (
+        lakehouse.warehouse.read(identifier)
+        .sort_by("campaign_id")
+        .equals(published.sort_by("campaign_id"))
+    )
+    assert lakehouse.serving().read(identifier).num_rows == served.num_rows
+
+
+def test_time_travel_and_rollback_restore_an_earlier_snapshot(lakehouse, monkeypatch, capsys):
+    monkeypatch.setenv("MARTS_DATA_DIR", str(lakehouse.settings.data_dir))
+    identifier = "finance.fin_revenue_daily_fact"
+    lakehouse.seed(DAY, 1)
+    lakehouse.run(DAY)
+    first = lakehouse.warehouse.load_table(identifier).current_snapshot().snapshot_id
+    before = lakehouse.warehouse.read(identifier)
+    land(
+        lakehouse.landing,
+        [DAY],
+        dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+        SimConfig(seed=99, rows_per_day=SIM.rows_per_day),  # every source re-exports the day
+    )
+    lakehouse.run(DAY)
+    changed = lakehouse.warehouse.read(identifier).sort_by("sales_channel")
+    assert (
+        changed["gross_revenue"].to_pylist()
+        != before.sort_by("sales_channel")["gross_revenue"].to_pylist()
+    )
+
+    assert main(["show", "fin_revenue_daily_fact", "--as-of", str(first)]) == 0
+    assert str(before.column("gross_revenue")[0]) in capsys.readouterr().out
+    assert main(["rollback", "fin_revenue_daily_fact", "--to", str(first)]) == 0
+
+    assert (
+        lakehouse.warehouse.read(identifier)
+        .sort_by("sales_channel")
+        .equals(before.sort_by("sales_channel"))
+    )
+    assert lakehouse.serving().read(identifier).num_rows == before.num_rows
+    assert main(["snapshots", "fin_revenue_daily_fact"]) == 0
+    assert f"* {first:>20}" in capsys.readouterr().out
+
+
+def test_ci_check_command_runs_every_check_and_prints_a_table(capsys, tmp_path):
+    assert main(["check", "--days", "2", "--rows-per-day", "40", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "marketing/mkt_campaign_performance_fact  unique_key" in out
+    assert "order_counts_match_finance" in out and "marketing_cost_matches_campaign_spend" in out
+    assert "0 failed (ERROR)" in out
