@@ -131,3 +131,16 @@ def test_partition_write_refuses_rows_outside_its_days(lakehouse):
     with pytest.raises(PartitionWindowError, match="1 of 2 rows have d outside"):
         lakehouse.warehouse.overwrite_days("raw.t", data, "d", DAY, DAY + dt.timedelta(days=1))
     assert not lakehouse.warehouse.table_exists("raw.t")
+
+
+def test_an_added_column_is_carried_when_the_source_says_so(lakehouse):
+    lakehouse.seed(DAY, 1)
+    lines = lakehouse.landing.read_bytes("mkt_crm_leads", DAY).decode().splitlines()
+    with_custom = [lines[0] + ",lead_score"] + [f"{line},{i}" for i, line in enumerate(lines[1:])]
+    lakehouse.landing.write_bytes("mkt_crm_leads", DAY, ("\n".join(with_custom) + "\n").encode())
+
+    lakehouse.run(DAY)
+
+    raw = lakehouse.warehouse.read("raw.raw_mkt_crm_leads")
+    assert raw.column("lead_score").to_pylist() == [str(i) for i in range(len(lines) - 1)]
+    assert "lead_score" not in lakehouse.warehouse.read("staging.stg_mkt_leads").column_names

@@ -35,7 +35,7 @@ def ingest(
     duckdb: DuckDBResource,
 ) -> tuple[pa.Table, pa.Table, dict[str, object]]:
     """Parse the source's landing files for `days`: (typed rows, quarantined rows, stats)."""
-    valid, quarantined, rows_in, ignored = [], [], 0, set()
+    valid, quarantined, rows_in, ignored, carried = [], [], 0, set(), set()
     for day in days:
         if not landing.exists(spec.name, day):
             raise MissingLandingFileError(
@@ -48,7 +48,8 @@ def ingest(
         quarantined.append(parsed.quarantine)
         rows_in += parsed.rows_in
         ignored.update(parsed.ignored_columns)
-    published = pa.concat_tables(valid) if valid else pa.table({})
+        carried.update(parsed.carried_columns)
+    published = pa.concat_tables(valid, promote_options="default") if valid else pa.table({})
     quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
     stats = {
         "rows_in": rows_in,
@@ -56,6 +57,7 @@ def ingest(
         "rows_quarantined": quarantine.num_rows,
         "files_read": len(days),
         "ignored_columns": MetadataValue.text(", ".join(sorted(ignored)) or "none"),
+        "carried_columns": MetadataValue.text(", ".join(sorted(carried)) or "none"),
     }
     return published, quarantine, stats
 

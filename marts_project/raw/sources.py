@@ -31,6 +31,7 @@ class SourceSpec:
     derive_date_from: str | None = None
     date_from_file: bool = False
     max_quarantine_share: float = 0.05
+    extra_columns: str = "ignore"  # ignore | carry (kept as text in the raw table)
 
     @property
     def required(self) -> list[str]:
@@ -50,6 +51,13 @@ def source_specs() -> dict[str, SourceSpec]:
             derive_date_from=body.get("derive_date_from"),
             date_from_file=bool(body.get("date_from_file", False)),
             max_quarantine_share=float(body.get("max_quarantine_share", 0.05)),
+            extra_columns=_extra_rule(name, body.get("extra_columns", "ignore")),
         )
         for name, body in raw.items()
     }
+
+
+def _extra_rule(source: str, rule: str) -> str:
+    if rule not in ("ignore", "carry"):
+        raise ValueError(f"{source}: extra_columns must be 'ignore' or 'carry', not {rule!r}")
+    return rule

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -31,6 +32,9 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
+_CARRYABLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # extra columns kept only with safe names
+
+
 class LandingFileError(ValueError):
     """A landing file that cannot be read at all (empty, not UTF-8, unusable header)."""
 
@@ -45,6 +49,7 @@ class ParsedFile:
     quarantine: pa.Table
     rows_in: int
     ignored_columns: tuple[str, ...]
+    carried_columns: tuple[str, ...] = ()
 
 
 def read_header(payload: bytes, spec: SourceSpec, source_file: str) -> list[str]:
@@ -113,6 +118,10 @@ def parse_landing_file(
     valid = valid.append_column(
         "_source_file", pa.array([source_file] * valid.num_rows, pa.string())
     )
+    extras = [h for h in header if h not in typed_cols]
+    carried = [h for h in extras if spec.extra_columns == "carry" and _CARRYABLE.match(h)]
+    for name in carried:  # rows of `strings` and `checked` are both in line order
+        valid = valid.append_column(name, strings.column(name).filter(ok))
 
     rejected = checked.filter(pc.invert(ok))
     quarantine = pa.table(
@@ -130,7 +139,8 @@ def parse_landing_file(
         valid=valid,
         quarantine=quarantine,
         rows_in=strings.num_rows + len(malformed),
-        ignored_columns=tuple(h for h in header if h not in typed_cols),
+        ignored_columns=tuple(h for h in extras if h not in carried),
+        carried_columns=tuple(carried),
     )
 
 
