@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,30 @@ def transform(
     **params: Any,
 ) -> pa.Table:
     """Run `sql_file` in DuckDB over `tables` with the window params plus `params`."""
-    result = run_sql(duckdb, sql_file, tables, {**window_params(context), **params})
-    context.log.debug(f"{sql_file.name}: {result.num_rows} rows")
+    with measured(context, rows_in=sum(t.num_rows for t in tables.values())) as done:
+        result = run_sql(duckdb, sql_file, tables, {**window_params(context), **params})
+        done(result.num_rows)
     return result
+
+
+@contextlib.contextmanager
+def measured(context: AssetExecutionContext, rows_in: int | None):
+    """Adds rows in/out, wall and CPU seconds of the wrapped work to the materialization.
+
+    The IO manager adds what the write cost (bytes, files, its own seconds, snapshot id), so
+    the UI plots cost and volume per partition over time.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    rows_out: list[int] = []
+    yield rows_out.append
+    metadata = {
+        "rows_out": rows_out[0] if rows_out else 0,
+        "transform_seconds": round(time.perf_counter() - wall, 3),
+        "transform_cpu_seconds": round(time.process_time() - cpu, 3),
+    }
+    if rows_in is not None:  # raw assets report the landing rows they read themselves
+        metadata["rows_in"] = rows_in
+    context.add_output_metadata(metadata)
 
 
 def iceberg_table(

@@ -11,7 +11,7 @@ from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.raw.validation import QUARANTINE_SCHEMA, parse_landing_file
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone
-from marts_project.transform import iceberg_table
+from marts_project.transform import iceberg_table, measured
 
 RAW = "raw"
 QUARANTINE_TABLE = "raw.quarantine"
@@ -82,7 +82,9 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         duckdb: DuckDBResource,
     ) -> pa.Table:
         days = days_of(context)
-        published, quarantine, stats = ingest(spec, days, landing, duckdb)
+        with measured(context, rows_in=None) as done:
+            published, quarantine, stats = ingest(spec, days, landing, duckdb)
+            done(published.num_rows)
         warehouse.overwrite_days(
             QUARANTINE_TABLE,
             quarantine,

@@ -6,6 +6,7 @@ processes. Here a range run is one commit over its whole time window, and it rep
 count and Iceberg snapshot id Dagster shows per materialization.
 """
 
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -52,6 +53,7 @@ class IcebergIOManager(ConfigurableIOManager):
     serving: ResourceDependency[ServingDatabase]
 
     def handle_output(self, context: OutputContext, obj: pa.Table) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
         identifier = table_identifier(context.asset_key)
         properties = {"dagster.run_id": context.run_id}
         column, start, end = None, None, None
@@ -82,6 +84,8 @@ class IcebergIOManager(ConfigurableIOManager):
                 identifier, obj, lambda: self.warehouse.read(identifier), column, start, end
             )
             metadata["serving/table"] = identifier
+        metadata["write_seconds"] = round(time.perf_counter() - wall, 3)
+        metadata["write_cpu_seconds"] = round(time.process_time() - cpu, 3)
         context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pa.Table:
