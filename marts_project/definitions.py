@@ -10,6 +10,10 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from marts_project.automation.maintenance_job import (
+    table_maintenance_job,
+    table_maintenance_schedule,
+)
 from marts_project.automation.schedules import (
     freshness_checks_schedule,
     monthly_catchup_schedule,
@@ -117,12 +121,13 @@ def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> De
     return Definitions(
         assets=[*SHARED_LAYERS, *(m.asset for m in chosen)],
         asset_checks=[*raw_checks, *checks],
-        jobs=[*REFRESH_JOBS, freshness_checks_job],
+        jobs=[*REFRESH_JOBS, freshness_checks_job, table_maintenance_job],
         sensors=build_sensors(settings.sensor_interval_seconds),
         schedules=[
             nightly_reprocess_schedule,
             monthly_catchup_schedule,
             freshness_checks_schedule,
+            table_maintenance_schedule,
         ],
         resources=build_resources(settings),
         executor=in_process_executor if settings.in_process else multiprocess_executor,

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import ConfigurableResource
@@ -89,6 +90,25 @@ class IcebergWarehouse(ConfigurableResource):
             if self.s3_secret_access_key:
                 props["s3.secret-access-key"] = self.s3_secret_access_key
         return _open_catalog(self.catalog_uri, tuple(sorted(props.items())))
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        """The warehouse's file system (for maintenance: listing and removing orphan files)."""
+        if self.warehouse.startswith("s3://"):
+            return fsspec.filesystem(
+                "s3",
+                key=self.s3_access_key_id,
+                secret=self.s3_secret_access_key,
+                client_kwargs={"endpoint_url": self.s3_endpoint, "region_name": self.s3_region},
+                use_listings_cache=False,
+            )
+        return fsspec.filesystem("file")
+
+    def table_identifiers(self) -> list[str]:
+        """Every table of the catalog, `namespace.name`."""
+        catalog = self.catalog()
+        return sorted(
+            ".".join(ident) for ns in catalog.list_namespaces() for ident in catalog.list_tables(ns)
+        )
 
     def load_table(self, identifier: str) -> Table:
         try:
