@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up the project on a fresh machine (Python 3.11 + apt): a venv with every dependency.
+# Sets up the project on a fresh machine (Python 3.11 + apt): a venv with every dependency,
+# and Debian's chromium for the browser tests (never a browser download).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3.11}"
@@ -9,3 +10,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+if ! command -v chromium >/dev/null && [ -z "${MARTS_NO_BROWSER:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup.sh: chromium is missing and cannot be installed here (needs root + apt);" \
+         "the browser tests need it: apt-get install chromium" >&2
+  fi
+fi

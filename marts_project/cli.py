@@ -217,6 +217,22 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the freshness and cost page (HTML) and its data (JSON)."""
+    from marts_project.definitions import open_resource
+    from marts_project.report import build_report, write_report
+
+    report = build_report(
+        instance_for(_home(settings)),
+        open_resource(settings, "warehouse"),
+        open_resource(settings, "landing"),
+        dt.datetime.now(dt.UTC),
+    )
+    page, data = write_report(report, Path(args.out or settings.data_dir / "report"))
+    print(f"wrote {page} and {data}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from marts_project.summary import mart_summary
 
@@ -290,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("mart")
     rollback.add_argument("--to", type=int, required=True, help="snapshot id")
     rollback.set_defaults(func=cmd_rollback)
+
+    report = sub.add_parser("report", help="write the freshness and cost page (HTML + JSON)")
+    report.add_argument("--out", help="folder (default: data/report)")
+    report.set_defaults(func=cmd_report)
 
     summary = sub.add_parser("summary", help="print a short summary of the marts")
     summary.set_defaults(func=cmd_summary)
