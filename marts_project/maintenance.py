@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.table import Table
 
+from marts_project.resources.files import modified_at
 from marts_project.resources.iceberg import IcebergWarehouse
 
 
@@ -103,7 +104,7 @@ def remove_orphans(
         if _strip(path) in referenced:
             continue
         found += 1
-        modified = _modified(info)
+        modified = modified_at(info)
         if modified is not None and now - modified >= policy.orphan_min_age:
             fs.rm(path)
             deleted += 1
@@ -155,12 +156,3 @@ def _count_data_files(table: Table) -> int:
 
 def _strip(path: str) -> str:
     return path.removeprefix("file://").removeprefix("s3://").removeprefix("s3a://")
-
-
-def _modified(info: dict) -> dt.datetime | None:
-    stamp = info.get("LastModified") or info.get("mtime")
-    if stamp is None:
-        return None
-    if isinstance(stamp, dt.datetime):
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
-    return dt.datetime.fromtimestamp(float(stamp), tz=dt.UTC)

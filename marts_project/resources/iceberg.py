@@ -20,6 +20,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import DayTransform
 
+from marts_project.resources.files import filesystem as open_filesystem
 from marts_project.resources.retry import with_retries
 
 CATALOG_NAME = "marts"  # a SqlCatalog scopes its tables by name: never change it
@@ -93,15 +94,13 @@ class IcebergWarehouse(ConfigurableResource):
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
         """The warehouse's file system (for maintenance: listing and removing orphan files)."""
-        if self.warehouse.startswith("s3://"):
-            return fsspec.filesystem(
-                "s3",
-                key=self.s3_access_key_id,
-                secret=self.s3_secret_access_key,
-                client_kwargs={"endpoint_url": self.s3_endpoint, "region_name": self.s3_region},
-                use_listings_cache=False,
-            )
-        return fsspec.filesystem("file")
+        return open_filesystem(
+            self.warehouse,
+            self.s3_endpoint,
+            self.s3_region,
+            self.s3_access_key_id,
+            self.s3_secret_access_key,
+        )
 
     def table_identifiers(self) -> list[str]:
         """Every table of the catalog, `namespace.name`."""

@@ -8,6 +8,9 @@ import re
 import fsspec
 from dagster import ConfigurableResource
 
+from marts_project.resources.files import filesystem as open_filesystem
+from marts_project.resources.files import modified_at as file_modified_at
+
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -29,17 +32,13 @@ class LandingZone(ConfigurableResource):
     s3_secret_access_key: str | None = None
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
-        if self.root.startswith("s3://"):
-            return fsspec.filesystem(
-                "s3",
-                key=self.s3_access_key_id,
-                secret=self.s3_secret_access_key,
-                client_kwargs={"endpoint_url": self.s3_endpoint, "region_name": self.s3_region},
-                # fsspec reuses one client per configuration; listings are never cached, so a
-                # rewritten landing file is seen at once.
-                use_listings_cache=False,
-            )
-        return fsspec.filesystem("file", auto_mkdir=True)
+        return open_filesystem(
+            self.root,
+            self.s3_endpoint,
+            self.s3_region,
+            self.s3_access_key_id,
+            self.s3_secret_access_key,
+        )
 
     @staticmethod
     def key(source: str, day: dt.date) -> str:
@@ -84,11 +83,7 @@ class LandingZone(ConfigurableResource):
         path = self.path(source, day)
         if not fs.exists(path):
             return None
-        info = fs.info(path)
-        stamp = info.get("LastModified") or info.get("mtime")
-        if isinstance(stamp, dt.datetime):
-            return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
-        return dt.datetime.fromtimestamp(float(stamp), tz=dt.UTC)
+        return file_modified_at(fs.info(path))
 
     def write_bytes(self, source: str, day: dt.date, payload: bytes) -> str:
         path = self.path(source, day)
