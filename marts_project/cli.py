@@ -1,6 +1,7 @@
 """`marts`: the command line for what people run by hand.
 
-seed, backfill a date range, sync (the automation loop, headless), freshness, demo, summary.
+seed, backfill a date range, reprocess late data, sync (the automation loop, headless), check,
+freshness, report, snapshots / show / rollback (time travel), sql, demo, summary.
 """
 
 import argparse
@@ -233,6 +234,37 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
+    end = _yesterday()
+    args.start = (end - dt.timedelta(days=args.days - 1)).isoformat()
+    args.end = end.isoformat()
+    return cmd_backfill(args, settings)
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    """SQL on the serving database (read-only): one query, or one per line from stdin."""
+    import duckdb
+
+    if not settings.serving_db.exists():
+        raise LookupError(f"no serving database at {settings.serving_db}: run `marts demo` first")
+    queries = (
+        [args.query] if args.query else [q for q in sys.stdin.read().split(";\n") if q.strip()]
+    )
+    with duckdb.connect(str(settings.serving_db), read_only=True) as con:
+        for query in queries:
+            try:
+                cursor = con.execute(query)
+            except duckdb.Error as exc:
+                raise LookupError(f"query failed: {exc}") from None
+            if cursor.description is None:
+                continue
+            print("\t".join(d[0] for d in cursor.description))
+            for row in cursor.fetchall():
+                print("\t".join("" if v is None else str(v) for v in row))
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from marts_project.summary import mart_summary
 
@@ -272,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
     backfill.add_argument("--end", help="last day YYYY-MM-DD (inclusive; default: start)")
     backfill.set_defaults(func=cmd_backfill)
+
+    reprocess = sub.add_parser("reprocess", help="re-materialize the last N days (late data)")
+    reprocess.add_argument("--days", type=int, default=7, help="how many closed days (default 7)")
+    reprocess.set_defaults(func=cmd_reprocess)
+
+    sql = sub.add_parser("sql", help="SQL on the serving database (read-only)")
+    sql.add_argument("query", nargs="?", help="a query; without it, queries are read from stdin")
+    sql.set_defaults(func=cmd_sql)
 
     sync = sub.add_parser("sync", help="run the landing sensor and automation until in sync")
     sync.set_defaults(func=cmd_sync)

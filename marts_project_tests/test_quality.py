@@ -258,3 +258,19 @@ def test_ci_check_command_runs_every_check_and_prints_a_table(capsys, tmp_path):
     assert "marketing/mkt_campaign_performance_fact  unique_key" in out
     assert "order_counts_match_finance" in out and "marketing_cost_matches_campaign_spend" in out
     assert "0 failed (ERROR)" in out
+
+
+def test_sql_on_the_serving_database_and_clear_errors(lakehouse, monkeypatch, capsys):
+    monkeypatch.setenv("MARTS_DATA_DIR", str(lakehouse.settings.data_dir))
+    assert main(["sql", "select 1"]) == 2  # nothing served yet
+    assert "no serving database" in capsys.readouterr().err
+    lakehouse.seed(DAY, 1)
+    lakehouse.run(DAY)
+    query = "select count(*) as n from operations.ops_orders_fact"
+    assert main(["sql", query]) == 0
+    n = lakehouse.warehouse.read("operations.ops_orders_fact").num_rows
+    assert capsys.readouterr().out.splitlines() == ["n", str(n)]
+    assert main(["sql", "select * from no_such_mart"]) == 2
+    assert "query failed" in capsys.readouterr().err
+    assert main(["snapshots", "not_a_mart"]) == 2
+    assert "unknown mart 'not_a_mart'" in capsys.readouterr().err
