@@ -42,21 +42,34 @@ def with_retries(
 
     `landed` is asked after a failed write before trying again: a commit can succeed on the
     server and still fail on the way back, and writing it twice would duplicate data. If it
-    says the write landed, None is returned instead of writing again.
+    says the write landed, None is returned instead of writing again. The question itself may
+    meet the same transient error (a catalog still locked); it is then asked again, and the
+    write is never retried before it has an answer.
     """
-    for attempt in range(1, attempts + 1):
+    failures = 0
+
+    def pause(exc: Exception) -> None:
+        nonlocal failures
+        failures += 1
+        if not is_transient(exc) or failures >= attempts:
+            raise exc
+        delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** (failures - 1))
+        delay *= random.uniform(0.5, 1.5)
+        log.warning(
+            f"{what}: transient {type(exc).__name__} ({exc}); retry {failures} in {delay:.1f}s"
+        )
+        time.sleep(delay)
+
+    while True:
         try:
             return action()
         except Exception as exc:
-            if not is_transient(exc) or attempt == attempts:
-                raise
-            delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** (attempt - 1))
-            delay *= random.uniform(0.5, 1.5)
-            log.warning(
-                f"{what}: transient {type(exc).__name__} ({exc}); retry {attempt} in {delay:.1f}s"
-            )
-            time.sleep(delay)
-            if landed is not None and landed():
-                log.warning(f"{what}: the earlier attempt did commit; not writing again")
-                return None
-    raise AssertionError("unreachable")
+            pause(exc)
+        while landed is not None:
+            try:
+                if landed():
+                    log.warning(f"{what}: the earlier attempt did commit; not writing again")
+                    return None
+                break
+            except Exception as exc:
+                pause(exc)
