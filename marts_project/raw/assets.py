@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
 from marts_project.raw.sources import SourceSpec, source_specs
-from marts_project.raw.validation import QUARANTINE_SCHEMA, parse_landing_file
+from marts_project.raw.validation import LandingFile, parse_landing_files
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone
 from marts_project.transform import iceberg_table, measured
@@ -35,7 +35,7 @@ def ingest(
     duckdb: DuckDBResource,
 ) -> tuple[pa.Table, pa.Table, dict[str, object]]:
     """Parse the source's landing files for `days`: (typed rows, quarantined rows, stats)."""
-    valid, quarantined, rows_in, ignored, carried = [], [], 0, set(), set()
+    files = []
     for day in days:
         if not landing.exists(spec.name, day):
             raise MissingLandingFileError(
@@ -43,14 +43,10 @@ def ingest(
                 "the source has not delivered this day yet"
             )
         payload = landing.read_bytes(spec.name, day)
-        parsed = parse_landing_file(payload, spec, day, landing.key(spec.name, day), duckdb)
-        valid.append(parsed.valid)
-        quarantined.append(parsed.quarantine)
-        rows_in += parsed.rows_in
-        ignored.update(parsed.ignored_columns)
-        carried.update(parsed.carried_columns)
-    published = pa.concat_tables(valid, promote_options="default") if valid else pa.table({})
-    quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
+        files.append(LandingFile(payload, day, landing.key(spec.name, day)))
+    parsed = parse_landing_files(files, spec, duckdb)
+    published, quarantine, rows_in = parsed.valid, parsed.quarantine, parsed.rows_in
+    ignored, carried = parsed.ignored_columns, parsed.carried_columns
     stats = {
         "rows_in": rows_in,
         "rows_published": published.num_rows,

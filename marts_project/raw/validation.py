@@ -75,25 +75,34 @@ def read_header(payload: bytes, spec: SourceSpec, source_file: str) -> list[str]
     return header
 
 
+@dataclass(frozen=True)
+class LandingFile:
+    """One landing file's bytes, the day it delivers and its name relative to the root."""
+
+    payload: bytes
+    day: dt.date
+    source_file: str
+
+
 def parse_landing_file(
     payload: bytes, spec: SourceSpec, day: dt.date, source_file: str, duckdb: DuckDBResource
 ) -> ParsedFile:
     """Split one landing file into typed rows for `day` and quarantined rows with reasons."""
-    header = read_header(payload, spec, source_file)
-    malformed: list[tuple[int | None, str]] = []
+    return parse_landing_files([LandingFile(payload, day, source_file)], spec, duckdb)
+
+
+def _read_strings(file: LandingFile, spec: SourceSpec) -> tuple[pa.Table, list, list[str]]:
+    """The file as text columns with its line numbers, plus its malformed rows and header."""
+    header = read_header(file.payload, spec, file.source_file)
+    malformed: list[tuple[int | None, str, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        malformed.append(
-            (
-                row.number,
-                f"malformed row: expected {row.expected_columns} fields, got {row.actual_columns}",
-                row.text,
-            )
-        )
+        reason = f"malformed row: expected {row.expected_columns} fields, got {row.actual_columns}"
+        malformed.append((row.number, reason, row.text))
         return "skip"
 
     strings = pacsv.read_csv(
-        io.BytesIO(payload),
+        io.BytesIO(file.payload),
         read_options=pacsv.ReadOptions(use_threads=False, encoding="utf-8"),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
@@ -103,34 +112,52 @@ def parse_landing_file(
     strings = strings.rename_columns(header)
     bad_lines = {number for number, *_ in malformed}
     lines = [n for n in range(2, strings.num_rows + len(malformed) + 2) if n not in bad_lines]
-    strings = strings.append_column("_source_line", pa.array(lines[: strings.num_rows], pa.int64()))
+    n = strings.num_rows
+    strings = strings.append_column("_source_line", pa.array(lines[:n], pa.int64()))
+    strings = strings.append_column("_source_file", pa.array([file.source_file] * n, pa.string()))
+    strings = strings.append_column("_file_day", pa.array([file.day] * n, pa.date32()))
     for column in spec.columns:
         if column.name not in header:  # optional column the file does not carry: null
-            strings = strings.append_column(column.name, pa.nulls(strings.num_rows, pa.string()))
+            strings = strings.append_column(column.name, pa.nulls(n, pa.string()))
+    return strings, malformed, header
 
-    _refuse_retyped_columns(spec, strings, source_file, duckdb)
-    checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings}, {"day": day})
+
+def parse_landing_files(
+    files: list[LandingFile], spec: SourceSpec, duckdb: DuckDBResource
+) -> ParsedFile:
+    """Split landing files into typed rows and quarantined rows with reasons, in one DuckDB
+    pass over all of them (a query per file would dominate a long backfill)."""
+    parts, malformed, extras = [], [], []
+    for file in files:
+        strings, bad, header = _read_strings(file, spec)
+        parts.append(strings)
+        malformed += [(file, *row) for row in bad]
+        extras += [h for h in header if h not in extras]
+    strings = pa.concat_tables(parts, promote_options="default")
+
+    _refuse_retyped_columns(spec, strings, duckdb)
+    checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings})
     ok = pc.equal(checked.column("_reason"), "")
     typed_cols = [c.name for c in spec.columns]
     if spec.derive_date_from or spec.date_from_file:
         typed_cols.append(spec.date_column)
-    valid = checked.filter(ok).select([*typed_cols, "_source_line"])
-    valid = valid.append_column(
-        "_source_file", pa.array([source_file] * valid.num_rows, pa.string())
-    )
-    extras = [h for h in header if h not in typed_cols]
+    valid = checked.filter(ok).select([*typed_cols, "_source_line", "_source_file"])
+    extras = [h for h in extras if h not in typed_cols]
     carried = [h for h in extras if spec.extra_columns == "carry" and _CARRYABLE.match(h)]
-    for name in carried:  # rows of `strings` and `checked` are both in line order
+    for name in carried:  # rows of `strings` and `checked` are both in file and line order
         valid = valid.append_column(name, strings.column(name).filter(ok))
 
     rejected = checked.filter(pc.invert(ok))
     quarantine = pa.table(
         {
             "source": [spec.name] * (rejected.num_rows + len(malformed)),
-            "partition_date": [day] * (rejected.num_rows + len(malformed)),
-            "source_file": [source_file] * (rejected.num_rows + len(malformed)),
-            "source_line": rejected.column("_source_line").to_pylist() + [n for n, *_ in malformed],
-            "reason": rejected.column("_reason").to_pylist() + [r for _, r, _ in malformed],
+            "partition_date": rejected.column("_file_day").to_pylist()
+            + [f.day for f, *_ in malformed],
+            "source_file": rejected.column("_source_file").to_pylist()
+            + [f.source_file for f, *_ in malformed],
+            "source_line": rejected.column("_source_line").to_pylist()
+            + [n for _, n, *_ in malformed],
+            "reason": rejected.column("_reason").to_pylist() + [r for *_, r, _ in malformed],
             "record": rejected.column("_record").to_pylist() + [t for *_, t in malformed],
         },
         schema=QUARANTINE_SCHEMA,
@@ -144,11 +171,9 @@ def parse_landing_file(
     )
 
 
-def _refuse_retyped_columns(
-    spec: SourceSpec, strings: pa.Table, source_file: str, duckdb: DuckDBResource
-) -> None:
-    """A required column none of whose values has the contract's type was retyped by the
-    source: that is schema drift to fix at the source, not a few bad rows to quarantine."""
+def _refuse_retyped_columns(spec: SourceSpec, strings: pa.Table, duckdb: DuckDBResource) -> None:
+    """A required column none of whose values in a file has the contract's type was retyped by
+    the source: that is schema drift to fix at the source, not a few bad rows to quarantine."""
     required = [c for c in spec.columns if c.required and c.type != "varchar"]
     if not required or strings.num_rows == 0:
         return
@@ -162,19 +187,23 @@ def _refuse_retyped_columns(
             f"any_value({value}) filter (where try_cast({value} as {col.type}) is null) "
             f'as "{col.name}__example"'
         )
-    stats = run_sql(duckdb, f"select {', '.join(parts)} from landing", {"landing": strings})
-    row = stats.to_pylist()[0]
-    retyped = [
-        f"{c.name} (none of {row[c.name + '__present']} values is a {c.type}, "
-        f"e.g. {row[c.name + '__example']!r})"
-        for c in required
-        if row[c.name + "__present"] and row[c.name + "__bad"] == row[c.name + "__present"]
-    ]
-    if retyped:
-        raise SchemaDriftError(
-            f"{spec.name}: required column(s) retyped in {source_file}: {'; '.join(retyped)}; "
-            "partition blocked until the file is fixed"
-        )
+    stats = run_sql(
+        duckdb,
+        f"select _source_file, {', '.join(parts)} from landing group by _source_file",
+        {"landing": strings},
+    )
+    for row in stats.to_pylist():
+        retyped = [
+            f"{c.name} (none of {row[c.name + '__present']} values is a {c.type}, "
+            f"e.g. {row[c.name + '__example']!r})"
+            for c in required
+            if row[c.name + "__present"] and row[c.name + "__bad"] == row[c.name + "__present"]
+        ]
+        if retyped:
+            raise SchemaDriftError(
+                f"{spec.name}: required column(s) retyped in {row['_source_file']}: "
+                f"{'; '.join(retyped)}; partition blocked until the file is fixed"
+            )
 
 
 def _typing_sql(spec: SourceSpec) -> str:
@@ -193,7 +222,7 @@ def _typing_sql(spec: SourceSpec) -> str:
         )
         typed.append(f'{cast} as "{col.name}"')
     if spec.date_from_file:  # order events: the file's day is the order date they belong to
-        typed.append(f'$day::date as "{spec.date_column}"')
+        typed.append(f'_file_day as "{spec.date_column}"')
         day_expr = None
     elif spec.derive_date_from:
         stamp = f"try_cast(nullif(trim(\"{spec.derive_date_from}\"), '') as timestamptz)"
@@ -203,14 +232,14 @@ def _typing_sql(spec: SourceSpec) -> str:
         day_expr = f"try_cast(nullif(trim(\"{spec.date_column}\"), '') as date)"
     if day_expr:
         checks.append(
-            f"case when {day_expr} is not null and {day_expr} <> $day "
+            f"case when {day_expr} is not null and {day_expr} <> _file_day "
             f"then '{spec.date_column} ' || {day_expr} || "
-            "' is outside the file''s day ' || $day end"
+            "' is outside the file''s day ' || _file_day end"
         )
     record = ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns)
     return (
-        f"select {', '.join(typed)}, _source_line,\n"
+        f"select {', '.join(typed)}, _source_line, _source_file, _file_day,\n"
         f"  concat_ws('; ', {', '.join(checks)}) as _reason,\n"
         f"  to_json({{{record}}})::varchar as _record\n"
-        f"from landing order by _source_line"
+        f"from landing order by _file_day, _source_line"
     )
