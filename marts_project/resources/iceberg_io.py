@@ -46,6 +46,38 @@ def write_metadata(result: WriteResult) -> dict[str, object]:
     }
 
 
+_RUN_CACHE: dict[tuple, pa.Table] = {}
+CACHE_MAX_ROWS = 5_000_000  # above this an input is re-read from Iceberg instead of held
+
+
+def _cache_key(run_id: str, identifier: str, start, end) -> tuple:
+    return (run_id, identifier, start, end)
+
+
+def _remember(run_id: str, identifier: str, start, end, table: pa.Table) -> None:
+    """Keep what this run just published, so its downstream steps read it without a scan."""
+    for key in [k for k in _RUN_CACHE if k[0] != run_id]:
+        del _RUN_CACHE[key]  # another run's tables: gone
+    if table.num_rows <= CACHE_MAX_ROWS:
+        _RUN_CACHE[_cache_key(run_id, identifier, start, end)] = table
+
+
+def read_in_run(
+    run_id: str,
+    warehouse: IcebergWarehouse,
+    identifier: str,
+    column: str | None = None,
+    start=None,
+    end=None,
+) -> pa.Table:
+    """Rows of `identifier` for [start, end): this run's just-published output when it wrote
+    exactly that window, else an Iceberg scan pruned to it."""
+    cached = _RUN_CACHE.get(_cache_key(run_id, identifier, start, end))
+    if cached is not None:
+        return cached
+    return warehouse.read(identifier, column, start, end)
+
+
 class IcebergIOManager(ConfigurableIOManager):
     """Arrow in, Arrow out; partition windows become Iceberg `day` filters."""
 
@@ -84,14 +116,20 @@ class IcebergIOManager(ConfigurableIOManager):
                 identifier, obj, lambda: self.warehouse.read(identifier), column, start, end
             )
             metadata["serving/table"] = identifier
+        _remember(context.run_id, identifier, start, end, obj)
         metadata["write_seconds"] = round(time.perf_counter() - wall, 3)
         metadata["write_cpu_seconds"] = round(time.process_time() - cpu, 3)
         context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pa.Table:
+        """The upstream rows for this step's window: from this run's own just-published output
+        when it wrote exactly that window (no scan), else an Iceberg scan pruned to it."""
         identifier = table_identifier(context.asset_key)
+        start = end = column = None
         if context.has_asset_partitions:
             window = context.asset_partitions_time_window
             column = context.upstream_output.definition_metadata[PARTITION_COLUMN]
-            return self.warehouse.read(identifier, column, window.start.date(), window.end.date())
-        return self.warehouse.read(identifier)
+            start, end = window.start.date(), window.end.date()
+        return read_in_run(
+            context.step_context.run_id, self.warehouse, identifier, column, start, end
+        )
