@@ -143,7 +143,10 @@ def figure_overhead() -> dict:
             samples = []
             for _ in range(4):
                 started = time.perf_counter()
-                with execute_job(reconstructable(job), instance=instance) as result:
+                quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+                with execute_job(
+                    reconstructable(job), instance=instance, run_config=quiet
+                ) as result:
                     assert result.success
                 samples.append(time.perf_counter() - started)
             results[label] = statistics.median(samples[1:])  # the first run warms imports
@@ -155,6 +158,7 @@ def figure_metadata(tmp: Path, commits: int) -> dict:
     results = {}
     for label, every in (("without_maintenance", None), ("with_maintenance", 50)):
         settings = Settings.local(tmp / f"meta-{label}")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         warehouse = open_resource(settings, "warehouse")
         policy = MaintenancePolicy(
             retain=dt.timedelta(0), keep_last=5, orphan_min_age=dt.timedelta(0)
