@@ -119,22 +119,31 @@ def test_concurrent_writers_on_different_days_lose_no_commit(lakehouse):
 
 
 def test_two_writers_on_the_same_day_never_mix_rows(lakehouse):
+    """Both serialize, or one gives up with a commit conflict after its retries; either way
+    the day holds exactly one writer's rows, whole."""
+    from pyiceberg.exceptions import CommitFailedException
+
     warehouse = lakehouse.warehouse
     end = DAY + dt.timedelta(days=1)
     warehouse.overwrite_days("raw.race", _day_rows(DAY, 0, 10), "d", DAY, end)
-    threads = [
-        threading.Thread(
-            target=warehouse.overwrite_days,
-            args=("raw.race", _day_rows(DAY, version, 700 + version), "d", DAY, end),
-        )
-        for version in (1, 2)
-    ]
+    errors = []
+
+    def write(version: int) -> None:
+        try:
+            warehouse.overwrite_days(
+                "raw.race", _day_rows(DAY, version, 700 + version), "d", DAY, end
+            )
+        except CommitFailedException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(version,)) for version in (1, 2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     table = warehouse.read("raw.race")
     _assert_whole_versions(table)
+    assert len(errors) <= 1
     assert table.num_rows in (701, 702)  # one of the two writers, whole
 
 
