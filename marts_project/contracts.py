@@ -161,7 +161,7 @@ class Contract:
         table = table.select(expected)
         for col in self.columns:
             actual = table.schema.field(col.name).type
-            if not _compatible(actual, arrow_type(col.type)):
+            if not compatible(actual, arrow_type(col.type)):
                 raise ContractViolation(
                     f"{self.name}.{col.name}: SQL produces {actual}, contract says {col.type}"
                 )
@@ -184,7 +184,7 @@ def _constraints(column: ContractColumn) -> list[str]:
     return other
 
 
-def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
+def compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
     families = (
         pa.types.is_integer,
         pa.types.is_floating,

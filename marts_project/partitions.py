@@ -45,3 +45,13 @@ def periods_in(
         if window.start.date() >= start and window.end.date() <= end:
             periods.append(window.start.date())
     return periods
+
+
+def range_tags(first_key: str, last_key: str) -> dict[str, str]:
+    """Run tags that make one run cover the partition keys [first_key, last_key]."""
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    return {ASSET_PARTITION_RANGE_START_TAG: first_key, ASSET_PARTITION_RANGE_END_TAG: last_key}

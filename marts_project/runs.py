@@ -13,12 +13,13 @@ from dagster import (
     ExecuteInProcessResult,
     TimeWindowPartitionsDefinition,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
+from marts_project.partitions import (
+    daily_partitions,
+    monthly_partitions,
+    range_tags,
+    weekly_partitions,
+)
 
 
 class BadDateRangeError(ValueError):
@@ -105,12 +106,7 @@ def run_job(
     log_level: str = "WARNING",
 ) -> RunOutcome:
     """One in-process run of `job_name` over a partition key range (or unpartitioned)."""
-    tags = {}
-    if key_range:
-        tags = {
-            ASSET_PARTITION_RANGE_START_TAG: key_range[0],
-            ASSET_PARTITION_RANGE_END_TAG: key_range[1],
-        }
+    tags = range_tags(*key_range) if key_range else {}
     result = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         tags=tags,

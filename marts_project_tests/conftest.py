@@ -66,7 +66,7 @@ def lakehouse(tmp_path: Path, instance: DagsterInstance) -> Lakehouse:
     return Lakehouse(Settings.local(tmp_path / "data"), instance)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -75,7 +75,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API (moto's server) on a loopback port, reached over HTTP by s3fs/boto."""
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

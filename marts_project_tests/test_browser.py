@@ -11,7 +11,6 @@ import datetime as dt
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from marts_project.definitions import build_definitions, open_resource
 from marts_project.runs import instance_for, refresh_days
 from marts_project.settings import REPO_ROOT, Settings
 from marts_project.simulator import SimConfig, land
+from marts_project_tests.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -46,12 +46,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """`dagster dev` on a free loopback port, over three materialized demo days."""
@@ -61,7 +55,7 @@ def ui(tmp_path_factory):
     instance = instance_for(home)
     land(open_resource(settings, "landing"), DAYS, dt.datetime.now(dt.UTC), SimConfig(seed=4))
     assert all(o.success for o in refresh_days(build_definitions(settings), instance, *DAYS[::2]))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

@@ -12,11 +12,8 @@ from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 from dagster._core.definitions.declarative_automation.automation_condition_tester import (
     evaluate_automation_conditions,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
+from marts_project.partitions import range_tags
 from marts_project.runs import RunOutcome, outcome_of
 
 
@@ -57,10 +54,7 @@ def tick(defs: Definitions, instance: DagsterInstance, state: LoopState) -> list
     for keys, key_range in _group(defs, evaluation):
         tags = {"marts/trigger": "automation"}
         if key_range:
-            tags |= {
-                ASSET_PARTITION_RANGE_START_TAG: key_range[0],
-                ASSET_PARTITION_RANGE_END_TAG: key_range[1],
-            }
+            tags |= range_tags(*key_range)
         outcomes.append(execute(defs, instance, keys, tags))
 
     sensor = defs.resolve_sensor_def("landing_sensor")

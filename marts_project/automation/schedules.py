@@ -8,12 +8,8 @@ from dagster import (
     ScheduleEvaluationContext,
     schedule,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from marts_project.partitions import daily_partitions
+from marts_project.partitions import daily_partitions, range_tags
 
 
 def last_days_request(now: dt.datetime, days: int, reason: str) -> RunRequest:
@@ -25,11 +21,7 @@ def last_days_request(now: dt.datetime, days: int, reason: str) -> RunRequest:
     )
     return RunRequest(
         run_key=f"{reason}:{first}:{end}",
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
-            "marts/trigger": reason,
-        },
+        tags={**range_tags(first.isoformat(), end.isoformat()), "marts/trigger": reason},
     )
 
 

@@ -17,12 +17,8 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from marts_project.partitions import daily_partitions
+from marts_project.partitions import daily_partitions, range_tags
 from marts_project.raw.sources import source_specs
 from marts_project.resources.landing import LandingZone, parse_key
 
@@ -72,8 +68,7 @@ def plan_runs(changed: dict[str, str], known_days: set[str]) -> LandingPlan:
                     run_key=f"landing:{start}:{end}:{digest}",
                     asset_selection=[AssetKey(["raw", f"raw_{n}"]) for n in sorted(names)],
                     tags={
-                        ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
-                        ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
+                        **range_tags(start.isoformat(), end.isoformat()),
                         "marts/trigger": "landing_sensor",
                     },
                 )

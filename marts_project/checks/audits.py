@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marts_project.contracts import Contract, _compatible, arrow_type, null_count
+from marts_project.contracts import Contract, arrow_type, compatible, null_count
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def schema_differences(
             problems.append(f"{col.name}: missing")
             continue
         field_ = schema.field(col.name)
-        if not _compatible(field_.type, arrow_type(col.type)):
+        if not compatible(field_.type, arrow_type(col.type)):
             problems.append(f"{col.name}: {field_.type}, contract says {col.type}")
         if nullability and field_.nullable and not col.nullable:
             problems.append(f"{col.name}: nullable in table, required by contract")

@@ -72,7 +72,7 @@ class LandingZone(ConfigurableResource):
         result = {}
         for path, info in fs.find(root, detail=True).items():
             key = path.removeprefix("s3://").removeprefix(prefix)
-            stamp = info.get("mtime") or info.get("LastModified") or info.get("created") or ""
+            stamp = file_modified_at(info) or ""
             etag = str(info.get("ETag", "")).strip('"')
             result[key] = f"{info.get('size')}:{stamp}:{etag}"
         return result
