@@ -82,16 +82,13 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def s3_lakehouse(
-    tmp_path: Path, instance: DagsterInstance, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> Lakehouse:
+def s3_lakehouse_at(tmp_path: Path, instance: DagsterInstance, endpoint: str) -> Lakehouse:
+    """A lakehouse whose warehouse and landing zone live in a new bucket reached at `endpoint`
+    (credentials come from the environment, as in production)."""
     bucket = f"marts-{tmp_path.name.lower().replace('_', '-')[-40:]}"
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     boto3.client(
         "s3",
-        endpoint_url=s3_endpoint,
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
@@ -102,6 +99,19 @@ def s3_lakehouse(
         warehouse=f"s3://{bucket}/warehouse",
         catalog_uri=local.catalog_uri,
         landing=f"s3://{bucket}/landing",
-        s3_endpoint=s3_endpoint,
+        s3_endpoint=endpoint,
     )
     return Lakehouse(settings, instance)
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+@pytest.fixture
+def s3_lakehouse(
+    tmp_path: Path, instance: DagsterInstance, s3_endpoint: str, s3_credentials: None
+) -> Lakehouse:
+    return s3_lakehouse_at(tmp_path, instance, s3_endpoint)

@@ -4,6 +4,10 @@ import datetime as dt
 
 import fsspec
 
+# botocore's "standard" mode retries throttling (SlowDown), 5xx and dropped connections with
+# jittered backoff; its default "legacy" mode gives up after 4 retries and skips InternalError.
+S3_RETRIES = {"mode": "standard", "max_attempts": 10}
+
 
 def filesystem(
     uri: str,
@@ -20,6 +24,7 @@ def filesystem(
             key=key,
             secret=secret,
             client_kwargs={"endpoint_url": endpoint, "region_name": region},
+            config_kwargs={"retries": S3_RETRIES},
             use_listings_cache=False,
         )
     return fsspec.filesystem("file", auto_mkdir=True)

@@ -81,8 +81,9 @@ class IcebergWarehouse(ConfigurableResource):
         """The (process-wide cached) pyiceberg catalog for this configuration."""
         props = {"warehouse": self.warehouse, "init_catalog_tables": "true"}
         if self.warehouse.startswith("s3://"):
-            # PyArrow's S3 FileIO has been seen to hang after writes; s3fs does not.
-            props["py-io-impl"] = "pyiceberg.io.fsspec.FsspecFileIO"
+            # PyArrow's S3 FileIO has been seen to hang after writes; s3fs does not. Ours also
+            # configures botocore's retries, which pyiceberg leaves at the legacy defaults.
+            props["py-io-impl"] = "marts_project.resources.s3io.RetryingFsspecFileIO"
             props["s3.region"] = self.s3_region
             if self.s3_endpoint:
                 props["s3.endpoint"] = self.s3_endpoint

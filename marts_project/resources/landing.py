@@ -10,6 +10,7 @@ from dagster import ConfigurableResource
 
 from marts_project.resources.files import filesystem as open_filesystem
 from marts_project.resources.files import modified_at as file_modified_at
+from marts_project.resources.retry import with_retries
 
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -53,11 +54,17 @@ class LandingZone(ConfigurableResource):
         return f"{self.root.rstrip('/')}/{self.key(source, day)}"
 
     def exists(self, source: str, day: dt.date) -> bool:
-        return self.filesystem().exists(self.path(source, day))
+        path = self.path(source, day)
+        return with_retries(lambda: self.filesystem().exists(path), f"look for {path}")
 
     def read_bytes(self, source: str, day: dt.date) -> bytes:
-        with self.filesystem().open(self.path(source, day), "rb") as handle:
-            return handle.read()
+        path = self.path(source, day)
+
+        def read() -> bytes:
+            with self.filesystem().open(path, "rb") as handle:
+                return handle.read()
+
+        return with_retries(read, f"read {path}")
 
     def fingerprints(self) -> dict[str, str]:
         """Every file under the root as {key relative to root: size/mtime/etag fingerprint}.
@@ -66,11 +73,12 @@ class LandingZone(ConfigurableResource):
         """
         fs = self.filesystem()
         root = self.root.rstrip("/")
-        if not fs.exists(root):
-            return {}
+        listing = with_retries(
+            lambda: fs.find(root, detail=True) if fs.exists(root) else {}, f"list {root}"
+        )
         prefix = root.removeprefix("s3://") + "/"
         result = {}
-        for path, info in fs.find(root, detail=True).items():
+        for path, info in listing.items():
             key = path.removeprefix("s3://").removeprefix(prefix)
             stamp = file_modified_at(info) or ""
             etag = str(info.get("ETag", "")).strip('"')
@@ -81,9 +89,8 @@ class LandingZone(ConfigurableResource):
         """When the file of `source` for `day` was last (re)written, None if it is not there."""
         fs = self.filesystem()
         path = self.path(source, day)
-        if not fs.exists(path):
-            return None
-        return file_modified_at(fs.info(path))
+        info = with_retries(lambda: fs.info(path) if fs.exists(path) else None, f"stat {path}")
+        return file_modified_at(info) if info else None
 
     def write_bytes(self, source: str, day: dt.date, payload: bytes) -> str:
         path = self.path(source, day)

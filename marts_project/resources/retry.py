@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from botocore.exceptions import HTTPClientError
 from pyiceberg.exceptions import CommitFailedException
 from sqlalchemy.exc import OperationalError
 
@@ -17,8 +18,44 @@ BASE_DELAY_SECONDS = 0.2
 MAX_DELAY_SECONDS = 5.0
 
 
+# S3 error codes and connection failures that a later attempt can get past.
+_TRANSIENT_TEXT = (
+    "slowdown",
+    "reduce your request rate",
+    "internalerror",
+    "serviceunavailable",
+    "requesttimeout",
+    "reached max retries",
+    "503",
+    "500",
+    "timeout",
+    "timed out",
+    "reset",
+    "throttl",
+    "server disconnected",
+    "connection was closed",
+    "connection closed",
+    "could not connect",
+)
+
+
+_STORAGE_CLIENTS = {"botocore", "aiobotocore", "aiohttp", "s3fs", "urllib3"}
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Errors a retry can cure: lost commit races, a locked SQLite catalog, S3 hiccups."""
+    """Errors a retry can cure: lost commit races, a locked catalog, S3 throttling, 5xx and
+    dropped connections (looked for along the whole exception chain, as s3fs re-wraps them)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_transient_one(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _is_transient_one(exc: BaseException) -> bool:
     if isinstance(exc, CommitFailedException) or type(exc).__name__ == "MainMovedError":
         return True
     if isinstance(exc, OperationalError):  # SQLite "database is locked", PostgreSQL restarts
@@ -26,9 +63,13 @@ def is_transient(exc: BaseException) -> bool:
         return "locked" in text or "could not connect" in text or "server closed" in text
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
-    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
+    if isinstance(exc, (FileNotFoundError, PermissionError)):
+        return False
+    if isinstance(exc, HTTPClientError):  # connection closed, reset, read timeout
+        return True
+    if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _STORAGE_CLIENTS:
         text = str(exc).lower()
-        return any(s in text for s in ("slowdown", "503", "500", "timeout", "reset", "throttl"))
+        return any(s in text for s in _TRANSIENT_TEXT)
     return False
 
 
