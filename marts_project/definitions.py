@@ -122,7 +122,7 @@ def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> De
         assets=[*SHARED_LAYERS, *(m.asset for m in chosen)],
         asset_checks=[*raw_checks, *checks],
         jobs=[*REFRESH_JOBS, freshness_checks_job, table_maintenance_job],
-        sensors=build_sensors(settings.sensor_interval_seconds),
+        sensors=build_sensors(settings.sensor_interval_seconds, settings.sensors_running),
         schedules=[
             nightly_reprocess_schedule,
             monthly_catchup_schedule,

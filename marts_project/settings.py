@@ -28,6 +28,7 @@ class Settings:
     in_process: bool = True
     pii_key_from_env: bool = False
     sensor_interval_seconds: int = 30
+    sensors_running: bool = True
 
     @property
     def uses_s3(self) -> bool:
@@ -63,4 +64,5 @@ class Settings:
             in_process=env.get("MARTS_EXECUTOR", "in_process") == "in_process",
             pii_key_from_env="MARTS_PII_KEY" in env,
             sensor_interval_seconds=int(env.get("MARTS_SENSOR_INTERVAL_SECONDS", "30")),
+            sensors_running=env.get("MARTS_SENSORS", "on") != "off",
         )

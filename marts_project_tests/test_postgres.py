@@ -3,12 +3,18 @@ Dagster's run/event storage on PostgreSQL, with the same asset code."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import subprocess
+import sys
 import uuid
 
+import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
+from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.runs import materialize_days
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, days
@@ -74,3 +80,85 @@ def test_pipeline_on_postgres_catalog_and_postgres_dagster_storage(database, tmp
         cur.execute("select count(*) from runs")
         assert cur.fetchone()[0] == 2  # Dagster's runs live in PostgreSQL too
     instance.dispose()
+
+
+WRITER = """
+import datetime as dt, json, sys
+import pyarrow as pa
+from marts_project.resources.iceberg import IcebergWarehouse
+catalog_uri, warehouse, day, first, count = sys.argv[1:6]
+w = IcebergWarehouse(catalog_uri=catalog_uri, warehouse=warehouse)
+day = dt.date.fromisoformat(day)
+for version in range(int(first), int(first) + int(count)):
+    n = 400 + version
+    data = pa.table({"d": [day] * n, "k": list(range(n)), "version": [version] * n})
+    try:
+        w.overwrite_days("raw.contended", data, "d", day, day + dt.timedelta(days=1))
+        print(json.dumps({"version": version, "ok": True}), flush=True)
+    except Exception as exc:
+        error = type(exc).__name__
+        print(json.dumps({"version": version, "ok": False, "error": error}), flush=True)
+"""
+
+
+def test_writer_processes_contending_on_a_postgres_catalog(database, tmp_path):
+    """Four processes each rewrite their own day five times while two more race on one shared
+    day, all against one table in a PostgreSQL catalog. Different days: every commit lands,
+    none twice. The shared day: each write lands whole or is refused, never mixed."""
+    catalog_uri = f"{PG}/{database}"
+    warehouse = (tmp_path / "warehouse").as_uri()
+    own_days = [DAY + dt.timedelta(days=i) for i in range(4)]
+    shared = DAY + dt.timedelta(days=10)
+    seeder = IcebergWarehouse(catalog_uri=catalog_uri, warehouse=warehouse)
+    seeder.overwrite_days(
+        "raw.contended",
+        pa.table({"d": [shared], "k": [0], "version": [0]}),
+        "d",
+        shared,
+        shared + dt.timedelta(days=1),
+    )
+    jobs = [(day, 1, 5) for day in own_days] + [(shared, 100, 5), (shared, 200, 5)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, catalog_uri, warehouse, day.isoformat(), str(a), str(n)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for day, a, n in jobs
+    ]
+    outcomes = [
+        [json.loads(line) for line in writer.communicate(timeout=600)[0].splitlines()]
+        for writer in writers
+    ]
+
+    for day, results in zip(own_days, outcomes[:4], strict=True):
+        assert [r["ok"] for r in results] == [True] * 5, (day, results)
+    for results in outcomes[4:]:
+        assert {r.get("error") for r in results if not r["ok"]} <= {
+            "CommitFailedException",
+            "ValidationException",
+        }, results
+    table = seeder.load_table("raw.contended")
+    rows = seeder.read("raw.contended")
+    by_day: dict = {}
+    for row in rows.select(["d", "k", "version"]).to_pylist():
+        by_day.setdefault(row["d"], []).append((row["k"], row["version"]))
+    for day in own_days:
+        assert {v for _, v in by_day[day]} == {5}, f"{day} lost its last commit"
+        assert sorted(k for k, _ in by_day[day]) == list(range(405))
+    shared_versions = {v for _, v in by_day[shared]}
+    assert len(shared_versions) == 1, f"the shared day mixes versions {shared_versions}"
+    (winner,) = shared_versions
+    assert sorted(k for k, _ in by_day[shared]) == list(range(400 + winner))
+    # No write landed twice: every write id added data files in exactly one snapshot.
+    added: dict[str, int] = {}
+    for snap in table.snapshots():
+        summary = snap.summary or {}
+        if int(summary.get("added-data-files", 0) or 0):
+            write_id = summary.get("marts.write_id")
+            added[write_id] = added.get(write_id, 0) + 1
+    assert set(added.values()) == {1}
+    landed = sum(r["ok"] for results in outcomes for r in results)
+    assert len(added) == landed + 1  # and the seed
+    refused = sum(not r["ok"] for results in outcomes for r in results)
+    print(f"\n{landed} writes landed, {refused} refused, over {len(writers)} processes")

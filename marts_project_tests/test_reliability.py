@@ -119,9 +119,10 @@ def test_concurrent_writers_on_different_days_lose_no_commit(lakehouse):
 
 
 def test_two_writers_on_the_same_day_never_mix_rows(lakehouse):
-    """Both serialize, or pyiceberg refuses the loser (ValidationException: the rows it meant
-    to replace were replaced by the winner meanwhile); either way the day holds exactly one
-    writer's rows, whole."""
+    """They serialize: pyiceberg refuses the later commit (ValidationException: the rows it
+    meant to replace were replaced meanwhile) and the retry redoes it on top of the winner.
+    A writer whose retries run out fails loudly. Either way the day holds one writer's rows,
+    whole."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
     warehouse = lakehouse.warehouse

@@ -90,13 +90,15 @@ def _contiguous(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return ranges
 
 
-def build_sensors(interval_seconds: int = 30) -> list:
-    """The landing sensor and the automation sensor, both on by default."""
+def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
+    """The landing sensor and the automation sensor, on by default (`MARTS_SENSORS=off` starts
+    them stopped, e.g. for a deployment that only runs what operators launch)."""
+    status = DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED
 
     @sensor(
         name="landing_sensor",
         minimum_interval_seconds=interval_seconds,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=status,
         asset_selection=AssetSelection.groups("raw"),
         description="Requests the raw partitions of new or rewritten landing files, past days too.",
     )
@@ -122,7 +124,7 @@ def build_sensors(interval_seconds: int = 30) -> list:
     automation_sensor = AutomationConditionSensorDefinition(
         "automation_sensor",
         target=AssetSelection.all(),
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=status,
         minimum_interval_seconds=interval_seconds,
         description="Carries refreshed partitions downstream (propagate_updates on every table).",
     )

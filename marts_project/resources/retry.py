@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from botocore.exceptions import HTTPClientError
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, ValidationException
 from sqlalchemy.exc import OperationalError
 
 T = TypeVar("T")
@@ -57,6 +57,10 @@ def is_transient(exc: BaseException) -> bool:
 
 def _is_transient_one(exc: BaseException) -> bool:
     if isinstance(exc, CommitFailedException) or type(exc).__name__ == "MainMovedError":
+        return True
+    if isinstance(exc, ValidationException):
+        # Another writer replaced the same rows first. Our writes replace whole days, so
+        # redoing ours on top of theirs serializes the two: the last one wins, whole.
         return True
     if isinstance(exc, OperationalError):  # SQLite "database is locked", PostgreSQL restarts
         text = str(exc).lower()
