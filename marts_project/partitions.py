@@ -11,6 +11,7 @@ from dagster import (
     TimeWindowPartitionsDefinition,
     WeeklyPartitionsDefinition,
 )
+from dagster._core.definitions.partitions.utils.time_window import TimeWindow
 
 PARTITIONS_START = "2024-01-01"  # a Monday, so weeks and months both start on it
 
@@ -39,8 +40,11 @@ def periods_in(
     """Start dates of the partitions inside the days [start, end); None when unpartitioned."""
     if partitions_def is None or end == dt.date.max:
         return None
+    span = TimeWindow(
+        dt.datetime.combine(start, dt.time(), dt.UTC), dt.datetime.combine(end, dt.time(), dt.UTC)
+    )
     periods = []
-    for key in partitions_def.get_partition_keys():
+    for key in partitions_def.get_partition_keys_in_time_window(span):
         window = partitions_def.time_window_for_partition_key(key)
         if window.start.date() >= start and window.end.date() <= end:
             periods.append(window.start.date())

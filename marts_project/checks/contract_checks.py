@@ -99,8 +99,7 @@ def _build_check(mart: Mart, name: str, policy: CheckPolicy) -> AssetChecksDefin
             schema = warehouse.load_table(identifier).schema().as_arrow()
             return _result(audit_schema(contract, schema), policy)
         if name == "recency":
-            days = warehouse.read(identifier, columns=(contract.partition_column,))
-            latest = pa.compute.max(days.column(0)).as_py() if days.num_rows else None
+            latest = warehouse.latest_day(identifier)
             return _result(audit_recency(contract, latest, now), policy)
         if name == "partition_freshness":
             return _freshness_result(mart, warehouse, landing, now, policy)

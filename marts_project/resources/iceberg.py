@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from dagster import ConfigurableResource
+from pyarrow.fs import FSSpecHandler, PyFileSystem
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
@@ -23,6 +25,7 @@ from pyiceberg.transforms import DayTransform
 from marts_project.resources.files import filesystem as open_filesystem
 from marts_project.resources.retry import with_retries
 
+EPOCH = dt.date(1970, 1, 1)  # Iceberg's day transform counts days from here
 CATALOG_NAME = "marts"  # a SqlCatalog scopes its tables by name: never change it
 
 
@@ -131,15 +134,50 @@ class IcebergWarehouse(ConfigurableResource):
         columns: tuple[str, ...] = ("*",),
     ) -> pa.Table:
         """Scan a table (or branch `ref`), pruned to the day window [start, end) of `column`."""
-        row_filter = day_filter(column, start, end) if column and start and end else AlwaysTrue()
+        windowed = column is not None and start is not None and end is not None
+        row_filter = day_filter(column, start, end) if windowed else AlwaysTrue()
 
         def scan() -> pa.Table:
-            table_scan = self.load_table(identifier).scan(
-                row_filter=row_filter, selected_fields=columns
-            )
-            return (table_scan.use_ref(ref) if ref else table_scan).to_arrow()
+            table = self.load_table(identifier)
+            table_scan = table.scan(row_filter=row_filter, selected_fields=columns)
+            table_scan = table_scan.use_ref(ref) if ref else table_scan
+            tasks = list(table_scan.plan_files())
+            if not tasks or any(task.delete_files for task in tasks):
+                return table_scan.to_arrow()
+            wanted = columns
+            if windowed and columns != ("*",) and column not in columns:
+                wanted = (*columns, column)  # needed for the residual filter
+            data = self._read_data_files(table, [task.file.file_path for task in tasks], wanted)
+            data = _in_window(data, column, start, end) if windowed else data
+            return data if wanted == columns else data.select(list(columns))
 
         return with_retries(scan, f"read {identifier}")
+
+    def latest_day(self, identifier: str) -> dt.date | None:
+        """The newest day holding data in a day-partitioned table, from its manifests alone
+        (no data file is read)."""
+        days = [task.file.partition[0] for task in self.load_table(identifier).scan().plan_files()]
+        return EPOCH + dt.timedelta(days=max(days)) if days else None
+
+    def _read_data_files(
+        self, table: Table, paths: list[str], columns: tuple[str, ...]
+    ) -> pa.Table:
+        """The data files pyiceberg planned, read by one multi-file Parquet scan.
+
+        pyiceberg's own `to_arrow` opens and projects each file on its own, which costs about
+        3 ms a file: a full scan of a year of daily partitions took 1 s against 0.3 s here.
+        Our tables are copy-on-write (no delete files; the caller falls back to pyiceberg when
+        there are) and only ever gain columns, so reading by name with the table's schema is
+        exact: files written before a column was added give nulls for it, as in pyiceberg.
+        """
+        schema = _read_schema(table)
+        names = None if columns == ("*",) else list(columns)
+        if self.warehouse.startswith("s3://"):
+            filesystem = PyFileSystem(FSSpecHandler(self.filesystem()))
+            paths = [p.removeprefix("s3://").removeprefix("s3a://") for p in paths]
+        else:
+            filesystem, paths = None, [p.removeprefix("file://") for p in paths]
+        return pq.read_table(paths, schema=schema, columns=names, filesystem=filesystem)
 
     def overwrite_days(
         self,
@@ -354,6 +392,22 @@ def _check_rows_in_window(
             f"{identifier}: {outside} of {data.num_rows} rows have {column} outside the partitions "
             f"being written [{start}, {end}); refusing to write them"
         )
+
+
+def _read_schema(table: Table) -> pa.Schema:
+    """The Arrow schema pyiceberg's scans return for `table`: plain strings, no field ids."""
+    small = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
+    return pa.schema(
+        pa.field(f.name, small.get(f.type, f.type), nullable=f.nullable)
+        for f in table.schema().as_arrow()
+    )
+
+
+def _in_window(data: pa.Table, column: str, start: dt.date, end: dt.date) -> pa.Table:
+    """Rows whose `column` falls in [start, end): the residual of the scan's day filter."""
+    values = data.column(column)
+    days = values if pa.types.is_date32(values.type) else pc.cast(values, pa.date32())
+    return data.filter(pc.and_(pc.greater_equal(days, start), pc.less(days, end)))
 
 
 def _conform(data: pa.Table, table: Table) -> pa.Table:
