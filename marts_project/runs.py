@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import (
+    AssetKey,
+    AssetSelection,
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
@@ -104,14 +106,17 @@ def run_job(
     job_name: str,
     key_range: tuple[str, str] | None,
     log_level: str = "WARNING",
+    asset_selection: list[AssetKey] | None = None,
 ) -> RunOutcome:
-    """One in-process run of `job_name` over a partition key range (or unpartitioned)."""
+    """One in-process run of `job_name` (or of `asset_selection` within it) over a partition
+    key range (or unpartitioned)."""
     tags = range_tags(*key_range) if key_range else {}
     result = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
+        asset_selection=asset_selection,
     )
     return outcome_of(result, job_name)
 
@@ -146,6 +151,16 @@ def materialize_days(
 ) -> RunOutcome:
     """One run of the daily job (raw to daily marts) over the days [start, end]."""
     return run_job(defs, instance, "daily_assets_job", partition_range(start, end))
+
+
+def materialize_lineage(
+    defs: Definitions, instance: DagsterInstance, target: AssetKey, start: dt.date, end: dt.date
+) -> RunOutcome:
+    """One run of a daily asset and everything upstream of it over the days [start, end]."""
+    keys = AssetSelection.assets(target).upstream().resolve(defs.resolve_asset_graph())
+    return run_job(
+        defs, instance, "daily_assets_job", partition_range(start, end), asset_selection=list(keys)
+    )
 
 
 def refresh_days(

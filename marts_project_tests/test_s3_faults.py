@@ -9,17 +9,18 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from marts_project.maintenance import MaintenancePolicy, maintain
 from marts_project.resources.retry import is_transient
-from marts_project.runs import materialize_days
+from marts_project.runs import materialize_lineage
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, s3_lakehouse_at
 from marts_project_tests.expected import expected_campaign_performance, mart_rows
 from marts_project_tests.s3_faults import FaultyS3Proxy
 
 END = DAY + dt.timedelta(days=1)
+FACT = AssetKey(["marketing", "mkt_campaign_performance_fact"])
 
 
 @pytest.fixture
@@ -42,11 +43,15 @@ def _rows(version: int, n: int = 300) -> pa.Table:
 def test_a_day_runs_through_ten_percent_s3_faults_and_equals_an_independent_recompute(
     faulty_lakehouse: Lakehouse, proxy: FaultyS3Proxy, tmp_path
 ):
+    """The marketing fact and everything it reads (8 tables, about 600 S3 requests)."""
     faulty_lakehouse.seed(DAY, 1)
     with proxy.failing(0.10):
-        outcome = materialize_days(faulty_lakehouse.defs, faulty_lakehouse.instance, DAY, DAY)
+        outcome = materialize_lineage(
+            faulty_lakehouse.defs, faulty_lakehouse.instance, FACT, DAY, DAY
+        )
     assert outcome.success, f"run {outcome.run_id} failed under 10% S3 faults"
     assert sum(proxy.injected.values()) >= 20, proxy.injected
+    print(f"\n10% faults: {dict(proxy.injected)} injected, {proxy.forwarded} forwarded")
     assert set(proxy.injected) == {"slowdown", "internal_error", "drop_before", "drop_after"}
 
     expected = expected_campaign_performance(faulty_lakehouse.landing, [DAY], tmp_path / "x")
@@ -56,7 +61,7 @@ def test_a_day_runs_through_ten_percent_s3_faults_and_equals_an_independent_reco
     with DagsterInstance.ephemeral() as instance:
         reference = Lakehouse(Settings.local(tmp_path / "reference"), instance)
         reference.seed(DAY, 1)
-        reference.run(DAY)
+        assert materialize_lineage(reference.defs, instance, FACT, DAY, DAY).success
     tables = reference.warehouse.table_identifiers()
     assert faulty_lakehouse.warehouse.table_identifiers() == tables
     for name in tables:
