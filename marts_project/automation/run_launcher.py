@@ -8,10 +8,13 @@ finished, the worker failed. Run monitoring then marks the run failed and `run_r
 re-executes it, so the partition converges by policy.
 """
 
+import json
 import os
+import socket
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster._core.storage.tags import GRPC_INFO_TAG
 
 
 def _alive(pid: int) -> bool:
@@ -36,6 +39,9 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        host = json.loads(run.tags.get(GRPC_INFO_TAG, "{}")).get("host") or "localhost"
+        if host not in ("localhost", "127.0.0.1", "::1", socket.gethostname()):
+            return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"run worker is on {host}")
         pid = self.worker_pid(self._instance, run.run_id)
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "run worker has not started yet")
