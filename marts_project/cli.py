@@ -358,8 +358,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    if missing := settings.missing_secrets():
+        verb = "is" if len(missing) == 1 else "are"
+        print(
+            f"marts: error: the warehouse or landing zone is on S3 ({settings.warehouse}, "
+            f"{settings.landing}) but {' and '.join(missing)} {verb} not set; set them in the "
+            "environment (never in a file of this project)",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        return args.func(args, Settings.from_env())
+        return args.func(args, settings)
     except (BadDateRangeError, LookupError) as exc:
         print(f"marts: error: {exc}", file=sys.stderr)
         return 2

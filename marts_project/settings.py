@@ -34,6 +34,12 @@ class Settings:
     def uses_s3(self) -> bool:
         return self.warehouse.startswith("s3://") or self.landing.startswith("s3://")
 
+    def missing_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """Environment variables this deployment reads secrets from that are not set."""
+        env = os.environ if environ is None else environ
+        needed = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] if self.uses_s3 else []
+        return [name for name in needed if not env.get(name)]
+
     @property
     def serving_db(self) -> Path:
         return self.data_dir / "serving.duckdb"

@@ -54,3 +54,15 @@ def test_cli_refuses_bad_dates_with_a_clear_message(argv, message, capsys, tmp_p
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "warehouse").exists()
+
+
+def test_cli_refuses_to_run_on_s3_without_credentials(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MARTS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MARTS_WAREHOUSE", "s3://lake/warehouse")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+    assert main(["materialize", "--start", "2026-10-05"]) == 2
+    err = capsys.readouterr().err
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set" in err
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing written, not even Dagster's home
