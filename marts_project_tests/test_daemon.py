@@ -26,6 +26,7 @@ from marts_project_tests.conftest import FINAL, free_port
 from marts_project_tests.expected import expected_campaign_performance, mart_rows
 
 TIMEOUT_SECONDS = 420
+DAEMON = [str(Path(sys.executable).with_name("dagster-daemon"))]
 
 
 def test_daemon_materializes_a_freshly_landed_day_by_itself(tmp_path):
@@ -38,15 +39,8 @@ def test_daemon_materializes_a_freshly_landed_day_by_itself(tmp_path):
         "MARTS_DATA_DIR": str(data),
         "MARTS_SENSOR_INTERVAL_SECONDS": "5",
     }
-    log = (tmp_path / "daemon.log").open("wb")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = tmp_path / "daemon.log"
+    daemon = _start(DAEMON + ["run", "-w", "workspace.yaml"], env, log)
     try:
         day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
         land(
@@ -61,12 +55,11 @@ def test_daemon_materializes_a_freshly_landed_day_by_itself(tmp_path):
             event = instance.get_latest_materialization_event(mart)
             if event and event.asset_materialization.partition == day.isoformat():
                 break
-            assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+            assert daemon.poll() is None, log.read_text()[-3000:]
             time.sleep(2)
         else:
             raise AssertionError(
-                f"mart not materialized in {TIMEOUT_SECONDS}s:\n"
-                + (tmp_path / "daemon.log").read_text()[-3000:]
+                f"mart not materialized in {TIMEOUT_SECONDS}s:\n" + log.read_text()[-3000:]
             )
         elapsed = time.monotonic() - started
         rows = open_resource(settings, "warehouse").read("marketing.mkt_campaign_performance_fact")
@@ -77,7 +70,6 @@ def test_daemon_materializes_a_freshly_landed_day_by_itself(tmp_path):
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
-        log.close()
 
 
 BACKFILL = """
@@ -141,7 +133,7 @@ def test_a_backfill_resumes_after_the_daemon_is_killed_mid_run(tmp_path):
         env,
         log,
     )
-    daemon_argv = [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+    daemon_argv = DAEMON + ["run", "-w", "workspace.yaml"]
     daemon = _start(daemon_argv, env, log)
     base = f"http://127.0.0.1:{port}"
     try:
