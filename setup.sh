@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the project on a fresh machine (Python 3.11 + apt): a venv with every dependency,
 # and Debian's chromium for the browser tests (never a browser download).
+# MARTS_PRODUCTION=1 installs the package alone (the docker image: no test tools, no browser).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3.11}"
@@ -9,6 +10,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+if [ -n "${MARTS_PRODUCTION:-}" ]; then
+  # A deployment image: the package alone, no test tools, no browser.
+  .venv/bin/python -m pip install --quiet .
+  exit 0
+fi
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 if ! command -v chromium >/dev/null && [ -z "${MARTS_NO_BROWSER:-}" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

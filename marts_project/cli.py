@@ -65,10 +65,19 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
-    """Tick the landing sensor and automation until the marts match the landing zone."""
+    """Tick the landing sensor and automation until the marts match the landing zone.
+
+    Exits 0 only when every run succeeded and no partition is left failed (by this sync or an
+    earlier one); failed partitions are retried by automation at their retry time.
+    """
     from dagster._serdes import deserialize_value, serialize_value
 
-    from marts_project.automation.loop import LoopState, converge
+    from marts_project.automation.loop import (
+        LoopState,
+        NotConvergedError,
+        converge,
+        failed_partitions,
+    )
     from marts_project.definitions import build_definitions
 
     state_file = settings.data_dir / "sync_state.json"
@@ -79,22 +88,45 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         state.automation_cursor = (
             deserialize_value(saved["automation_cursor"]) if saved["automation_cursor"] else None
         )
-    state = converge(build_definitions(settings), instance_for(_home(settings)), state)
-    state_file.write_text(
-        json.dumps(
-            {
-                "sensor_cursor": state.sensor_cursor,
-                "automation_cursor": serialize_value(state.automation_cursor)
-                if state.automation_cursor
-                else None,
-            }
+    defs, instance = build_definitions(settings), instance_for(_home(settings))
+    problem = None
+    try:
+        converge(defs, instance, state)
+    except NotConvergedError as exc:
+        problem = str(exc)
+    finally:  # the cursors of every tick that ran are kept, converged or not
+        state_file.write_text(
+            json.dumps(
+                {
+                    "sensor_cursor": state.sensor_cursor,
+                    "automation_cursor": serialize_value(state.automation_cursor)
+                    if state.automation_cursor
+                    else None,
+                }
+            )
         )
-    )
     for outcome in state.outcomes:
         status = "succeeded" if outcome.success else "FAILED"
         print(f"  run {outcome.run_id[:8]} {status}  checks failed: {outcome.checks_failed or 0}")
+    failed = failed_partitions(defs, instance)
+    runs_failed = sum(not o.success for o in state.outcomes)
+    if problem:
+        print(f"NOT in sync: {problem}")
+    if failed:
+        count = sum(len(p) for p in failed.values())
+        print(
+            f"NOT in sync: {count} partitions failed and are not repaired yet; automation "
+            "retries them every 15 minutes (the daemon, or the next `marts sync`), or repair "
+            "them now with `marts backfill`:"
+        )
+        for key, partitions in failed.items():
+            shown = ", ".join(partitions[:8]) + (" …" if len(partitions) > 8 else "")
+            print(f"  {key:<46} {shown}")
+    if problem or failed or runs_failed:
+        print(f"{len(state.outcomes)} runs, {runs_failed} failed")
+        return 1
     print(f"in sync: {len(state.outcomes)} runs")
-    return 0 if all(o.success for o in state.outcomes) else 1
+    return 0
 
 
 def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
@@ -103,10 +135,10 @@ def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
     from marts_project.freshness import partition_freshness
     from marts_project.marts import ALL_MARTS
 
-    warehouse, landing = open_resource(settings, "warehouse"), open_resource(settings, "landing")
+    serving, landing = open_resource(settings, "serving"), open_resource(settings, "landing")
     now = dt.datetime.now(dt.UTC)
     report = {
-        m.contract.name: [p.as_json() for p in partition_freshness(m, warehouse, landing, now)]
+        m.contract.name: [p.as_json() for p in partition_freshness(m, serving, landing, now)]
         for m in ALL_MARTS
         if m.asset.partitions_def
     }
@@ -167,20 +199,19 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
 
     identifier = table_identifier(_mart(args.mart).asset.key)
     for row in open_resource(settings, "warehouse").history(identifier):
-        marker = "*" if row["current"] else (" " if row["on_main"] else "x")
+        marker = "*" if row["current"] else (" " if row["published"] else "x")
         print(
             f"{marker} {row['snapshot_id']:>20}  {row['committed_at']:%Y-%m-%d %H:%M:%S}  "
             f"{row['operation']:<9} {row['partitions']:<24} run {str(row['run_id'])[:8]}"
         )
-    print("* current   x not on main (discarded by an audit or a rollback)")
+    print("* current   x never published (refused by an audit, or a step inside a write)")
     return 0
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     """Rows of a mart now or, with --as-of, at an earlier snapshot (time travel)."""
-    import duckdb
-
     from marts_project.definitions import open_resource
+    from marts_project.resources.duck import connect
     from marts_project.resources.iceberg_io import table_identifier
 
     mart = _mart(args.mart)
@@ -189,7 +220,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     table = (
         warehouse.read_as_of(identifier, args.as_of) if args.as_of else warehouse.read(identifier)
     )
-    con = duckdb.connect()
+    con = connect()
     con.register("mart", table)
     where = ""
     params: list = []
@@ -225,7 +256,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
     report = build_report(
         instance_for(_home(settings)),
-        open_resource(settings, "warehouse"),
+        open_resource(settings, "serving"),
         open_resource(settings, "landing"),
         dt.datetime.now(dt.UTC),
     )
@@ -243,15 +274,21 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
-    """SQL on the serving database (read-only): one query, or one per line from stdin."""
+    """SQL on the serving database: one query, or one per line from stdin.
+
+    The connection is read-only and locked down: no file, network or extension access and no
+    settings can change, so nothing outside the serving database can be read or written.
+    """
     import duckdb
+
+    from marts_project.resources.duck import connect
 
     if not settings.serving_db.exists():
         raise LookupError(f"no serving database at {settings.serving_db}: run `marts demo` first")
     queries = (
         [args.query] if args.query else [q for q in sys.stdin.read().split(";\n") if q.strip()]
     )
-    with duckdb.connect(str(settings.serving_db), read_only=True) as con:
+    with connect(str(settings.serving_db), read_only=True, locked=True) as con:
         for query in queries:
             try:
                 cursor = con.execute(query)
@@ -284,13 +321,26 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return status
 
 
+def _positive(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marts", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def seed_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--days", type=int, default=14, help="how many closed days (default 14)")
-        p.add_argument("--rows-per-day", type=int, default=200, help="ad rows per day")
+        p.add_argument(
+            "--days", type=_positive, default=14, help="how many closed days (default 14)"
+        )
+        p.add_argument("--rows-per-day", type=_positive, default=200, help="ad rows per day")
         p.add_argument("--seed", type=int, default=7, help="simulator seed")
 
     seed = sub.add_parser("seed", help="write simulated landing files for the last N days")
@@ -306,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.set_defaults(func=cmd_backfill)
 
     reprocess = sub.add_parser("reprocess", help="re-materialize the last N days (late data)")
-    reprocess.add_argument("--days", type=int, default=7, help="how many closed days (default 7)")
+    reprocess.add_argument(
+        "--days", type=_positive, default=7, help="how many closed days (default 7)"
+    )
     reprocess.set_defaults(func=cmd_reprocess)
 
     sql = sub.add_parser("sql", help="SQL on the serving database (read-only)")
@@ -325,8 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     check = sub.add_parser("check", help="materialize a small simulated range, run every check")
-    check.add_argument("--days", type=int, default=3, help="days to check (default 3)")
-    check.add_argument("--rows-per-day", type=int, default=100, help="ad rows per day")
+    check.add_argument("--days", type=_positive, default=3, help="days to check (default 3)")
+    check.add_argument("--rows-per-day", type=_positive, default=100, help="ad rows per day")
     check.add_argument("--seed", type=int, default=7, help="simulator seed")
     check.add_argument("--data-dir", help="keep the data here (default: a scratch folder)")
     check.set_defaults(func=cmd_check)
@@ -339,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("mart")
     show.add_argument("--as-of", type=int, help="snapshot id to read")
     show.add_argument("--day", help="only this partition day")
-    show.add_argument("--limit", type=int, default=20)
+    show.add_argument("--limit", type=_positive, default=20, help="rows to print")
     show.set_defaults(func=cmd_show)
 
     rollback = sub.add_parser("rollback", help="point a mart back at an earlier snapshot")

@@ -106,6 +106,7 @@ class Contract:
     row_count_floor: int = 1  # rows each partition (or the whole unpartitioned table) must have
     checks: tuple[tuple[str, CheckPolicy], ...] = ()
     reconciliations: tuple[Reconciliation, ...] = ()
+    rules: tuple[tuple[str, str], ...] = ()  # (topic, rule) a consumer needs to read a number
 
     def policy(self, check: str) -> CheckPolicy | None:
         """The contract's policy for a check, None if the contract does not ask for it."""
@@ -117,7 +118,9 @@ class Contract:
 
     @property
     def description(self) -> str:
-        return f"{self.charter}\n\nGrain: {self.grain}. Owner: {self.owner}."
+        rules = "".join(f"\n- **{topic}**: {rule}" for topic, rule in self.rules)
+        text = f"{self.charter}\n\nGrain: {self.grain}. Owner: {self.owner}."
+        return f"{text}\n\nRules:{rules}" if rules else text
 
     @property
     def arrow_schema(self) -> pa.Schema:
@@ -249,4 +252,5 @@ def load_contract(path: Path) -> Contract:
         row_count_floor=int(body.get("row_count_floor", 1)),
         checks=checks,
         reconciliations=reconciliations,
+        rules=tuple((str(k), " ".join(str(v).split())) for k, v in body.get("rules", {}).items()),
     )

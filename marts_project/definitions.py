@@ -8,7 +8,6 @@ from dagster import (
     in_process_executor,
     multiprocess_executor,
 )
-from dagster_duckdb import DuckDBResource
 
 from marts_project.automation.maintenance_job import (
     table_maintenance_job,
@@ -27,6 +26,7 @@ from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import Mart
 from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from marts_project.raw.assets import raw_assets
+from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import IcebergIOManager
 from marts_project.resources.landing import LandingZone
@@ -97,9 +97,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "serving": serving,
         "iceberg_io": IcebergIOManager(warehouse=warehouse, serving=serving),
         "landing": LandingZone(root=settings.landing, **s3),
-        # Without the ICU extension (not downloadable here) DuckDB does all timestamptz
-        # arithmetic in UTC, which is what every day boundary of this project means.
-        "duckdb": DuckDBResource(database=":memory:"),
+        # Every connection is pinned to UTC: day boundaries are UTC days on any machine.
+        "duckdb": UtcDuckDB(database=":memory:"),
         "pii": PiiMasking(key=EnvVar("MARTS_PII_KEY"))
         if settings.pii_key_from_env
         else PiiMasking(),

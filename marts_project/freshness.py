@@ -9,14 +9,12 @@ looks at every day on its own.
 import datetime as dt
 from dataclasses import asdict, dataclass
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from marts_project.lineage import upstream_sources
 from marts_project.marts.common import Mart
-from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
+from marts_project.resources.serving import ServingDatabase
 
 WINDOW_DAYS = 7  # the days the nightly reprocess covers: what an SLA can promise about
 
@@ -32,6 +30,12 @@ class PartitionFreshness:
         return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(self).items()}
 
 
+def _files_feeding(source: str, day: dt.date) -> list[dt.date]:
+    """The days whose landing files of `source` may hold rows of `day` (late rows)."""
+    late = source_specs()[source].late_days
+    return [day + dt.timedelta(days=n) for n in range(late + 1)]
+
+
 def _period_start(day: dt.date, partitioning: str) -> dt.date:
     if partitioning == "weekly":
         return day - dt.timedelta(days=day.weekday())
@@ -42,40 +46,30 @@ def _period_start(day: dt.date, partitioning: str) -> dt.date:
 
 def partition_freshness(
     mart: Mart,
-    warehouse: IcebergWarehouse,
+    serving: ServingDatabase,
     landing: LandingZone,
     now: dt.datetime,
     window_days: int = WINDOW_DAYS,
 ) -> list[PartitionFreshness]:
-    """Freshness of each of the `window_days` closed days before `now` (oldest first)."""
+    """Freshness of each of the `window_days` closed days before `now` (oldest first): what
+    the serving database holds for the day against when its landing files last changed."""
     contract = mart.contract
     last = now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
     days = [last - dt.timedelta(days=i) for i in reversed(range(window_days))]
     first_period = _period_start(days[0], contract.partitioning)
-    identifier = table_identifier(mart.asset.key)
-    refreshed: dict[dt.date, dt.datetime] = {}
-    if warehouse.table_exists(identifier):
-        rows = warehouse.read(
-            identifier, contract.partition_column, first_period, last + dt.timedelta(days=1)
-        )
-        if rows.num_rows:
-            grouped = rows.group_by(contract.partition_column).aggregate(
-                [("_last_refreshed_at", "max")]
-            )
-            refreshed = dict(
-                zip(
-                    grouped.column(contract.partition_column).to_pylist(),
-                    pc.cast(
-                        grouped.column("_last_refreshed_at_max"), pa.timestamp("us", "UTC")
-                    ).to_pylist(),
-                    strict=True,
-                )
-            )
+    refreshed = serving.refreshed_by_day(
+        table_identifier(mart.asset.key), contract.partition_column, first_period, last
+    )
     sources = upstream_sources(contract.name) if contract.kind != "view" else ()
     sla = dt.timedelta(hours=contract.freshness_sla_hours)
     result = []
     for day in days:
-        stamps = [t for s in sources if (t := landing.modified_at(s, day)) is not None]
+        stamps = [
+            t
+            for s in sources
+            for file_day in _files_feeding(s, day)
+            if (t := landing.modified_at(s, file_day)) is not None
+        ]
         changed = max(stamps) if stamps else None
         done = refreshed.get(_period_start(day, contract.partitioning))
         if changed is None:

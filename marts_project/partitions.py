@@ -26,6 +26,19 @@ monthly_partitions = MonthlyPartitionsDefinition(
     start_date=PARTITIONS_START, timezone="UTC", end_offset=1
 )
 
+PARTITIONINGS: dict[str, TimeWindowPartitionsDefinition | None] = {
+    "daily": daily_partitions,
+    "weekly": weekly_partitions,
+    "monthly": monthly_partitions,
+    "none": None,
+}
+
+
+def partitioning_of(partitions_def: TimeWindowPartitionsDefinition | None) -> str:
+    """The name of a partitioning (the `partitioning` tag every table carries)."""
+    return next(name for name, p in PARTITIONINGS.items() if p is partitions_def)
+
+
 # A week or month reads exactly its days; days of the running period that have not closed yet
 # simply are not there.
 days_of_period = TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)

@@ -10,8 +10,8 @@ from dagster import DagsterInstance
 
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
-from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone
+from marts_project.resources.serving import ServingDatabase
 
 HISTORY = 60  # refreshes plotted per mart
 COLORS = {
@@ -54,7 +54,7 @@ def refresh_history(instance: DagsterInstance, mart) -> list[dict]:
 
 def build_report(
     instance: DagsterInstance,
-    warehouse: IcebergWarehouse,
+    serving: ServingDatabase,
     landing: LandingZone,
     now: dt.datetime,
 ) -> dict:
@@ -63,7 +63,7 @@ def build_report(
     for mart in ALL_MARTS:
         history = refresh_history(instance, mart)
         partitions = (
-            [p.as_json() for p in partition_freshness(mart, warehouse, landing, now)]
+            [p.as_json() for p in partition_freshness(mart, serving, landing, now)]
             if mart.asset.partitions_def
             else []
         )

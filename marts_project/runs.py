@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,12 +79,21 @@ LOCAL_INSTANCE_CONFIG = Path(__file__).with_name("dagster_local.yaml")
 
 
 def instance_for(home: Path) -> DagsterInstance:
-    """A persistent Dagster instance (the one `dagster dev` shows with DAGSTER_HOME=home)."""
+    """A persistent Dagster instance (the one `dagster dev` shows with DAGSTER_HOME=home).
+
+    Two commands started at once on a fresh folder would both create Dagster's SQLite schema
+    and crash; a file lock makes the second wait until the first has created it.
+    """
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        shutil.copyfile(LOCAL_INSTANCE_CONFIG, config)
-    return DagsterInstance.from_config(str(home))
+    with (home / ".marts-init.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            shutil.copyfile(LOCAL_INSTANCE_CONFIG, config)
+        instance = DagsterInstance.from_config(str(home))
+        instance.get_runs(limit=1)  # run, event and schedule storage exist from here on
+        instance.all_instigator_state()
+        return instance
 
 
 def keys_covering(

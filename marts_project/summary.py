@@ -1,8 +1,7 @@
 """A short, human-readable summary of the published marts, read from the serving database."""
 
-import duckdb
-
 from marts_project.marts import ALL_MARTS
+from marts_project.resources.duck import connect
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.settings import Settings
 
@@ -23,7 +22,7 @@ def mart_summary(settings: Settings) -> str:
     if not settings.serving_db.exists():
         return f"no serving database at {settings.serving_db}: materialize the marts first"
     lines = [f"serving database: {settings.serving_db}"]
-    with duckdb.connect(str(settings.serving_db), read_only=True) as con:
+    with connect(str(settings.serving_db), read_only=True) as con:
         served = {
             f"{s}.{t}"
             for s, t in con.execute(

@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext, PartitionsDefinition, asset
 from dagster_duckdb import DuckDBResource
 
 from marts_project.automation.conditions import propagate_updates
-from marts_project.partitions import daily_partitions, single_run_backfill
+from marts_project.partitions import daily_partitions, partitioning_of, single_run_backfill
 from marts_project.resources.sql import run_sql
 
 
@@ -70,7 +70,9 @@ def iceberg_table(
     """`@asset` for an Iceberg table in namespace `layer`, time-partitioned when
     `partitions_def` is given (on `partition_column`, Iceberg `day` transform)."""
     metadata = dict(kwargs.pop("metadata", {}))
-    kwargs.setdefault("automation_condition", propagate_updates())
+    partitioning = partitioning_of(partitions_def)
+    kwargs["tags"] = {**kwargs.get("tags", {}), "partitioning": partitioning}
+    kwargs.setdefault("automation_condition", propagate_updates(partitioning))
     if partitions_def is not None:
         metadata["partition_expr"] = partition_column
         kwargs.update(partitions_def=partitions_def, backfill_policy=single_run_backfill)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
+from marts_project.resources.duck import connect
 from marts_project.resources.landing import LandingZone
 
 # Landing files as the source systems write them, typed by hand (not from sources.yml).
@@ -19,7 +19,7 @@ LANDING_COLUMNS = {
     "mkt_crm_leads": "lead_id varchar, created_at timestamptz, email varchar, "
     "full_name varchar, campaign_id varchar, is_mql boolean",
     "mkt_campaigns": "snapshot_date date, campaign_id varchar, campaign_name varchar, "
-    "channel varchar, platform varchar, status varchar, daily_budget decimal(18,2), "
+    "channel varchar, platform varchar, status varchar, daily_budget varchar, "
     "channel_owner varchar, cost_model varchar",
     "shop_orders": "order_id varchar, ordered_at timestamptz, customer_id varchar, "
     "customer_email varchar, sales_channel varchar, warehouse_id varchar, items integer, "
@@ -39,7 +39,7 @@ LANDING_COLUMNS = {
 
 def landing_connection(landing: LandingZone, days: list[dt.date], scratch: Path):
     """DuckDB with one view per landing source over local copies of its files for `days`."""
-    con = duckdb.connect()
+    con = connect()
     for source, columns in LANDING_COLUMNS.items():
         folder = scratch / source
         folder.mkdir(parents=True, exist_ok=True)
@@ -50,8 +50,13 @@ def landing_connection(landing: LandingZone, days: list[dt.date], scratch: Path)
             for name, kind in (c.strip().split(" ", 1) for c in columns.split(", "))
         )
         con.execute(
-            f"create view {source} as select * from read_csv('{folder}/*.csv', header = true, "
-            f"columns = {{{spec}}}, filename = true)"
+            f"create view {source}_files as select * from read_csv('{folder}/*.csv', "
+            f"header = true, columns = {{{spec}}}, filename = true)"
+        )
+        con.execute(
+            f"create view {source} as {_RULES.get(source, 'select * from {0}_files')}".format(
+                source
+            )
         )
     # Order events carry their order date in the file name, as the sources export them.
     for source in ("psp_payments", "psp_refunds", "wms_shipments"):
@@ -64,6 +69,24 @@ def landing_connection(landing: LandingZone, days: list[dt.date], scratch: Path)
     con.execute(_CAMPAIGN_DAY)
     return con
 
+
+# The source contracts' rules, written out by hand: which rows count and which duplicate wins.
+_FILE_DAY = "regexp_extract(filename, '(\\d{{4}}-\\d{{2}}-\\d{{2}})\\.csv$', 1)::date"
+_RULES = {
+    # spend is USD; a row may come up to 3 days late; a restatement (a later extracted_at, in
+    # any file) replaces the earlier row
+    "mkt_ad_stats": "select * from {0}_files where upper(currency) = 'USD' "
+    f"and stat_date between {_FILE_DAY} - 3 and {_FILE_DAY} "
+    "qualify row_number() over (partition by ad_id, stat_date "
+    "order by extracted_at::timestamptz desc, filename desc) = 1",
+    # a lead may be exported a day late; exported again, the latest file wins
+    "mkt_crm_leads": "select * from {0}_files "
+    f"where created_at::date between {_FILE_DAY} - 1 and {_FILE_DAY} "
+    "qualify row_number() over (partition by lead_id order by filename desc) = 1",
+    "shop_orders": "select * from {0}_files where upper(currency) = 'USD' "
+    f"and ordered_at::date between {_FILE_DAY} - 1 and {_FILE_DAY} "
+    "qualify row_number() over (partition by order_id order by filename desc) = 1",
+}
 
 _ORDERS = """
 create view orders_final as
@@ -164,10 +187,12 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "from wms_warehouses qualify snapshot_date = max(snapshot_date) over ()",
     ),
     "marketing.mkt_active_campaigns_v": (
-        "campaign_id, channel, spend_7d, leads_7d, mqls_7d",
-        "select campaign_id, channel, sum(spend)::decimal(18,2), sum(leads), sum(mqls) "
+        "campaign_id, channel, last_active_date, spend_7d, leads_7d, mqls_7d",
+        "select campaign_id, coalesce(arg_max(channel, stat_date) filter "
+        "(where channel <> 'unknown'), 'unknown'), max(stat_date) filter (where spend > 0), "
+        "sum(spend)::decimal(18,2), sum(leads), sum(mqls) "
         "from campaign_day where stat_date > (select max(stat_date) from campaign_day) - 7 "
-        "group by all having sum(spend) > 0",
+        "group by campaign_id having sum(spend) > 0",
     ),
 }
 
@@ -207,3 +232,30 @@ def mart_rows(table: pa.Table) -> list[tuple]:
     """The marketing fact's business columns as sorted tuples (no refresh timestamps)."""
     names = [c.strip() for c in EXPECTED["marketing.mkt_campaign_performance_fact"][0].split(",")]
     return sorted(tuple(r[c] for c in names) for r in table.select(names).to_pylist())
+
+
+def mismatches(lake, days: list[dt.date], scratch: Path) -> dict[str, list[tuple]]:
+    """Every mart against its independent recompute, and every served table against Iceberg:
+    {what: differing rows} for whatever disagrees (empty when all is right)."""
+    con = landing_connection(lake.landing, days, scratch)
+    serving = lake.serving()
+    found: dict[str, list[tuple]] = {}
+    for identifier, (columns, sql) in EXPECTED.items():
+        actual = (
+            serving.read(identifier)
+            if identifier.endswith("_v")
+            else lake.warehouse.read(identifier)
+        )
+        if diff := differences(con, actual, columns, sql):
+            found[identifier] = diff[:10]
+    for identifier in [i for i in EXPECTED if not i.endswith("_v")]:
+        iceberg = lake.warehouse.read(identifier)
+        con.register("iceberg", iceberg)
+        con.register("served", serving.read(identifier))
+        diff = con.execute(
+            "(select * from iceberg except all select * from served) union all "
+            "(select * from served except all select * from iceberg)"
+        ).fetchall()
+        if diff:
+            found[f"serving {identifier}"] = diff[:10]
+    return found

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 from dagster import AssetKey
-from dagster_duckdb import DuckDBResource
 
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import LandingFileError, SchemaDriftError, parse_landing_file
+from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.iceberg import PartitionWindowError
 from marts_project.resources.landing import HostilePathError, LandingZone
 from marts_project.runs import materialize_days
@@ -42,7 +43,7 @@ def test_malformed_rows_go_to_quarantine_and_rows_are_conserved(lakehouse):
         [
             "impressions: not a valid bigint",
             "malformed row: expected 9 fields, got 3",
-            "stat_date 2026-10-09 is outside the file's day 2026-10-05",
+            "stat_date 2026-10-09 is after the file's day 2026-10-05",
             "ad_id: required value missing",
         ]
     )
@@ -94,8 +95,29 @@ def test_added_column_is_ignored_and_reported():
         b"snapshot_date,campaign_id,campaign_name,channel,platform,status,daily_budget,new_col\n"
         b"2026-10-05,c1,n,search,google_ads,active,10.00,x\n"
     )
-    parsed = parse_landing_file(payload, spec, DAY, "f.csv", DuckDBResource(database=":memory:"))
+    parsed = parse_landing_file(payload, spec, DAY, "f.csv", UtcDuckDB(database=":memory:"))
     assert parsed.valid.num_rows == 1 and parsed.ignored_columns == ("new_col",)
+
+
+def test_an_invalid_optional_value_becomes_null_and_the_row_is_kept_with_the_reason():
+    spec = source_specs()["mkt_campaigns"]
+    payload = (
+        b"snapshot_date,campaign_id,campaign_name,channel,platform,status,daily_budget\n"
+        b"2026-10-05,c1,n,search,google_ads,active,n/a\n"
+        b"2026-10-05,c2,m,search,google_ads,active,12.50\n"
+        b"2026-10-05,c3,,search,google_ads,active,10.00\n"  # campaign_name is required
+    )
+    parsed = parse_landing_file(payload, spec, DAY, "f.csv", UtcDuckDB(database=":memory:"))
+    kept = {r["campaign_id"]: r for r in parsed.valid.to_pylist()}
+    assert set(kept) == {"c1", "c2"}
+    assert kept["c1"]["daily_budget"] is None
+    assert kept["c1"]["_value_issues"] == (
+        "daily_budget: not a valid decimal(18,2) (n/a), set to null"
+    )
+    assert kept["c2"]["daily_budget"] == Decimal("12.50") and kept["c2"]["_value_issues"] is None
+    assert parsed.quarantine.column("reason").to_pylist() == [
+        "campaign_name: required value missing"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -105,7 +127,7 @@ def test_added_column_is_ignored_and_reported():
 def test_unreadable_files_are_refused_with_a_clear_error(payload, message):
     spec = source_specs()["mkt_campaigns"]
     with pytest.raises(LandingFileError, match=message):
-        parse_landing_file(payload, spec, DAY, "f.csv", DuckDBResource(database=":memory:"))
+        parse_landing_file(payload, spec, DAY, "f.csv", UtcDuckDB(database=":memory:"))
 
 
 def test_schema_drift_error_names_the_missing_columns():
@@ -116,7 +138,7 @@ def test_schema_drift_error_names_the_missing_columns():
             spec,
             DAY,
             "f",
-            DuckDBResource(database=":memory:"),
+            UtcDuckDB(database=":memory:"),
         )
 
 

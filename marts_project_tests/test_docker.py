@@ -3,12 +3,15 @@ secret is committed, and the image installs the project the way the README does.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
+import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
 
+from marts_project.preflight import weak_secrets
 from marts_project.settings import REPO_ROOT
 
 DOCKER = REPO_ROOT / "docker"
@@ -18,11 +21,11 @@ ENV_EXAMPLE = dict(
     for line in (DOCKER / ".env.example").read_text().splitlines()
     if line and not line.startswith("#")
 )
-CODE_SERVICES = ("code-server", "webserver", "daemon")
 
 
 def test_compose_has_the_whole_stack():
     assert set(COMPOSE["services"]) == {
+        "preflight",
         "postgres",
         "minio",
         "create-bucket",
@@ -35,12 +38,64 @@ def test_compose_has_the_whole_stack():
 
 def test_every_compose_variable_is_documented_and_no_secret_is_committed():
     text = (DOCKER / "docker-compose.yml").read_text()
-    used = set(re.findall(r"\$\{([A-Z_]+)(?::\?)?\}", text))
-    assert used and used <= set(ENV_EXAMPLE), used - set(ENV_EXAMPLE)
-    for name, value in ENV_EXAMPLE.items():
-        if "PASSWORD" in name or "KEY" in name:
-            assert value.startswith("change-me"), f"{name} looks like a real secret"
+    used = set(re.findall(r"\$\{([A-Z_]+)(?::[?-][^}]*)?\}", text))
+    documented = set(ENV_EXAMPLE) | {"MARTS_BIND_ADDRESS"}
+    assert used and used <= documented, used - documented
+    for name in SECRETS:
+        assert ENV_EXAMPLE[name] == "", f"{name}: the example must not carry a usable value"
+        assert f"${{{name}:?" in text, f"{name}: compose must refuse to start without it"
     assert "docker/.env" in (REPO_ROOT / ".gitignore").read_text()
+
+
+SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MARTS_S3_SECRET_KEY", "MARTS_PII_KEY")
+
+
+def test_published_ports_bind_to_localhost_by_default():
+    for name, service in COMPOSE["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("${MARTS_BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+
+
+def test_images_are_pinned_and_the_app_runs_as_its_own_s3_user_not_root():
+    for name, service in COMPOSE["services"].items():
+        image = service.get("image", "")
+        assert image and not image.endswith(":latest") and ":" in image, (name, image)
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11\.\d+-slim", dockerfile, re.M)
+    assert "\nUSER marts\n" in dockerfile
+    env = COMPOSE["services"]["daemon"]["environment"]
+    assert (
+        env["AWS_ACCESS_KEY_ID"] != COMPOSE["services"]["minio"]["environment"]["MINIO_ROOT_USER"]
+    )
+    assert "MARTS_S3_ACCESS_KEY" in env["AWS_ACCESS_KEY_ID"]
+    policy = json.loads((DOCKER / "policies" / "marts-pipeline.json").read_text())
+    resources = {r for st in policy["Statement"] for r in st["Resource"]}
+    assert resources == {"arn:aws:s3:::BUCKET", "arn:aws:s3:::BUCKET/*"}
+
+
+def test_the_webserver_gets_no_s3_secret_and_no_pii_key():
+    env = COMPOSE["services"]["webserver"]["environment"]
+    assert not {"AWS_SECRET_ACCESS_KEY", "MARTS_PII_KEY", "AWS_ACCESS_KEY_ID"} & set(env)
+    assert {"DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_DB"} <= set(
+        env
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("change-me", "shorter"), ("change-me-please-now-1", "placeholder"), ("x" * 15, "shorter")],
+)
+def test_preflight_refuses_empty_short_or_placeholder_secrets(value, problem):
+    assert problem in weak_secrets({"POSTGRES_PASSWORD": value})[0]
+    assert weak_secrets({"POSTGRES_PASSWORD": "Zq8-v1Rk2_mT9wLp4sYh"}) == []
+
+
+def test_every_service_waits_for_preflight():
+    services = COMPOSE["services"]
+    for name in ("postgres", "minio"):
+        assert services[name]["depends_on"]["preflight"]["condition"] == (
+            "service_completed_successfully"
+        )
 
 
 def test_code_services_get_every_setting_the_code_reads():
@@ -61,12 +116,12 @@ def test_code_services_get_every_setting_the_code_reads():
     assert {"MARTS_WAREHOUSE", "MARTS_LANDING", "MARTS_CATALOG_URI"} <= set(
         re.findall(r'"(MARTS_[A-Z_]+)"', settings_source)
     )
-    for service in CODE_SERVICES:
+    for service in ("code-server", "daemon"):
         assert needed <= set(COMPOSE["services"][service]["environment"]), service
 
 
 def test_every_file_the_image_and_stack_reference_exists():
-    build = COMPOSE["services"]["code-server"]["build"]
+    build = COMPOSE["services"]["preflight"]["build"]
     context = (DOCKER / build["context"]).resolve()
     assert (context / build["dockerfile"]).is_file()
     for line in (DOCKER / "Dockerfile").read_text().splitlines():
@@ -82,7 +137,7 @@ def test_the_image_installs_with_the_readme_command():
     readme_first = (REPO_ROOT / "README.md").read_text().split("```bash\n", 1)[1].splitlines()[0]
     install = readme_first.split("&&")[0].strip()
     assert install == "./setup.sh"
-    assert f"RUN {install}" in (DOCKER / "Dockerfile").read_text()
+    assert f"RUN MARTS_PRODUCTION=1 {install}" in (DOCKER / "Dockerfile").read_text()
 
 
 def test_the_instance_config_is_valid_dagster_config(monkeypatch):

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from marts_project.checks.audits import (
     audit_accepted_values,
@@ -26,6 +25,7 @@ from marts_project.marts import ALL_MARTS, contract_of
 from marts_project.marts.common import build_mart
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import SchemaDriftError, parse_landing_file
+from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.sql import run_sql
 from marts_project.runs import materialize_days
 from marts_project.simulator import SimConfig, land
@@ -111,7 +111,7 @@ def test_recency_fails_when_the_newest_day_is_older_than_the_sla():
 def test_reconciliation_sql_finds_marketing_cost_that_disagrees_with_spend():
     (rec,) = contract_of("fin_pnl_monthly_agg").reconciliations
     perf = pa.table({"stat_date": [DAY, DAY], "spend": [Decimal("10.00"), Decimal("5.00")]})
-    duck = DuckDBResource(database=":memory:")
+    duck = UtcDuckDB(database=":memory:")
 
     def mismatches(cost: str) -> int:
         pnl = pa.table({"month_start": [dt.date(2026, 10, 1)], "marketing_cost": [Decimal(cost)]})
@@ -126,7 +126,7 @@ def test_order_count_reconciliation_finds_days_finance_and_operations_disagree_o
     (rec,) = contract_of("ops_orders_fact").reconciliations
     ops = pa.table({"order_id": ["a", "b", "c"], "order_date": [DAY, DAY, DAY]})
     payments = pa.table({"order_date": [DAY], "orders": [3]})
-    duck = DuckDBResource(database=":memory:")
+    duck = UtcDuckDB(database=":memory:")
 
     def mismatches(revenue_orders: list[int]) -> int:
         revenue = pa.table({"order_date": [DAY] * len(revenue_orders), "orders": revenue_orders})
@@ -149,7 +149,7 @@ def test_a_retyped_required_column_blocks_the_partition():
         b"2026-10-05,a2,c1,10,1,9 EUR,USD,0,2026-10-06T01:00:00+00:00\n"
     )
     with pytest.raises(SchemaDriftError, match=r"retyped .*spend \(none of 2 values"):
-        parse_landing_file(payload, spec, DAY, "f.csv", DuckDBResource(database=":memory:"))
+        parse_landing_file(payload, spec, DAY, "f.csv", UtcDuckDB(database=":memory:"))
 
 
 def test_partition_freshness_sees_a_restated_day_until_it_is_refreshed(lakehouse):
@@ -159,7 +159,7 @@ def test_partition_freshness_sees_a_restated_day_until_it_is_refreshed(lakehouse
     now = dt.datetime.combine(days(DAY, 3)[-1] + dt.timedelta(days=1), dt.time(6), dt.UTC)
 
     def statuses() -> list[str]:
-        rows = partition_freshness(mart, lakehouse.warehouse, lakehouse.landing, now, 3)
+        rows = partition_freshness(mart, lakehouse.serving(), lakehouse.landing, now, 3)
         return [r.status for r in rows]
 
     assert statuses() == ["fresh"] * 3
@@ -172,7 +172,7 @@ def test_partition_freshness_sees_a_restated_day_until_it_is_refreshed(lakehouse
 
 
 def test_a_broken_transform_fails_its_audit_and_readers_keep_the_last_good_data(
-    lakehouse, tmp_path
+    lakehouse, tmp_path, monkeypatch, capsys
 ):
     lakehouse.seed(DAY, 2)
     lakehouse.run(DAY, days(DAY, 2)[-1])
@@ -272,5 +272,19 @@ def test_sql_on_the_serving_database_and_clear_errors(lakehouse, monkeypatch, ca
     assert capsys.readouterr().out.splitlines() == ["n", str(n)]
     assert main(["sql", "select * from no_such_mart"]) == 2
     assert "query failed" in capsys.readouterr().err
+    catalog = lakehouse.settings.data_dir / "catalog.db"
+    intact = catalog.read_bytes()
+    for query in (
+        f"copy (select 1) to '{catalog}'",
+        f"export database '{lakehouse.settings.data_dir / 'dump'}'",
+        "set enable_external_access = true",
+        "install httpfs",
+        "select * from read_csv('/etc/passwd')",
+        "create table operations.mine as select 1",
+    ):
+        assert main(["sql", query]) == 2, query
+        assert "query failed" in capsys.readouterr().err
+    assert catalog.read_bytes() == intact  # the Iceberg catalog is untouched
+    assert not (lakehouse.settings.data_dir / "dump").exists()
     assert main(["snapshots", "not_a_mart"]) == 2
     assert "unknown mart 'not_a_mart'" in capsys.readouterr().err

@@ -17,12 +17,12 @@ import time
 
 import pyarrow as pa
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from marts_project.automation.sensors import plan_runs
 from marts_project.maintenance import MaintenancePolicy, maintain
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import LandingFileError, parse_landing_file
+from marts_project.resources.duck import UtcDuckDB
 from marts_project.simulator import FAR_FUTURE, renderers
 from marts_project_tests.conftest import DAY, SIM
 
@@ -223,7 +223,7 @@ def test_hostile_input_is_quarantined_or_refused_never_lost(name, payload):
     spec = source_specs()[source]
     try:
         parsed = parse_landing_file(
-            payload, spec, DAY, f"{source}/{DAY}.csv", DuckDBResource(database=":memory:")
+            payload, spec, DAY, f"{source}/{DAY}.csv", UtcDuckDB(database=":memory:")
         )
     except LandingFileError as exc:
         assert str(exc)  # refused, with a message saying why

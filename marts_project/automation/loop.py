@@ -1,20 +1,33 @@
 """The automation loop without a daemon: tick the landing sensor and the automation conditions
 through Dagster's own evaluation APIs and execute what they request, until nothing is left.
 
-This is what the daemon does on its own (sensor daemon + automation sensor); tests and the
-headless demo use it to converge deterministically in one process.
+This is what the daemon does on its own (sensor daemon + automation sensor); `marts sync`, tests
+and the headless demo use it to converge deterministically in one process. The conditions
+themselves (`conditions.py`) guarantee the order: a table is only requested once the tables it
+reads have been updated, so the runs of one tick never depend on each other.
 """
 
+from __future__ import annotations
+
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
-from dagster._core.definitions.declarative_automation.automation_condition_tester import (
+from dagster import (
+    AssetKey,
+    AssetPartitionStatus,
+    DagsterInstance,
+    Definitions,
+    build_sensor_context,
     evaluate_automation_conditions,
 )
 
 from marts_project.partitions import range_tags
 from marts_project.runs import RunOutcome, outcome_of
+
+
+class NotConvergedError(RuntimeError):
+    """The loop still had work after its tick budget (e.g. a file rewritten on every tick)."""
 
 
 @dataclass
@@ -40,7 +53,12 @@ def execute(
     return outcome_of(result, job.name)
 
 
-def tick(defs: Definitions, instance: DagsterInstance, state: LoopState) -> list[RunOutcome]:
+def tick(
+    defs: Definitions,
+    instance: DagsterInstance,
+    state: LoopState,
+    now: dt.datetime | None = None,
+) -> list[RunOutcome]:
     """One automation tick then one landing-sensor tick, with the runs they request executed.
 
     Automation goes first: its condition reacts to updates *since its previous evaluation*, so
@@ -48,7 +66,7 @@ def tick(defs: Definitions, instance: DagsterInstance, state: LoopState) -> list
     """
     outcomes = []
     evaluation = evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=state.automation_cursor
+        defs=defs, instance=instance, cursor=state.automation_cursor, evaluation_time=now
     )
     state.automation_cursor = evaluation.cursor
     for keys, key_range in _group(defs, evaluation):
@@ -64,7 +82,8 @@ def tick(defs: Definitions, instance: DagsterInstance, state: LoopState) -> list
         data = sensor.evaluate_tick(context)
     state.sensor_cursor = data.cursor
     for request in data.run_requests or []:
-        outcomes.append(execute(defs, instance, set(request.asset_selection), request.tags))
+        tags = {**request.tags, "dagster/run_key": request.run_key or ""}
+        outcomes.append(execute(defs, instance, set(request.asset_selection), tags))
     state.outcomes += outcomes
     return outcomes
 
@@ -73,19 +92,65 @@ def converge(
     defs: Definitions,
     instance: DagsterInstance,
     state: LoopState | None = None,
-    max_ticks: int = 12,
+    max_ticks: int = 30,
+    now: dt.datetime | None = None,
 ) -> LoopState:
-    """Tick until a tick requests nothing (the marts are up to date with the landing zone)."""
+    """Tick until a tick requests nothing (the marts are up to date with the landing zone, or
+    what is left waits for its retry time)."""
     state = state or LoopState()
     for number in range(max_ticks):
-        if not tick(defs, instance, state) and number > 0:
+        if not tick(defs, instance, state, now) and number > 0:
             return state
-    raise RuntimeError(f"automation did not converge in {max_ticks} ticks")
+    raise NotConvergedError(
+        f"automation still had work after {max_ticks} ticks ({len(state.outcomes)} runs); "
+        "landing files may be changing while it runs. Run `marts sync` again."
+    )
+
+
+def failed_partitions(defs: Definitions, instance: DagsterInstance) -> dict[str, list[str]]:
+    """Asset -> partitions whose latest run failed and that no run has repaired since (what
+    automation retries, and what no command may call in sync or fresh)."""
+    graph = defs.resolve_asset_graph()
+    failed: dict[str, list[str]] = {}
+    for key in sorted(graph.get_all_asset_keys()):
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        if node.partitions_def is None:
+            if _unpartitioned_failed(instance, key):
+                failed[key.to_user_string()] = ["(whole table)"]
+            continue
+        keys = node.partitions_def.get_partition_keys()
+        status = instance.get_status_by_partition(key, keys, node.partitions_def) or {}
+        bad = [p for p, s in status.items() if s == AssetPartitionStatus.FAILED]
+        if bad:
+            failed[key.to_user_string()] = sorted(bad)
+    return failed
+
+
+def _unpartitioned_failed(instance: DagsterInstance, key: AssetKey) -> bool:
+    """The latest attempt to materialize an unpartitioned asset failed."""
+    records = instance.get_asset_records([key])
+    if not records:
+        return False
+    entry = records[0].asset_entry
+    failure, success = entry.last_failed_to_materialize_record, entry.last_materialization_record
+    return failure is not None and (success is None or failure.storage_id > success.storage_id)
 
 
 def _group(defs: Definitions, evaluation) -> list[tuple[set[AssetKey], tuple[str, str] | None]]:
-    """Requested asset partitions as runs: one per partitioning and contiguous key range."""
+    """Requested asset partitions as runs, in dependency order: one run per depth in the asset
+    graph, partitioning and contiguous key range (a run never reads what a later one writes;
+    within a run Dagster orders the steps)."""
     graph = defs.resolve_asset_graph()
+    depth: dict[AssetKey, int] = {}
+
+    def depth_of(key: AssetKey) -> int:
+        if key not in depth:
+            parents = graph.get(key).parent_keys
+            depth[key] = 1 + max((depth_of(p) for p in parents), default=-1)
+        return depth[key]
+
     by_range: dict[tuple, set[AssetKey]] = defaultdict(set)
     for key in graph.get_all_asset_keys():
         requested = evaluation.get_requested_partitions(key)
@@ -93,16 +158,26 @@ def _group(defs: Definitions, evaluation) -> list[tuple[set[AssetKey], tuple[str
             continue
         partitions_def = graph.get(key).partitions_def
         if partitions_def is None:
-            by_range[(None, None)].add(key)
+            by_range[(depth_of(key), 0, None)].add(key)
             continue
-        order = {k: i for i, k in enumerate(partitions_def.get_partition_keys())}
-        ranked = sorted(requested, key=order.__getitem__)
-        start = previous = ranked[0]
-        for partition in ranked[1:] + [None]:
-            if partition is not None and order[partition] == order[previous] + 1:
-                previous = partition
-                continue
-            by_range[(id(partitions_def), (start, previous))].add(key)
-            if partition is not None:
-                start = previous = partition
-    return [(keys, key_range) for (_, key_range), keys in by_range.items()]
+        for key_range in contiguous_key_ranges(partitions_def, requested):
+            by_range[(depth_of(key), id(partitions_def), key_range)].add(key)
+    return [(keys, key_range) for (_, _, key_range), keys in sorted(by_range.items(), key=_order)]
+
+
+def _order(item: tuple) -> tuple:
+    (level, _, key_range), _keys = item
+    return (level, key_range or ("", ""))
+
+
+def contiguous_key_ranges(partitions_def, keys) -> list[tuple[str, str]]:
+    """The partition keys `keys` as (first, last) ranges of consecutive partitions."""
+    order = {k: i for i, k in enumerate(partitions_def.get_partition_keys())}
+    ranked = sorted(keys, key=order.__getitem__)
+    ranges: list[tuple[str, str]] = []
+    for key in ranked:
+        if ranges and order[key] == order[ranges[-1][1]] + 1:
+            ranges[-1] = (ranges[-1][0], key)
+        else:
+            ranges.append((key, key))
+    return ranges

@@ -23,6 +23,12 @@ from marts_project.raw.sources import source_specs
 from marts_project.resources.landing import LandingZone, parse_key
 
 MAX_DAYS_PER_RUN = 90  # one run per contiguous range of days, at most this long
+WAITING = "waiting:"  # cursor prefix of a file whose day is not a partition yet (told once)
+
+
+def _day_of(key: str) -> str | None:
+    parsed = parse_key(key)
+    return parsed[1].isoformat() if parsed else None
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,14 @@ class LandingPlan:
     deferred: list[str]  # a day that is not a partition yet (or before the first): retried
 
 
-def plan_runs(changed: dict[str, str], known_days: set[str]) -> LandingPlan:
+def plan_runs(
+    changed: dict[str, str], known_days: set[str], landed: set[str] | None = None
+) -> LandingPlan:
     """Group changed landing files into as few raw runs as possible.
 
+    A file requests its own day and those of the `late_days` before it whose own file has
+    landed (`landed`: every landing key; its late rows belong there; a day whose own file has
+    not landed is built when it does, and then reads this one).
     Days with the same set of changed sources are requested together, one run per contiguous
     range of days.
     """
@@ -47,8 +58,12 @@ def plan_runs(changed: dict[str, str], known_days: set[str]) -> LandingPlan:
             ignored.append(key)
         elif parsed[1].isoformat() not in known_days:
             deferred.append(key)
-        else:
-            by_day[parsed[1]].add(parsed[0])
+        else:  # the file's own day, and the earlier days its late rows belong to
+            source, own_day = parsed
+            for day in sources[source].days_fed_by(own_day):
+                own_file = day == own_day or LandingZone.key(source, day) in (landed or ())
+                if own_file and day.isoformat() in known_days:
+                    by_day[day].add(source)
     runs = []
     by_sources: dict[frozenset[str], list[dt.date]] = defaultdict(list)
     for day, names in by_day.items():
@@ -61,7 +76,7 @@ def plan_runs(changed: dict[str, str], known_days: set[str]) -> LandingPlan:
                 for d in (start + dt.timedelta(days=i) for i in range((end - start).days + 1))
             )
             digest = hashlib.sha256(
-                json.dumps([(k, changed[k]) for k in keys]).encode()
+                json.dumps([(k, changed.get(k, "")) for k in keys]).encode()
             ).hexdigest()[:16]
             runs.append(
                 RunRequest(
@@ -103,20 +118,40 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         description="Requests the raw partitions of new or rewritten landing files, past days too.",
     )
     def landing_sensor(context: SensorEvaluationContext, landing: LandingZone):
-        """Cursor: the fingerprint of every landing file already requested (survives restarts)."""
+        """Cursor: the fingerprint of every landing file already requested (survives restarts),
+        or `waiting:<fingerprint>` for a file whose day is not a partition yet."""
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         current = landing.fingerprints()
-        changed = {key: fp for key, fp in current.items() if seen.get(key) != fp}
+        known = set(daily_partitions.get_partition_keys())
+        changed = {
+            key: fp
+            for key, fp in current.items()
+            if seen.get(key) != fp and (seen.get(key) != WAITING + fp or _day_of(key) in known)
+        }
         if not changed:
             return SkipReason("no new or rewritten landing files")
-        plan = plan_runs(changed, set(daily_partitions.get_partition_keys()))
+        plan = plan_runs(changed, known, set(current))
         if plan.ignored:
             context.log.warning(
                 f"ignored {len(plan.ignored)} landing files that are not "
                 f"<source>/<YYYY-MM-DD>.csv of a known source: {', '.join(plan.ignored[:10])}"
             )
+        if plan.deferred:
+            first = daily_partitions.get_first_partition_key()
+            early = [k for k in plan.deferred if (_day_of(k) or "") < first]
+            later = [k for k in plan.deferred if k not in early]
+            if early:
+                context.log.error(
+                    f"{len(early)} landing files are for days before the first partition "
+                    f"({first}) and are never built: {', '.join(early[:10])}"
+                )
+            if later:
+                context.log.warning(
+                    f"{len(later)} landing files are for days that have not closed yet; they "
+                    f"are built once their day is a partition: {', '.join(later[:10])}"
+                )
         deferred = set(plan.deferred)
-        handled = {k: fp for k, fp in changed.items() if k not in deferred}
+        handled = {k: (WAITING + fp if k in deferred else fp) for k, fp in changed.items()}
         return SensorResult(
             run_requests=plan.runs, cursor=json.dumps({**seen, **handled}, sort_keys=True)
         )

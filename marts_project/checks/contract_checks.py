@@ -102,7 +102,7 @@ def _build_check(mart: Mart, name: str, policy: CheckPolicy) -> AssetChecksDefin
             latest = warehouse.latest_day(identifier)
             return _result(audit_recency(contract, latest, now), policy)
         if name == "partition_freshness":
-            return _freshness_result(mart, warehouse, landing, now, policy)
+            return _freshness_result(mart, serving, landing, now, policy)
         start, end = run_window(context)
         table = _rows(mart, warehouse, serving, start, end)
         periods = periods_in(mart.asset.partitions_def, start, end)
@@ -112,8 +112,8 @@ def _build_check(mart: Mart, name: str, policy: CheckPolicy) -> AssetChecksDefin
     return _check
 
 
-def _freshness_result(mart, warehouse, landing, now, policy) -> AssetCheckResult:
-    rows = partition_freshness(mart, warehouse, landing, now)
+def _freshness_result(mart, serving, landing, now, policy) -> AssetCheckResult:
+    rows = partition_freshness(mart, serving, landing, now)
     overdue = [r.day.isoformat() for r in rows if r.status == "overdue"]
     waiting = [r.day.isoformat() for r in rows if r.status in ("stale", "not_built")]
     table = "| day | status | landing changed | refreshed |\n|---|---|---|---|\n" + "\n".join(

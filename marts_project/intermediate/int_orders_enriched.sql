@@ -54,7 +54,8 @@ final as (
         coalesce(r.refund_count, 0) as refund_count,
         r.first_refunded_at,
         s.shipped_at,
-        round(date_diff('second', o.ordered_at, s.shipped_at) / 3600.0, 2) as hours_to_ship
+        -- exact (microsecond) duration: rounding happens only where a mart's contract says
+        date_diff('microsecond', o.ordered_at, s.shipped_at) / 3600e6 as hours_to_ship
     from orders as o
     left join paid as p on p.order_id = o.order_id
     left join refunded as r on r.order_id = o.order_id

@@ -8,35 +8,24 @@ from pathlib import Path
 
 import pyarrow as pa
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
     FreshnessPolicy,
     MaterializeResult,
-    PartitionsDefinition,
     asset,
 )
 from dagster_duckdb import DuckDBResource
 
 from marts_project.automation.conditions import propagate_updates
+from marts_project.checks.audits import blocking_failures
 from marts_project.contracts import Contract, load_contract
 from marts_project.lineage import asset_key_for_table, column_lineage, sql_inputs
-from marts_project.partitions import (
-    daily_partitions,
-    days_of_period,
-    monthly_partitions,
-    weekly_partitions,
-)
+from marts_project.partitions import PARTITIONINGS, daily_partitions, days_of_period
 from marts_project.resources.iceberg_io import AUDIT_CONTRACT, SERVE
 from marts_project.resources.serving import ServingDatabase
 from marts_project.transform import iceberg_table, transform
-
-PARTITIONINGS: dict[str, PartitionsDefinition | None] = {
-    "daily": daily_partitions,
-    "weekly": weekly_partitions,
-    "monthly": monthly_partitions,
-    "none": None,
-}
 
 
 @dataclass(frozen=True)
@@ -57,7 +46,7 @@ def _definition(contract: Contract, sql: str) -> dict:
         "freshness_policy": FreshnessPolicy.time_window(fail_window=sla, warn_window=sla * 0.75),
         "description": contract.description,
         "owners": [contract.owner],
-        "tags": {"domain": contract.domain, "layer": "mart"},
+        "tags": {"domain": contract.domain, "layer": "mart", "partitioning": contract.partitioning},
         "metadata": {
             "dagster/column_schema": contract.column_schema(),
             "contract/grain": contract.grain,
@@ -83,12 +72,28 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
         )
         for table in sql_inputs(sql)
     }
+    # Marts a reconciliation compares against are built first, so the check sees their update.
+    reconciled = {
+        table
+        for r in contract.reconciliations
+        for table in sql_inputs(r.sql)
+        if table != contract.name and table not in ins
+    }
+    deps = [
+        AssetDep(asset_key_for_table(table), partition_mapping=days_of_period if periodic else None)
+        for table in sorted(reconciled)
+    ]
     definition = _definition(contract, sql)
     definition["metadata"][SERVE] = True
     definition["metadata"][AUDIT_CONTRACT] = str(sql_dir / f"{name}.yml")
 
     @iceberg_table(
-        contract.domain, contract.partition_column, partitions_def, ins=ins, **definition
+        contract.domain,
+        contract.partition_column,
+        partitions_def,
+        ins=ins,
+        deps=deps,
+        **definition,
     )
     def _mart(context: AssetExecutionContext, duckdb: DuckDBResource, **tables: pa.Table):
         result = contract.conform(transform(context, duckdb, sql_file, tables))
@@ -111,13 +116,22 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         group_name=contract.domain,
         deps=[asset_key_for_table(t) for t in sql_inputs(sql)],
         kinds={"duckdb", "view"},
-        automation_condition=propagate_updates(),
+        automation_condition=propagate_updates("none"),
         **_definition(contract, sql),
     )
     def _view(serving: ServingDatabase) -> MaterializeResult:
-        serving.create_view(identifier, _qualified(sql))
+        """Published like a table: the new definition is audited before anyone can read it."""
+        rows = serving.create_view(
+            identifier, _qualified(sql), lambda data: blocking_failures(contract, data, None)
+        )
         columns = serving.describe(identifier)
-        return MaterializeResult(metadata={"serving/view": identifier, "columns": len(columns)})
+        return MaterializeResult(
+            metadata={
+                "serving/view": identifier,
+                "columns": len(columns),
+                "dagster/row_count": rows,
+            }
+        )
 
     return _view
 

@@ -3,10 +3,12 @@
 import datetime as dt
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue
 from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
+from marts_project.automation.conditions import retry_failed
 from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.raw.validation import LandingFile, parse_landing_files
 from marts_project.resources.iceberg import IcebergWarehouse
@@ -34,7 +36,13 @@ def ingest(
     landing: LandingZone,
     duckdb: DuckDBResource,
 ) -> tuple[pa.Table, pa.Table, dict[str, object]]:
-    """Parse the source's landing files for `days`: (typed rows, quarantined rows, stats)."""
+    """The source's rows of `days`: (typed rows, quarantined rows, stats).
+
+    Rows of these days come from their own files and, for a source with `late_days`, from the
+    files of up to that many days after (late rows); the latter are read when they have landed.
+    The quarantine holds the rejected rows of the own files only (each file's rejects belong
+    to its own day). Rows of own files that belong to earlier days are left to those days.
+    """
     files = []
     for day in days:
         if not landing.exists(spec.name, day):
@@ -42,16 +50,35 @@ def ingest(
                 f"{spec.name}: no landing file for {day} at {landing.path(spec.name, day)}; "
                 "the source has not delivered this day yet"
             )
-        payload = landing.read_bytes(spec.name, day)
-        files.append(LandingFile(payload, day, landing.key(spec.name, day)))
+        files.append(
+            LandingFile(landing.read_bytes(spec.name, day), day, landing.key(spec.name, day))
+        )
+    for n in range(1, spec.late_days + 1):
+        later = days[-1] + dt.timedelta(days=n)
+        if landing.exists(spec.name, later):
+            payload = landing.read_bytes(spec.name, later)
+            files.append(LandingFile(payload, later, landing.key(spec.name, later)))
     parsed = parse_landing_files(files, spec, duckdb)
-    published, quarantine, rows_in = parsed.valid, parsed.quarantine, parsed.rows_in
+    first, last = days[0], days[-1]
+    own = pa.array([f.source_file for f in files if f.day <= last])
+    dated = parsed.valid.column(spec.date_column)
+    in_window = pc.and_(pc.greater_equal(dated, first), pc.less_equal(dated, last))
+    published = parsed.valid.filter(in_window)
+    from_own = pc.is_in(parsed.valid.column("_source_file"), own)
+    quarantine = parsed.quarantine.filter(pc.less_equal(parsed.quarantine["partition_date"], last))
+    rows_in = sum(n for day, n in parsed.rows_in_by_day.items() if day <= last)
     ignored, carried = parsed.ignored_columns, parsed.carried_columns
     stats = {
         "rows_in": rows_in,
         "rows_published": published.num_rows,
         "rows_quarantined": quarantine.num_rows,
-        "files_read": len(days),
+        # late rows: published here from the files of later days (within late_days)
+        "rows_from_later_files": pc.sum(pc.and_(in_window, pc.invert(from_own))).as_py() or 0,
+        # rows of these days' files that belong to earlier days (published with those days)
+        "rows_for_earlier_days": pc.sum(pc.and_(from_own, pc.invert(in_window))).as_py() or 0,
+        # rows kept with an invalid optional value set to null (why: column `_value_issues`)
+        "values_nulled": published.num_rows - published.column("_value_issues").null_count,
+        "files_read": len(files),
         "ignored_columns": MetadataValue.text(", ".join(sorted(ignored)) or "none"),
         "carried_columns": MetadataValue.text(", ".join(sorted(carried)) or "none"),
     }
@@ -61,15 +88,15 @@ def ingest(
 def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
     """One raw asset per landing source."""
 
-    # Raw tables are requested by the landing sensor and the reprocessing schedules, never by
-    # automation: only the landing zone knows when a source delivered.
+    # Raw tables are requested by the landing sensor and the reprocessing schedules: only the
+    # landing zone knows when a source delivered. Automation only retries a failed partition.
     @iceberg_table(
         RAW,
         spec.date_column,
         name=f"raw_{spec.name}",
         description=spec.description,
         metadata={"landing/source": spec.name},
-        automation_condition=None,
+        automation_condition=retry_failed(),
     )
     def _raw(
         context: AssetExecutionContext,

@@ -10,7 +10,7 @@ import csv
 import datetime as dt
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,6 +50,7 @@ class ParsedFile:
     rows_in: int
     ignored_columns: tuple[str, ...]
     carried_columns: tuple[str, ...] = ()
+    rows_in_by_day: dict[dt.date, int] = field(default_factory=dict)  # rows of each file
 
 
 def read_header(payload: bytes, spec: SourceSpec, source_file: str) -> list[str]:
@@ -127,9 +128,10 @@ def parse_landing_files(
 ) -> ParsedFile:
     """Split landing files into typed rows and quarantined rows with reasons, in one DuckDB
     pass over all of them (a query per file would dominate a long backfill)."""
-    parts, malformed, extras = [], [], []
+    parts, malformed, extras, by_day = [], [], [], {}
     for file in files:
         strings, bad, header = _read_strings(file, spec)
+        by_day[file.day] = by_day.get(file.day, 0) + strings.num_rows + len(bad)
         parts.append(strings)
         malformed += [(file, *row) for row in bad]
         extras += [h for h in header if h not in extras]
@@ -141,7 +143,9 @@ def parse_landing_files(
     typed_cols = [c.name for c in spec.columns]
     if spec.derive_date_from or spec.date_from_file:
         typed_cols.append(spec.date_column)
-    valid = checked.filter(ok).select([*typed_cols, "_source_line", "_source_file"])
+    valid = checked.filter(ok).select(
+        [*typed_cols, "_source_line", "_source_file", "_value_issues"]
+    )
     extras = [h for h in extras if h not in typed_cols]
     carried = [h for h in extras if spec.extra_columns == "carry" and _CARRYABLE.match(h)]
     for name in carried:  # rows of `strings` and `checked` are both in file and line order
@@ -168,6 +172,7 @@ def parse_landing_files(
         rows_in=strings.num_rows + len(malformed),
         ignored_columns=tuple(h for h in extras if h not in carried),
         carried_columns=tuple(carried),
+        rows_in_by_day=by_day,
     )
 
 
@@ -206,20 +211,38 @@ def _refuse_retyped_columns(spec: SourceSpec, strings: pa.Table, duckdb: DuckDBR
             )
 
 
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _typing_sql(spec: SourceSpec) -> str:
-    """Generated (from our own contract, never from file content) SQL that types and checks."""
-    checks, typed = [], []
+    """Generated (from our own contract, never from file content) SQL that types and checks.
+
+    A row is quarantined (`_reason`) when a required value is missing or invalid or its date
+    does not belong to the file; an invalid *optional* value becomes null and the row is kept,
+    with what was nulled and why in `_value_issues`.
+    """
+    checks, issues, typed = [], [], []
     for col in spec.columns:
         value = f"nullif(trim(\"{col.name}\"), '')"
         cast = f"try_cast({value} as {col.type})"
+        invalid = (
+            f"case when {value} is not null and {cast} is null "
+            f"then '{col.name}: not a valid {col.type}' end"
+        )
         if col.required:
             checks.append(
                 f"case when {value} is null then '{col.name}: required value missing' end"
             )
-        checks.append(
-            f"case when {value} is not null and {cast} is null "
-            f"then '{col.name}: not a valid {col.type}' end"
-        )
+            checks.append(invalid)
+            if col.accepted_values:
+                listed = ", ".join(_literal(v.upper()) for v in col.accepted_values)
+                checks.append(
+                    f"case when upper({value}) not in ({listed}) then '{col.name}: ' || "
+                    f"{value} || ' is not one of {', '.join(col.accepted_values)}' end"
+                )
+        else:
+            issues.append(invalid.replace("' end", " (' || " + value + " || '), set to null' end"))
         typed.append(f'{cast} as "{col.name}"')
     if spec.date_from_file:  # order events: the file's day is the order date they belong to
         typed.append(f'_file_day as "{spec.date_column}"')
@@ -232,14 +255,18 @@ def _typing_sql(spec: SourceSpec) -> str:
         day_expr = f"try_cast(nullif(trim(\"{spec.date_column}\"), '') as date)"
     if day_expr:
         checks.append(
-            f"case when {day_expr} is not null and {day_expr} <> _file_day "
-            f"then '{spec.date_column} ' || {day_expr} || "
-            "' is outside the file''s day ' || _file_day end"
+            f"case when {day_expr} > _file_day then '{spec.date_column} ' || {day_expr} || "
+            "' is after the file''s day ' || _file_day "
+            f"when {day_expr} < _file_day - {int(spec.late_days)} then '{spec.date_column} ' "
+            f"|| {day_expr} || ' is more than {int(spec.late_days)} days before the file''s "
+            "day ' || _file_day end"
         )
     record = ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns)
+    nulled = f"nullif(concat_ws('; ', {', '.join(issues)}), '')" if issues else "null"
     return (
         f"select {', '.join(typed)}, _source_line, _source_file, _file_day,\n"
         f"  concat_ws('; ', {', '.join(checks)}) as _reason,\n"
+        f"  {nulled}::varchar as _value_issues,\n"
         f"  to_json({{{record}}})::varchar as _record\n"
         f"from landing order by _file_day, _source_line"
     )

@@ -41,6 +41,10 @@ class MainMovedError(RuntimeError):
     """Another writer moved `main` while a staged write was being audited (retried)."""
 
 
+class UnpublishedSnapshotError(LookupError):
+    """A rollback target that consumers never saw on `main` (never audited for them)."""
+
+
 class TableNotFoundError(LookupError):
     """A table was read before any run materialized it."""
 
@@ -271,6 +275,7 @@ class IcebergWarehouse(ConfigurableResource):
             snap = (
                 table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
             )
+        published = published_snapshot_ids(table)
         rows = []
         for snap in table.snapshots():
             summary = snap.summary.additional_properties if snap.summary else {}
@@ -282,6 +287,7 @@ class IcebergWarehouse(ConfigurableResource):
                     "run_id": summary.get("dagster.run_id", ""),
                     "partitions": summary.get("dagster.partitions", ""),
                     "on_main": snap.snapshot_id in main_ids,
+                    "published": snap.snapshot_id in published,
                     "current": current is not None and snap.snapshot_id == current.snapshot_id,
                 }
             )
@@ -295,10 +301,21 @@ class IcebergWarehouse(ConfigurableResource):
         return table.scan(snapshot_id=snapshot_id).to_arrow()
 
     def rollback(self, identifier: str, snapshot_id: int) -> None:
-        """Point `main` back at an earlier snapshot (a compare-and-swap on the current one)."""
+        """Point `main` back at a snapshot that was published on it before.
+
+        Only snapshots that once were `main`'s head (Iceberg's snapshot log) are accepted: a
+        snapshot staged on an audit branch and refused, or the half-way delete of an overwrite,
+        was never audited for consumers and would serve rows the contract forbids.
+        """
         table = self.load_table(identifier)
         if table.snapshot_by_id(snapshot_id) is None:
             raise LookupError(f"{identifier} has no snapshot {snapshot_id}")
+        if snapshot_id not in published_snapshot_ids(table):
+            raise UnpublishedSnapshotError(
+                f"{identifier}: snapshot {snapshot_id} was never published on main (an audit "
+                "refused it, or it is an intermediate step of a write); roll back only to a "
+                "snapshot `marts snapshots` marks as published"
+            )
         table.manage_snapshots().set_current_snapshot(snapshot_id=snapshot_id).commit()
 
     def replace_all(
@@ -361,6 +378,14 @@ class IcebergWarehouse(ConfigurableResource):
                 update.union_by_name(schema)
             table = catalog.load_table(identifier)
         return table
+
+
+def published_snapshot_ids(table: Table) -> set[int]:
+    """Snapshots that were `main`'s head at some time (its snapshot log, plus the head now)."""
+    published = {entry.snapshot_id for entry in table.metadata.snapshot_log}
+    if (current := table.current_snapshot()) is not None:
+        published.add(current.snapshot_id)
+    return published
 
 
 def _audit_message(identifier: str, failures: list[str], kept: int | None) -> str:

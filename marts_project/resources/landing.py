@@ -81,8 +81,11 @@ class LandingZone(ConfigurableResource):
         for path, info in listing.items():
             key = path.removeprefix("s3://").removeprefix(prefix)
             stamp = file_modified_at(info) or ""
+            # S3: the ETag (a content hash). Local: the inode and change time, which no rewrite
+            # can keep (unlike the modification time, which `touch -d` or a copy can restore).
             etag = str(info.get("ETag", "")).strip('"')
-            result[key] = f"{info.get('size')}:{stamp}:{etag}"
+            local = f"{info.get('ino', '')}:{info.get('created', '')}" if not etag else ""
+            result[key] = f"{info.get('size')}:{stamp}:{etag}{local}"
         return result
 
     def modified_at(self, source: str, day: dt.date) -> dt.datetime | None:

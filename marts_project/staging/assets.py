@@ -10,8 +10,9 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition
 from dagster_duckdb import DuckDBResource
 
-from marts_project.raw.sources import source_specs
+from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.resources.pii import PiiMasking
+from marts_project.resources.sql import run_sql
 from marts_project.transform import daily_table, transform
 
 STAGING = "staging"
@@ -35,9 +36,19 @@ STAGING_TABLES = {
 }
 
 
+def dedupe_sql(spec: SourceSpec) -> str:
+    """One row per key of the source contract: the winner its rule names (sources.yml)."""
+    key = ", ".join(f'"{column}"' for column in spec.key)
+    return (
+        f"select * from raw qualify row_number() over (partition by {key} "
+        f"order by {spec.dedupe_order()}) = 1"
+    )
+
+
 def build_staging_asset(name: str, source: str, day_column: str, doc: str) -> AssetsDefinition:
     raw_name = f"raw_{source}"
     assert source in source_specs(), f"{name}: unknown landing source {source}"
+    spec = source_specs()[source]
 
     @daily_table(
         STAGING,
@@ -52,8 +63,9 @@ def build_staging_asset(name: str, source: str, day_column: str, doc: str) -> As
         pii: PiiMasking,
         raw_table: pa.Table,
     ) -> pa.Table:
+        deduplicated = run_sql(duckdb, dedupe_sql(spec), {"raw": raw_table})
         return transform(
-            context, duckdb, SQL / f"{name}.sql", {raw_name: raw_table}, pii_key=pii.key
+            context, duckdb, SQL / f"{name}.sql", {raw_name: deduplicated}, pii_key=pii.key
         )
 
     return _staging

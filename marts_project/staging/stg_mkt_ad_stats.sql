@@ -1,16 +1,7 @@
--- grain: one row per ad per stat_date; the latest export of a day wins (restatements)
+-- grain: one row per ad per stat_date
+-- `raw_*` arrives deduplicated by its source contract's key and winner rule (sources.yml)
 with source as (
     select * from raw_mkt_ad_stats
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by ad_id, stat_date
-            order by extracted_at desc, _source_line desc
-        ) as _rank
-    from source
 ),
 
 final as (
@@ -24,8 +15,7 @@ final as (
         upper(currency) as currency,
         conversions,
         extracted_at
-    from ranked
-    where _rank = 1
+    from source
 )
 
 select * from final

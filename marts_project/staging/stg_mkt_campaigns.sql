@@ -1,15 +1,7 @@
 -- grain: one row per campaign per snapshot_date (the catalog as it was that day)
+-- `raw_*` arrives deduplicated by its source contract's key and winner rule (sources.yml)
 with source as (
     select * from raw_mkt_campaigns
-),
-
-deduplicated as (
-    select
-        *,
-        row_number() over (
-            partition by campaign_id, snapshot_date order by _source_line desc
-        ) as _rank
-    from source
 ),
 
 final as (
@@ -23,8 +15,7 @@ final as (
         daily_budget,
         lower(channel_owner) as channel_owner,
         lower(cost_model) as cost_model
-    from deduplicated
-    where _rank = 1
+    from source
 )
 
 select * from final

@@ -1,13 +1,7 @@
 -- grain: one row per CRM lead; e-mail tokenized (keyed SHA-256), name dropped: no PII leaves here
+-- `raw_*` arrives deduplicated by its source contract's key and winner rule (sources.yml)
 with source as (
     select * from raw_mkt_crm_leads
-),
-
-deduplicated as (
-    select
-        *,
-        row_number() over (partition by lead_id order by _source_line desc) as _rank
-    from source
 ),
 
 final as (
@@ -18,8 +12,7 @@ final as (
         sha256($pii_key || lower(trim(email))) as email_token,
         nullif(campaign_id, '') as campaign_id,
         is_mql
-    from deduplicated
-    where _rank = 1
+    from source
 )
 
 select * from final

@@ -1,13 +1,7 @@
 -- grain: one row per payment, dated by the order date of the order it pays
+-- `raw_*` arrives deduplicated by its source contract's key and winner rule (sources.yml)
 with source as (
     select * from raw_psp_payments
-),
-
-deduplicated as (
-    select
-        *,
-        row_number() over (partition by payment_id order by _source_line desc) as _rank
-    from source
 ),
 
 final as (
@@ -18,8 +12,7 @@ final as (
         paid_at,
         amount,
         lower(method) as method
-    from deduplicated
-    where _rank = 1
+    from source
 )
 
 select * from final

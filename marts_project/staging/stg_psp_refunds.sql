@@ -1,13 +1,7 @@
 -- grain: one row per refund, dated by the order date of the order it refunds
+-- `raw_*` arrives deduplicated by its source contract's key and winner rule (sources.yml)
 with source as (
     select * from raw_psp_refunds
-),
-
-deduplicated as (
-    select
-        *,
-        row_number() over (partition by refund_id order by _source_line desc) as _rank
-    from source
 ),
 
 final as (
@@ -18,8 +12,7 @@ final as (
         refunded_at,
         amount,
         lower(reason) as reason
-    from deduplicated
-    where _rank = 1
+    from source
 )
 
 select * from final

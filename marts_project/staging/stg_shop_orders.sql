@@ -1,13 +1,7 @@
--- grain: one row per order (the last line of a re-exported order wins); e-mail tokenized
+-- grain: one row per order; e-mail tokenized
+-- `raw_*` arrives deduplicated by its source contract's key and winner rule (sources.yml)
 with source as (
     select * from raw_shop_orders
-),
-
-deduplicated as (
-    select
-        *,
-        row_number() over (partition by order_id order by _source_line desc) as _rank
-    from source
 ),
 
 final as (
@@ -25,8 +19,7 @@ final as (
         items,
         gross_amount,
         upper(currency) as currency
-    from deduplicated
-    where _rank = 1
+    from source
 )
 
 select * from final

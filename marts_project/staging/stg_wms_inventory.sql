@@ -1,15 +1,7 @@
 -- grain: one row per warehouse per SKU per snapshot_date
+-- `raw_*` arrives deduplicated by its source contract's key and winner rule (sources.yml)
 with source as (
     select * from raw_wms_inventory
-),
-
-deduplicated as (
-    select
-        *,
-        row_number() over (
-            partition by warehouse_id, sku, snapshot_date order by _source_line desc
-        ) as _rank
-    from source
 ),
 
 final as (
@@ -20,8 +12,7 @@ final as (
         on_hand,
         reserved,
         reorder_point
-    from deduplicated
-    where _rank = 1
+    from source
 )
 
 select * from final

@@ -1,13 +1,7 @@
 -- grain: one row per shipment, dated by the order date of the order it ships
+-- `raw_*` arrives deduplicated by its source contract's key and winner rule (sources.yml)
 with source as (
     select * from raw_wms_shipments
-),
-
-deduplicated as (
-    select
-        *,
-        row_number() over (partition by shipment_id order by _source_line desc) as _rank
-    from source
 ),
 
 final as (
@@ -18,8 +12,7 @@ final as (
         upper(warehouse_id) as warehouse_id,
         shipped_at,
         lower(carrier) as carrier
-    from deduplicated
-    where _rank = 1
+    from source
 )
 
 select * from final

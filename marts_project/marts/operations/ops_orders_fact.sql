@@ -14,7 +14,7 @@ final as (
         gross_amount,
         amount_paid >= gross_amount as is_paid,
         shipped_at,
-        hours_to_ship,
+        round(hours_to_ship, 2)::double as hours_to_ship,
         case
             when refund_count > 0 then 'refunded'
             when shipped_at is not null then 'shipped'

@@ -1,0 +1,108 @@
+"""What an operator does wrong or unusually gets a clear answer, never silence or a traceback:
+files for days that are not partitions, a rewrite that keeps size and time, two commands at
+once on a fresh folder, nonsense numbers on the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from dagster import build_sensor_context
+
+from marts_project.cli import main
+from marts_project.resources.landing import LandingZone
+from marts_project_tests.conftest import DAY
+
+
+def tick(lakehouse, cursor: str | None):
+    sensor = lakehouse.defs.resolve_sensor_def("landing_sensor")
+    with build_sensor_context(
+        instance=lakehouse.instance,
+        cursor=cursor,
+        definitions=lakehouse.defs,
+        resources=lakehouse.defs.resources,
+    ) as context:
+        return sensor.evaluate_tick(context)
+
+
+def test_a_rewrite_that_keeps_size_and_modification_time_is_still_noticed(tmp_path):
+    landing = LandingZone(root=str(tmp_path))
+    landing.write_bytes("mkt_campaigns", DAY, b"a,b\n1,2\n")
+    path = tmp_path / "mkt_campaigns" / f"{DAY}.csv"
+    before = landing.fingerprints()
+    stat = path.stat()
+    path.write_bytes(b"a,b\n3,4\n")  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same modification time
+    assert landing.fingerprints() != before
+
+
+def test_files_for_days_that_are_not_partitions_are_reported_once_not_skipped_silently(
+    lakehouse, capfd
+):
+    future = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=400)
+    lakehouse.landing.write_bytes("mkt_campaigns", dt.date(2019, 5, 1), b"x\n")
+    lakehouse.landing.write_bytes("mkt_campaigns", future, b"x\n")
+
+    first = tick(lakehouse, None)
+
+    assert not first.run_requests
+    told = capfd.readouterr().err
+    assert "before the first partition (2024-01-01) and are never built" in told
+    assert "have not closed yet" in told and str(future) in told
+    cursor = json.loads(first.cursor)
+    assert cursor[f"mkt_campaigns/{future}.csv"].startswith("waiting:")
+    second = tick(lakehouse, first.cursor)
+    assert not getattr(second, "run_requests", None)
+    assert "have not closed yet" not in capfd.readouterr().err  # told once, not every tick
+
+
+def test_two_commands_at_once_on_a_fresh_folder_both_start(tmp_path):
+    code = (
+        "import sys; from pathlib import Path; from marts_project.runs import instance_for; "
+        "instance_for(Path(sys.argv[1])).get_runs(); print('ok')"
+    )
+    home = tmp_path / "dagster_home"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(home)], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outputs == ["ok"] * 3
+    assert all(p.returncode == 0 for p in procs)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "ops_orders_fact", "--limit", "-1"],
+        ["seed", "--days", "0"],
+        ["reprocess", "--days", "x"],
+    ],
+)
+def test_nonsense_numbers_are_refused_with_a_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+def test_a_sync_that_does_not_converge_says_so_and_keeps_its_cursor(lakehouse, monkeypatch, capsys):
+    import functools
+
+    from marts_project.automation import loop
+
+    monkeypatch.setenv("MARTS_DATA_DIR", str(lakehouse.settings.data_dir))
+    monkeypatch.setenv("DAGSTER_HOME", str(lakehouse.settings.data_dir / "dagster_home"))
+    lakehouse.seed(DAY, 1)
+    monkeypatch.setattr(loop, "converge", functools.partial(loop.converge, max_ticks=1))
+
+    assert main(["sync"]) == 1
+
+    out = capsys.readouterr().out
+    assert "NOT in sync: automation still had work after 1 ticks" in out
+    saved = json.loads((lakehouse.settings.data_dir / "sync_state.json").read_text())
+    assert f"mkt_campaigns/{DAY}.csv" in json.loads(saved["sensor_cursor"])  # not forgotten
