@@ -48,13 +48,16 @@ def test_daemon_converges_after_late_data_from_two_sources_over_three_days(tmp_p
     assert all(o.success for o in refresh_days(lake.defs, lake.instance, DAYS[0], D))
     seen = json.dumps(lake.landing.fingerprints(), sort_keys=True)
     dagster = str(Path(sys.executable).with_name("dagster"))
-    subprocess.run(
-        [dagster, "sensor", "cursor", "landing_sensor", "--set", seen, "-w", "workspace.yaml"],
-        cwd=REPO_ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    # Setting a cursor stores the sensor's state as STOPPED (its default status in code no longer
+    # applies), so an operator who sets one starts it again, as here.
+    for command in (["cursor", "landing_sensor", "--set", seen], ["start", "landing_sensor"]):
+        subprocess.run(
+            [dagster, "sensor", *command, "-w", "workspace.yaml"],
+            cwd=REPO_ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     log = tmp_path / "daemon.log"
     daemon = _start(DAEMON + ["run", "-w", "workspace.yaml"], env, log)
 
