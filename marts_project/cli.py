@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from marts_project.partitions import CHUNK_DAYS
 from marts_project.runs import (
     BadDateRangeError,
     instance_for,
@@ -50,17 +51,23 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     start, end = parse_day(args.start), parse_day(args.end or args.start)
     partition_range(start, end)  # refuse a bad range before touching anything
     defs, instance = build_definitions(settings), instance_for(_home(settings))
-    print(f"backfilling {start} .. {end}: daily tables, then weeks, months and dimensions")
-    failed = 0
-    for outcome in refresh_days(defs, instance, start, end):
+    print(
+        f"backfilling {start} .. {end}: daily tables in runs of at most {args.chunk_days} days, "
+        "then weeks, months and dimensions",
+        flush=True,
+    )
+
+    def report(outcome) -> None:
         status = "succeeded" if outcome.success else "FAILED"
         print(
-            f"  {outcome.job_name:<18} {status:<9} run {outcome.run_id[:8]}  checks passed "
-            f"{outcome.checks_passed}, failed {len(outcome.checks_failed)} "
-            f"{' '.join(outcome.checks_failed)}",
+            f"  {outcome.job_name:<18} {outcome.partitions:<22} {status:<9} run "
+            f"{outcome.run_id[:8]}  checks passed {outcome.checks_passed}, failed "
+            f"{len(outcome.checks_failed)} {' '.join(outcome.checks_failed)}",
             flush=True,
         )
-        failed += (not outcome.success) + len(outcome.checks_failed)
+
+    outcomes = refresh_days(defs, instance, start, end, args.chunk_days, on_outcome=report)
+    failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
     return 0 if failed == 0 else 1
 
 
@@ -343,6 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--rows-per-day", type=_positive, default=200, help="ad rows per day")
         p.add_argument("--seed", type=int, default=7, help="simulator seed")
 
+    def chunk_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--chunk-days",
+            type=_positive,
+            default=CHUNK_DAYS,
+            help=f"days per daily run; bounds memory (default {CHUNK_DAYS})",
+        )
+
     seed = sub.add_parser("seed", help="write simulated landing files for the last N days")
     seed_opts(seed)
     seed.add_argument("--end", help="last day (default: yesterday, UTC)")
@@ -353,12 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
     backfill.add_argument("--end", help="last day YYYY-MM-DD (inclusive; default: start)")
+    chunk_opts(backfill)
     backfill.set_defaults(func=cmd_backfill)
 
     reprocess = sub.add_parser("reprocess", help="re-materialize the last N days (late data)")
     reprocess.add_argument(
         "--days", type=_positive, default=7, help="how many closed days (default 7)"
     )
+    chunk_opts(reprocess)
     reprocess.set_defaults(func=cmd_reprocess)
 
     sql = sub.add_parser("sql", help="SQL on the serving database (read-only)")
@@ -374,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="seed, materialize, check and summarize the demo data")
     seed_opts(demo)
+    chunk_opts(demo)
     demo.set_defaults(func=cmd_demo)
 
     check = sub.add_parser("check", help="materialize a small simulated range, run every check")

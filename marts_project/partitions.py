@@ -43,8 +43,50 @@ def partitioning_of(partitions_def: TimeWindowPartitionsDefinition | None) -> st
 # simply are not there.
 days_of_period = TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
-# A backfill of many days is one run (one Iceberg commit per asset), not one process per day.
+# A range of days runs as chunks of at most CHUNK_DAYS days, one run (one Iceberg commit per
+# asset) each: a run holds its whole window in Arrow (~0.66 KB of RSS per landing row), so an
+# unchunked year at 50,000 ad rows a day would need tens of GB; a chunk bounds a backfill's
+# memory by its chunk, whatever its length. Chunks are independent (every daily input is read
+# on the same day), so the daemon may run them one after another (embedded: one run at a time)
+# or side by side (a cluster), and the result equals one run over the whole range.
+CHUNK_DAYS = 7
+chunked_backfill = BackfillPolicy.multi_run(max_partitions_per_run=CHUNK_DAYS)
+# Weeks and months read published daily marts (a few rows per day), never landing rows.
 single_run_backfill = BackfillPolicy.single_run()
+
+
+def contiguous_key_ranges(
+    partitions_def: TimeWindowPartitionsDefinition, keys, max_len: int | None = None
+) -> list[tuple[str, str]]:
+    """The partition keys `keys` as (first, last) ranges of consecutive partitions, each at most
+    `max_len` partitions long."""
+    order = {k: i for i, k in enumerate(partitions_def.get_partition_keys())}
+    ranges: list[tuple[str, str]] = []
+    for key in sorted(keys, key=order.__getitem__):
+        first, last = ranges[-1] if ranges else (None, None)
+        if (
+            ranges
+            and order[key] == order[last] + 1
+            and (max_len is None or order[key] - order[first] < max_len)
+        ):
+            ranges[-1] = (first, key)
+        else:
+            ranges.append((key, key))
+    return ranges
+
+
+def day_chunks(
+    start: dt.date, end: dt.date, chunk_days: int = CHUNK_DAYS
+) -> list[tuple[dt.date, dt.date]]:
+    """The days [start, end] as consecutive (first, last) chunks of at most `chunk_days`."""
+    if chunk_days < 1:
+        raise ValueError(f"chunk_days must be at least 1, got {chunk_days}")
+    chunks = []
+    while start <= end:
+        last = min(end, start + dt.timedelta(days=chunk_days - 1))
+        chunks.append((start, last))
+        start = last + dt.timedelta(days=1)
+    return chunks
 
 
 def periods_in(

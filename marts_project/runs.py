@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dagster import (
@@ -18,7 +19,9 @@ from dagster import (
 )
 
 from marts_project.partitions import (
+    CHUNK_DAYS,
     daily_partitions,
+    day_chunks,
     monthly_partitions,
     range_tags,
     weekly_partitions,
@@ -48,6 +51,7 @@ class RunOutcome:
     checks_passed: int
     checks_failed: list[str]
     checks: tuple[CheckRow, ...] = ()
+    partitions: str = ""  # "first..last" partition keys of a range run, "" when unpartitioned
 
 
 def parse_day(value: str) -> dt.date:
@@ -128,7 +132,8 @@ def run_job(
         raise_on_error=False,
         asset_selection=asset_selection,
     )
-    return outcome_of(result, job_name)
+    outcome = outcome_of(result, job_name)
+    return replace(outcome, partitions="..".join(key_range) if key_range else "")
 
 
 def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:
@@ -174,21 +179,37 @@ def materialize_lineage(
 
 
 def refresh_days(
-    defs: Definitions, instance: DagsterInstance, start: dt.date, end: dt.date
+    defs: Definitions,
+    instance: DagsterInstance,
+    start: dt.date,
+    end: dt.date,
+    chunk_days: int = CHUNK_DAYS,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
-    """Everything the days [start, end] feed: the daily job over them, then the weeks and
-    months containing them, then the dimensions and views; one run each, checks included.
+    """Everything the days [start, end] feed: the daily job over chunks of at most
+    `chunk_days` days (one run each, so memory is bounded by a chunk, not by the range), then
+    the weeks and months containing them, then the dimensions and views; checks included.
 
     Later runs are skipped once one fails, so nothing builds on a failed partition.
+    `on_outcome` hears of each run as it finishes (progress for long ranges).
     """
-    outcomes = [materialize_days(defs, instance, start, end)]
+    outcomes: list[RunOutcome] = []
+
+    def record(outcome: RunOutcome) -> bool:
+        outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+        return outcome.success
+
+    for first, last in day_chunks(start, end, chunk_days):
+        if not record(materialize_days(defs, instance, first, last)):
+            return outcomes
     for job_name, partitions_def in (
         ("weekly_marts_job", weekly_partitions),
         ("monthly_marts_job", monthly_partitions),
         ("dimensions_job", None),
     ):
-        if not outcomes[-1].success:
-            break
         key_range = keys_covering(partitions_def, start, end) if partitions_def else None
-        outcomes.append(run_job(defs, instance, job_name, key_range))
+        if not record(run_job(defs, instance, job_name, key_range)):
+            break
     return outcomes

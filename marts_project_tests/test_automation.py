@@ -150,15 +150,25 @@ def test_an_upstream_blocking_check_failure_stops_automation_downstream(lake):
 
 
 @pytest.mark.parametrize(
-    ("schedule", "days_back"),
-    [(nightly_reprocess_schedule, 7), (monthly_catchup_schedule, 90)],
+    ("schedule", "days_back", "runs"),
+    [(nightly_reprocess_schedule, 7, 1), (monthly_catchup_schedule, 90, 13)],
 )
-def test_reprocessing_schedules_request_one_range_run(schedule, days_back):
+def test_reprocessing_schedules_cover_their_days_in_chunked_range_runs(schedule, days_back, runs):
     now = dt.datetime(2026, 11, 21, 3, 0, tzinfo=dt.UTC)
-    request = schedule(build_schedule_context(scheduled_execution_time=now))
+    requests = schedule(build_schedule_context(scheduled_execution_time=now))
     last = dt.date(2026, 11, 20)
-    assert request.tags["dagster/asset_partition_range_end"] == last.isoformat()
-    assert (
-        request.tags["dagster/asset_partition_range_start"]
-        == (last - dt.timedelta(days=days_back - 1)).isoformat()
-    )
+    ranges = [
+        (
+            dt.date.fromisoformat(r.tags["dagster/asset_partition_range_start"]),
+            dt.date.fromisoformat(r.tags["dagster/asset_partition_range_end"]),
+        )
+        for r in requests
+    ]
+    assert len(ranges) == runs
+    assert ranges[0][0] == last - dt.timedelta(days=days_back - 1) and ranges[-1][1] == last
+    assert all((end - start).days < 7 for start, end in ranges)  # at most 7 days a run
+    covered = [
+        start + dt.timedelta(days=i) for start, end in ranges for i in range((end - start).days + 1)
+    ]
+    assert covered == [last - dt.timedelta(days=n) for n in reversed(range(days_back))]
+    assert len({r.run_key for r in requests}) == runs

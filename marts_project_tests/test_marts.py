@@ -45,18 +45,18 @@ def built(tmp_path_factory):
     with DagsterInstance.ephemeral() as instance:
         lake = Lakehouse(Settings.local(root / "data"), instance)
         land(lake.landing, DAYS, _close(DAYS[-1], 1), LATE_SIM)
-        first = refresh_days(lake.defs, instance, DAYS[0], DAYS[-1])
+        first = refresh_days(lake.defs, instance, DAYS[0], DAYS[-1], chunk_days=4)
         late = ["mkt_ad_stats", "psp_payments", "psp_refunds", "wms_shipments"]
         land(lake.landing, DAYS, _close(DAYS[-1], 72), LATE_SIM, sources=late)
         second = refresh_days(lake.defs, instance, DAYS[0], DAYS[-1])
         assert all(o.success and not o.checks_failed for o in first + second), first + second
         con = landing_connection(lake.landing, DAYS, root / "expected")
-        yield lake, con
+        yield lake, con, first
 
 
 @pytest.mark.parametrize("identifier", sorted(EXPECTED))
 def test_mart_equals_independent_computation_over_landing_files(built, identifier):
-    lake, con = built
+    lake, con, *_ = built
     actual = (
         lake.warehouse.read(identifier)
         if not identifier.endswith("_v")
@@ -67,8 +67,30 @@ def test_mart_equals_independent_computation_over_landing_files(built, identifie
     assert differences(con, actual, columns, expected_sql) == []
 
 
+def test_a_long_range_runs_in_chunks_of_days_each_day_built_once(built):
+    """Ten days with chunks of 4: three daily runs (memory bounded by a chunk, not the range),
+    then one run each for the weeks, the months and the dimensions; every day of every daily
+    table materialized exactly once. The marts still equal the independent computation."""
+    lake, _, first = built
+    assert [(o.job_name, o.partitions) for o in first] == [
+        ("daily_assets_job", "2026-06-26..2026-06-29"),
+        ("daily_assets_job", "2026-06-30..2026-07-03"),
+        ("daily_assets_job", "2026-07-04..2026-07-05"),
+        ("weekly_marts_job", "2026-06-22..2026-06-29"),
+        ("monthly_marts_job", "2026-06-01..2026-07-01"),
+        ("dimensions_job", ""),
+    ]
+    key = AssetKey(["marketing", "mkt_campaign_performance_fact"])
+    counts: dict[str, int] = {}
+    for run_id in [o.run_id for o in first if o.job_name == "daily_assets_job"]:
+        for record in lake.instance.fetch_materializations(key, limit=1000).records:
+            if record.run_id == run_id:
+                counts[record.partition_key] = counts.get(record.partition_key, 0) + 1
+    assert counts == {d.isoformat(): 1 for d in DAYS}
+
+
 def test_channel_dimension_keeps_the_history_of_attribute_changes(built):
-    lake, con = built
+    lake, con, *_ = built
     dim = lake.warehouse.read("marketing.mkt_channel_dim")
     actual = sorted(
         (r["channel"], r["valid_from"], r["platform"], r["channel_owner"], r["cost_model"])
@@ -85,14 +107,14 @@ def test_channel_dimension_keeps_the_history_of_attribute_changes(built):
 
 
 def test_late_data_changed_the_marts(built):
-    lake, _ = built
+    lake, *_ = built
     sla = lake.warehouse.read("operations.ops_fulfillment_sla_fact").to_pylist()
     last_day = [r for r in sla if r["order_date"] == DAYS[-1]]
     assert sum(r["shipped_orders"] for r in last_day) > 0  # shipments landed after the day
 
 
 def test_every_contract_matches_its_iceberg_table_and_covers_every_column(built):
-    lake, _ = built
+    lake, *_ = built
     for mart in ALL_MARTS:
         identifier = table_identifier(mart.asset.key)
         if mart.contract.kind == "view":
@@ -105,7 +127,7 @@ def test_every_contract_matches_its_iceberg_table_and_covers_every_column(built)
 
 
 def test_no_pii_reaches_any_mart_or_the_serving_database(built):
-    lake, _ = built
+    lake, *_ = built
     names = {n.lower() for n in FIRST + LAST}
     for mart in ALL_MARTS:
         identifier = table_identifier(mart.asset.key)
@@ -125,7 +147,7 @@ def test_no_pii_reaches_any_mart_or_the_serving_database(built):
 
 
 def test_serving_database_holds_exactly_the_published_marts(built):
-    lake, con = built
+    lake, con, *_ = built
     for mart in ALL_MARTS:
         if mart.contract.kind == "view":
             continue
@@ -140,7 +162,7 @@ def test_serving_database_holds_exactly_the_published_marts(built):
 
 
 def test_marts_carry_contract_metadata_and_column_lineage(built):
-    lake, _ = built
+    lake, *_ = built
     graph = lake.defs.resolve_asset_graph()
     for mart in ALL_MARTS:
         node = graph.get(mart.asset.key)

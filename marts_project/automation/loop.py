@@ -22,7 +22,12 @@ from dagster import (
     evaluate_automation_conditions,
 )
 
-from marts_project.partitions import range_tags
+from marts_project.partitions import (
+    CHUNK_DAYS,
+    contiguous_key_ranges,
+    daily_partitions,
+    range_tags,
+)
 from marts_project.runs import RunOutcome, outcome_of
 
 
@@ -160,7 +165,8 @@ def _group(defs: Definitions, evaluation) -> list[tuple[set[AssetKey], tuple[str
         if partitions_def is None:
             by_range[(depth_of(key), 0, None)].add(key)
             continue
-        for key_range in contiguous_key_ranges(partitions_def, requested):
+        chunk = CHUNK_DAYS if partitions_def == daily_partitions else None
+        for key_range in contiguous_key_ranges(partitions_def, requested, chunk):
             by_range[(depth_of(key), id(partitions_def), key_range)].add(key)
     return [(keys, key_range) for (_, _, key_range), keys in sorted(by_range.items(), key=_order)]
 
@@ -168,16 +174,3 @@ def _group(defs: Definitions, evaluation) -> list[tuple[set[AssetKey], tuple[str
 def _order(item: tuple) -> tuple:
     (level, _, key_range), _keys = item
     return (level, key_range or ("", ""))
-
-
-def contiguous_key_ranges(partitions_def, keys) -> list[tuple[str, str]]:
-    """The partition keys `keys` as (first, last) ranges of consecutive partitions."""
-    order = {k: i for i, k in enumerate(partitions_def.get_partition_keys())}
-    ranked = sorted(keys, key=order.__getitem__)
-    ranges: list[tuple[str, str]] = []
-    for key in ranked:
-        if ranges and order[key] == order[ranges[-1][1]] + 1:
-            ranges[-1] = (ranges[-1][0], key)
-        else:
-            ranges.append((key, key))
-    return ranges

@@ -9,20 +9,25 @@ from dagster import (
     schedule,
 )
 
-from marts_project.partitions import daily_partitions, range_tags
+from marts_project.partitions import daily_partitions, day_chunks, range_tags
 
 
-def last_days_request(now: dt.datetime, days: int, reason: str) -> RunRequest:
-    """One range run of the daily job over the `days` closed days before `now`."""
+def last_days_requests(now: dt.datetime, days: int, reason: str) -> list[RunRequest]:
+    """Range runs of the daily job over the `days` closed days before `now`, one per chunk of
+    at most CHUNK_DAYS days (memory stays bounded by a chunk; a cluster runs them side by side).
+    """
     end = now.astimezone(dt.UTC).date() - dt.timedelta(days=1)  # the last closed day
     first = max(
         end - dt.timedelta(days=days - 1),
         dt.date.fromisoformat(daily_partitions.get_first_partition_key()),
     )
-    return RunRequest(
-        run_key=f"{reason}:{first}:{end}",
-        tags={**range_tags(first.isoformat(), end.isoformat()), "marts/trigger": reason},
-    )
+    return [
+        RunRequest(
+            run_key=f"{reason}:{start}:{last}",
+            tags={**range_tags(start.isoformat(), last.isoformat()), "marts/trigger": reason},
+        )
+        for start, last in day_chunks(first, end)
+    ]
 
 
 @schedule(
@@ -31,10 +36,10 @@ def last_days_request(now: dt.datetime, days: int, reason: str) -> RunRequest:
     cron_schedule="0 3 * * *",  # every day at 03:00 UTC
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Re-materializes the last 7 days, raw to marts, as one run.",
+    description="Re-materializes the last 7 days, raw to marts, as one range run.",
 )
-def nightly_reprocess_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    return last_days_request(context.scheduled_execution_time, 7, "nightly_reprocess")
+def nightly_reprocess_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]:
+    return last_days_requests(context.scheduled_execution_time, 7, "nightly_reprocess")
 
 
 @schedule(
@@ -43,10 +48,10 @@ def nightly_reprocess_schedule(context: ScheduleEvaluationContext) -> RunRequest
     cron_schedule="0 4 1 * *",  # 04:00 UTC on the first day of every month
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Re-materializes the last 90 days, raw to marts, as one run.",
+    description="Re-materializes the last 90 days, raw to marts, in runs of 7 days.",
 )
-def monthly_catchup_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    return last_days_request(context.scheduled_execution_time, 90, "monthly_catchup")
+def monthly_catchup_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]:
+    return last_days_requests(context.scheduled_execution_time, 90, "monthly_catchup")
 
 
 @schedule(

@@ -18,11 +18,15 @@ from dagster import (
     sensor,
 )
 
-from marts_project.partitions import daily_partitions, range_tags
+from marts_project.partitions import (
+    CHUNK_DAYS,
+    contiguous_key_ranges,
+    daily_partitions,
+    range_tags,
+)
 from marts_project.raw.sources import source_specs
 from marts_project.resources.landing import LandingZone, parse_key
 
-MAX_DAYS_PER_RUN = 90  # one run per contiguous range of days, at most this long
 WAITING = "waiting:"  # cursor prefix of a file whose day is not a partition yet (told once)
 
 
@@ -69,7 +73,9 @@ def plan_runs(
     for day, names in by_day.items():
         by_sources[frozenset(names)].append(day)
     for names, days in sorted(by_sources.items(), key=lambda item: min(item[1])):
-        for start, end in _contiguous(sorted(days)):
+        day_keys = [d.isoformat() for d in days]
+        for first, last in contiguous_key_ranges(daily_partitions, day_keys, CHUNK_DAYS):
+            start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
             keys = sorted(
                 f"{n}/{d}.csv"
                 for n in names
@@ -89,20 +95,6 @@ def plan_runs(
                 )
             )
     return LandingPlan(runs, sorted(ignored), sorted(deferred))
-
-
-def _contiguous(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    ranges: list[tuple[dt.date, dt.date]] = []
-    for day in days:
-        if (
-            ranges
-            and day - ranges[-1][1] == dt.timedelta(days=1)
-            and ((day - ranges[-1][0]).days < MAX_DAYS_PER_RUN)
-        ):
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return ranges
 
 
 def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:

@@ -1,0 +1,96 @@
+"""Peak memory of `marts backfill` against the length of its range, timed and measured the way
+users run it: the CLI in a subprocess on the persistent embedded instance (data/dagster_home).
+
+For each range length the same landing files are backfilled twice on fresh data folders: in
+chunks of days (the default), and as one run over the whole range (`--chunk-days` = the range:
+what `marts backfill` did before chunking). Not a test: never part of the test suite.
+
+    .venv/bin/python -m bench.memory [--rows-per-day 50000] [--days 7 365] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from marts_project.definitions import open_resource
+from marts_project.partitions import CHUNK_DAYS
+from marts_project.settings import Settings
+from marts_project.simulator import FAR_FUTURE, SimConfig, land
+
+ROOT = Path(__file__).resolve().parents[1]
+END = dt.date(2026, 10, 31)
+MARTS = str(Path(sys.executable).with_name("marts"))
+# Runs a command and prints its peak RSS (KiB): the child's own maximum, not this process's.
+PEAK = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+    "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def seed(folder: Path, days: list[dt.date], cfg: SimConfig) -> float:
+    """Landing files for `days` (not timed with the backfill); returns their size in MB."""
+    landing = open_resource(Settings.local(folder), "landing")
+    land(landing, days, FAR_FUTURE, cfg)
+    return sum(p.stat().st_size for p in (folder / "landing").rglob("*.csv")) / 1e6
+
+
+def backfill(folder: Path, start: dt.date, end: dt.date, chunk_days: int) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of one `marts backfill` of [start, end] on `folder`."""
+    env = {**os.environ, "MARTS_DATA_DIR": str(folder), "MARTS_SENSORS": "off"}
+    argv = [MARTS, "backfill", "--start", str(start), "--end", str(end)]
+    argv += ["--chunk-days", str(chunk_days)]
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK, *argv], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    seconds = time.perf_counter() - started
+    if out.returncode:
+        raise RuntimeError(f"backfill failed: {out.stderr[-2000:]}")
+    return seconds, int(out.stdout.split()[-1]) / 1024**2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows-per-day", type=int, default=50_000)
+    parser.add_argument("--days", type=int, nargs="+", default=[7, 365])
+    parser.add_argument("--unchunked-max-days", type=int, default=60, help="skip longer ones")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 rows, 7 and 21 days")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows_per_day, args.days = 2_000, [7, 21]
+    cfg = SimConfig(seed=7, rows_per_day=args.rows_per_day)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="marts-bench-memory-") as scratch:
+        for ndays in args.days:
+            days = [END - dt.timedelta(days=i) for i in reversed(range(ndays))]
+            landing = Path(scratch) / f"landing-{ndays}"
+            size_mb = seed(landing, days, cfg)
+            modes = [("chunked", CHUNK_DAYS)]
+            if ndays > CHUNK_DAYS and ndays <= args.unchunked_max_days:
+                modes.append(("one run", ndays))
+            for label, chunk in modes:
+                folder = Path(scratch) / f"{label.replace(' ', '-')}-{ndays}"
+                folder.mkdir()
+                (folder / "landing").symlink_to(landing / "landing")
+                seconds, peak = backfill(folder, days[0], days[-1], chunk)
+                rows.append((ndays, size_mb, label, chunk, seconds, peak))
+                print(
+                    f"{ndays:>4} days {size_mb:>7.0f} MB landing  {label:<8} "
+                    f"chunk {chunk:>3}  {seconds:>7.1f} s  peak {peak:.2f} GB",
+                    flush=True,
+                )
+    base = next(r for r in rows if r[2] == "chunked")
+    print(f"\nrows per day {args.rows_per_day:,}; peak RSS relative to the chunked {base[0]}-day:")
+    for ndays, _, label, _chunk, seconds, peak in rows:
+        print(f"  {ndays:>4} days {label:<8} {peak / base[5]:.2f}x memory  {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
