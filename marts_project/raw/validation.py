@@ -6,6 +6,7 @@ rows in = rows published + rows quarantined, always.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -57,13 +58,10 @@ def read_header(payload: bytes, spec: SourceSpec, source_file: str) -> list[str]
     """The file's column names, after checking encoding and required columns."""
     if not payload.strip():
         raise LandingFileError(f"{source_file}: empty file, expected a CSV header")
-    try:
-        text = payload.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LandingFileError(
-            f"{source_file}: not UTF-8 (byte {exc.start}); ask the source to re-export as UTF-8"
-        ) from exc
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])))
+    _check_utf8(payload, source_file)
+    end = payload.find(b"\n")
+    first_line = bytes(payload[: end if end >= 0 else len(payload)]).decode("utf-8-sig")
+    header = next(csv.reader(io.StringIO(first_line)))
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise LandingFileError(f"{source_file}: duplicate column names in header {header}")
@@ -74,6 +72,24 @@ def read_header(payload: bytes, spec: SourceSpec, source_file: str) -> list[str]
             f"(header: {', '.join(header)}); partition blocked until the file is fixed"
         )
     return header
+
+
+UTF8_CHUNK = 1 << 20
+
+
+def _check_utf8(payload: bytes, source_file: str) -> None:
+    """Refuse a file that is not UTF-8, naming the first bad byte, a megabyte at a time (a
+    decoded copy of a large file would double its footprint)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(payload)
+    for start in range(0, len(payload), UTF8_CHUNK):
+        try:
+            decoder.decode(view[start : start + UTF8_CHUNK], final=start + UTF8_CHUNK >= len(view))
+        except UnicodeDecodeError as exc:
+            raise LandingFileError(
+                f"{source_file}: not UTF-8 (byte {start + exc.start}); ask the source to "
+                "re-export as UTF-8"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -112,11 +128,15 @@ def _read_strings(file: LandingFile, spec: SourceSpec) -> tuple[pa.Table, list, 
     )
     strings = strings.rename_columns(header)
     bad_lines = {number for number, *_ in malformed}
-    lines = [n for n in range(2, strings.num_rows + len(malformed) + 2) if n not in bad_lines]
     n = strings.num_rows
-    strings = strings.append_column("_source_line", pa.array(lines[:n], pa.int64()))
-    strings = strings.append_column("_source_file", pa.array([file.source_file] * n, pa.string()))
-    strings = strings.append_column("_file_day", pa.array([file.day] * n, pa.date32()))
+    lines = range(2, n + len(malformed) + 2)
+    if bad_lines:
+        lines = [line for line in lines if line not in bad_lines][:n]
+    strings = strings.append_column("_source_line", pa.array(lines, pa.int64()))
+    strings = strings.append_column(
+        "_source_file", pa.repeat(pa.scalar(file.source_file, pa.string()), n)
+    )
+    strings = strings.append_column("_file_day", pa.repeat(pa.scalar(file.day, pa.date32()), n))
     for column in spec.columns:
         if column.name not in header:  # optional column the file does not carry: null
             strings = strings.append_column(column.name, pa.nulls(n, pa.string()))
@@ -152,6 +172,7 @@ def parse_landing_files(
         valid = valid.append_column(name, strings.column(name).filter(ok))
 
     rejected = checked.filter(pc.invert(ok))
+    records = _records(spec, strings.filter(pc.invert(ok)), duckdb)
     quarantine = pa.table(
         {
             "source": [spec.name] * (rejected.num_rows + len(malformed)),
@@ -162,7 +183,7 @@ def parse_landing_files(
             "source_line": rejected.column("_source_line").to_pylist()
             + [n for _, n, *_ in malformed],
             "reason": rejected.column("_reason").to_pylist() + [r for *_, r, _ in malformed],
-            "record": rejected.column("_record").to_pylist() + [t for *_, t in malformed],
+            "record": records + [t for *_, t in malformed],
         },
         schema=QUARANTINE_SCHEMA,
     )
@@ -261,12 +282,22 @@ def _typing_sql(spec: SourceSpec) -> str:
             f"|| {day_expr} || ' is more than {int(spec.late_days)} days before the file''s "
             "day ' || _file_day end"
         )
-    record = ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns)
     nulled = f"nullif(concat_ws('; ', {', '.join(issues)}), '')" if issues else "null"
     return (
         f"select {', '.join(typed)}, _source_line, _source_file, _file_day,\n"
         f"  concat_ws('; ', {', '.join(checks)}) as _reason,\n"
-        f"  {nulled}::varchar as _value_issues,\n"
-        f"  to_json({{{record}}})::varchar as _record\n"
+        f"  {nulled}::varchar as _value_issues\n"
         f"from landing order by _file_day, _source_line"
     )
+
+
+def _records(spec: SourceSpec, rows: pa.Table, duckdb: DuckDBResource) -> list[str]:
+    """Each row's contract columns as the JSON text it arrived with (what quarantine keeps).
+
+    Built for rejected rows only: a JSON copy of every row doubled a large file's footprint."""
+    if not rows.num_rows:
+        return []
+    record = ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns)
+    sql = f"select to_json({{{record}}})::varchar as r from landing "
+    sql += "order by _file_day, _source_line"
+    return run_sql(duckdb, sql, {"landing": rows}).column("r").to_pylist()
