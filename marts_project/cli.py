@@ -77,7 +77,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     Exits 0 only when every run succeeded and no partition is left failed (by this sync or an
     earlier one); failed partitions are retried by automation at their retry time.
     """
-    from dagster._serdes import deserialize_value, serialize_value
+    from dagster import deserialize_value, serialize_value
 
     from marts_project.automation.loop import (
         LoopState,

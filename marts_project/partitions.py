@@ -7,11 +7,11 @@ from dagster import (
     BackfillPolicy,
     DailyPartitionsDefinition,
     MonthlyPartitionsDefinition,
+    TimeWindow,
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
     WeeklyPartitionsDefinition,
 )
-from dagster._core.definitions.partitions.utils.time_window import TimeWindow
 
 PARTITIONS_START = "2024-01-01"  # a Monday, so weeks and months both start on it
 
@@ -107,10 +107,9 @@ def periods_in(
 
 
 def range_tags(first_key: str, last_key: str) -> dict[str, str]:
-    """Run tags that make one run cover the partition keys [first_key, last_key]."""
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
-
-    return {ASSET_PARTITION_RANGE_START_TAG: first_key, ASSET_PARTITION_RANGE_END_TAG: last_key}
+    """Run tags that make one run cover the partition keys [first_key, last_key] (the tags
+    Dagster documents for a range run requested by a schedule or sensor)."""
+    return {
+        "dagster/asset_partition_range_start": first_key,
+        "dagster/asset_partition_range_end": last_key,
+    }
