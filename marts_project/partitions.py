@@ -50,9 +50,15 @@ days_of_period = TimeWindowPartitionMapping(allow_nonexistent_upstream_partition
 # on the same day), so the daemon may run them one after another (embedded: one run at a time)
 # or side by side (a cluster), and the result equals one run over the whole range.
 CHUNK_DAYS = 7
-chunked_backfill = BackfillPolicy.multi_run(max_partitions_per_run=CHUNK_DAYS)
-# Weeks and months read published daily marts (a few rows per day), never landing rows.
-single_run_backfill = BackfillPolicy.single_run()
+# Weeks and months are chunked too: the monthly P&L reads every order of its months, so one run
+# over a year of months held a year of orders (measured: a 56-day backfill at 50,000 rows a day
+# peaked 1.48 GB against 0.72 GB for 7 days, set by the monthly run).
+PERIODS_PER_RUN: dict[str, int] = {"daily": CHUNK_DAYS, "weekly": 4, "monthly": 1}
+
+
+def backfill_policy(partitioning: str) -> BackfillPolicy:
+    """How a backfill of a partitioning splits into runs: chunks of PERIODS_PER_RUN periods."""
+    return BackfillPolicy.multi_run(max_partitions_per_run=PERIODS_PER_RUN[partitioning])
 
 
 def contiguous_key_ranges(

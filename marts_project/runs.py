@@ -20,6 +20,8 @@ from dagster import (
 
 from marts_project.partitions import (
     CHUNK_DAYS,
+    PERIODS_PER_RUN,
+    contiguous_key_ranges,
     daily_partitions,
     day_chunks,
     monthly_partitions,
@@ -102,16 +104,15 @@ def instance_for(home: Path) -> DagsterInstance:
 
 def keys_covering(
     partitions_def: TimeWindowPartitionsDefinition, start: dt.date, end: dt.date
-) -> tuple[str, str] | None:
-    """First and last partition keys whose windows overlap the days [start, end]."""
+) -> list[str]:
+    """The partition keys whose windows overlap the days [start, end]."""
     begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
     stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    keys = [
+    return [
         key
         for key in partitions_def.get_partition_keys()
         if (w := partitions_def.time_window_for_partition_key(key)).start < stop and w.end > begin
     ]
-    return (keys[0], keys[-1]) if keys else None
 
 
 def run_job(
@@ -188,7 +189,8 @@ def refresh_days(
 ) -> list[RunOutcome]:
     """Everything the days [start, end] feed: the daily job over chunks of at most
     `chunk_days` days (one run each, so memory is bounded by a chunk, not by the range), then
-    the weeks and months containing them, then the dimensions and views; checks included.
+    the weeks and months containing them (PERIODS_PER_RUN a run), then the dimensions and
+    views; checks included.
 
     Later runs are skipped once one fails, so nothing builds on a failed partition.
     `on_outcome` hears of each run as it finishes (progress for long ranges).
@@ -204,12 +206,13 @@ def refresh_days(
     for first, last in day_chunks(start, end, chunk_days):
         if not record(materialize_days(defs, instance, first, last)):
             return outcomes
-    for job_name, partitions_def in (
-        ("weekly_marts_job", weekly_partitions),
-        ("monthly_marts_job", monthly_partitions),
-        ("dimensions_job", None),
+    for job_name, partitions_def, periods in (
+        ("weekly_marts_job", weekly_partitions, PERIODS_PER_RUN["weekly"]),
+        ("monthly_marts_job", monthly_partitions, PERIODS_PER_RUN["monthly"]),
     ):
-        key_range = keys_covering(partitions_def, start, end) if partitions_def else None
-        if not record(run_job(defs, instance, job_name, key_range)):
-            break
+        keys = keys_covering(partitions_def, start, end)
+        for key_range in contiguous_key_ranges(partitions_def, keys, periods):
+            if not record(run_job(defs, instance, job_name, key_range)):
+                return outcomes
+    record(run_job(defs, instance, "dimensions_job", None))
     return outcomes

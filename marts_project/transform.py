@@ -13,12 +13,7 @@ from dagster import AssetExecutionContext, PartitionsDefinition, asset
 from dagster_duckdb import DuckDBResource
 
 from marts_project.automation.conditions import propagate_updates
-from marts_project.partitions import (
-    chunked_backfill,
-    daily_partitions,
-    partitioning_of,
-    single_run_backfill,
-)
+from marts_project.partitions import backfill_policy, daily_partitions, partitioning_of
 from marts_project.resources.sql import run_sql
 
 
@@ -80,8 +75,7 @@ def iceberg_table(
     kwargs.setdefault("automation_condition", propagate_updates(partitioning))
     if partitions_def is not None:
         metadata["partition_expr"] = partition_column
-        policy = chunked_backfill if partitions_def is daily_partitions else single_run_backfill
-        kwargs.update(partitions_def=partitions_def, backfill_policy=policy)
+        kwargs.update(partitions_def=partitions_def, backfill_policy=backfill_policy(partitioning))
     return asset(
         key_prefix=layer,
         group_name=group or layer,

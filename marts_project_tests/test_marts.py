@@ -69,15 +69,16 @@ def test_mart_equals_independent_computation_over_landing_files(built, identifie
 
 def test_a_long_range_runs_in_chunks_of_days_each_day_built_once(built):
     """Ten days with chunks of 4: three daily runs (memory bounded by a chunk, not the range),
-    then one run each for the weeks, the months and the dimensions; every day of every daily
-    table materialized exactly once. The marts still equal the independent computation."""
+    then the weeks (up to 4 a run), each month on its own and the dimensions; every day of
+    every daily table materialized exactly once. The marts equal the independent computation."""
     lake, _, first = built
     assert [(o.job_name, o.partitions) for o in first] == [
         ("daily_assets_job", "2026-06-26..2026-06-29"),
         ("daily_assets_job", "2026-06-30..2026-07-03"),
         ("daily_assets_job", "2026-07-04..2026-07-05"),
         ("weekly_marts_job", "2026-06-22..2026-06-29"),
-        ("monthly_marts_job", "2026-06-01..2026-07-01"),
+        ("monthly_marts_job", "2026-06-01..2026-06-01"),
+        ("monthly_marts_job", "2026-07-01..2026-07-01"),
         ("dimensions_job", ""),
     ]
     key = AssetKey(["marketing", "mkt_campaign_performance_fact"])

@@ -23,9 +23,9 @@ from dagster import (
 )
 
 from marts_project.partitions import (
-    CHUNK_DAYS,
+    PERIODS_PER_RUN,
     contiguous_key_ranges,
-    daily_partitions,
+    partitioning_of,
     range_tags,
 )
 from marts_project.runs import RunOutcome, outcome_of
@@ -165,7 +165,7 @@ def _group(defs: Definitions, evaluation) -> list[tuple[set[AssetKey], tuple[str
         if partitions_def is None:
             by_range[(depth_of(key), 0, None)].add(key)
             continue
-        chunk = CHUNK_DAYS if partitions_def == daily_partitions else None
+        chunk = PERIODS_PER_RUN[partitioning_of(partitions_def)]
         for key_range in contiguous_key_ranges(partitions_def, requested, chunk):
             by_range[(depth_of(key), id(partitions_def), key_range)].add(key)
     return [(keys, key_range) for (_, _, key_range), keys in sorted(by_range.items(), key=_order)]
