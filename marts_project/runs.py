@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import gc
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -134,6 +135,11 @@ def run_job(
         asset_selection=asset_selection,
     )
     outcome = outcome_of(result, job_name)
+    del result
+    # A finished run's Arrow tables are kept alive by reference cycles (step contexts, events)
+    # until a full garbage collection, which Python runs rarely: without this, a chunked
+    # backfill's RSS grew ~300 MB a chunk at 50,000 rows/day until one happened.
+    gc.collect()
     return replace(outcome, partitions="..".join(key_range) if key_range else "")
 
 

@@ -13,6 +13,7 @@ import pyarrow as pa
 from dagster import (
     AssetKey,
     ConfigurableIOManager,
+    InitResourceContext,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -83,6 +84,12 @@ class IcebergIOManager(ConfigurableIOManager):
 
     warehouse: ResourceDependency[IcebergWarehouse]
     serving: ResourceDependency[ServingDatabase]
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        """Drop the run's kept outputs when it ends: a process that runs the next chunk of a
+        backfill must not hold this one's tables while it reads its own."""
+        for key in [k for k in _RUN_CACHE if k[0] == context.run_id]:
+            del _RUN_CACHE[key]
 
     def handle_output(self, context: OutputContext, obj: pa.Table) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
