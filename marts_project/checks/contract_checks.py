@@ -106,7 +106,7 @@ def _build_check(mart: Mart, name: str, policy: CheckPolicy) -> AssetChecksDefin
         start, end = run_window(context)
         table = _rows(mart, warehouse, serving, start, end)
         periods = periods_in(mart.asset.partitions_def, start, end)
-        (audit,) = [a for a in data_audits(contract, table, periods) if a.name == name]
+        (audit,) = data_audits(contract, table, periods, only=name)
         return _result(audit, policy)
 
     return _check
