@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from marts_project.definitions import open_resource
 from marts_project.partitions import CHUNK_DAYS
+from marts_project.resources.deployment import open_resource
 from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, SimConfig, land
 

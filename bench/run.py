@@ -21,8 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 from dagster import AssetKey, DagsterInstance
 
-from marts_project.definitions import build_definitions, open_resource
+from marts_project.definitions import build_definitions
 from marts_project.maintenance import MaintenancePolicy, maintain
+from marts_project.resources.deployment import open_resource
 from marts_project.runs import materialize_lineage, refresh_days
 from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, SimConfig, land

@@ -9,9 +9,26 @@ import datetime as dt
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
+import duckdb
+
+from marts_project.automation.loop import (
+    LoopState,
+    NotConvergedError,
+    converge,
+    failed_partitions,
+)
+from marts_project.checks.report import check_table
+from marts_project.definitions import build_definitions
+from marts_project.freshness import partition_freshness
+from marts_project.marts import ALL_MARTS
 from marts_project.partitions import CHUNK_DAYS
+from marts_project.report import build_report, write_report
+from marts_project.resources.deployment import open_resource
+from marts_project.resources.duck import connect
+from marts_project.resources.iceberg_io import table_identifier
 from marts_project.runs import (
     BadDateRangeError,
     instance_for,
@@ -20,6 +37,8 @@ from marts_project.runs import (
     refresh_days,
 )
 from marts_project.settings import Settings
+from marts_project.simulator import SimConfig, land
+from marts_project.summary import mart_summary
 
 
 def _yesterday() -> dt.date:
@@ -31,8 +50,6 @@ def _home(settings: Settings) -> Path:
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
-    from marts_project.definitions import open_resource
-    from marts_project.simulator import SimConfig, land
 
     end = parse_day(args.end) if getattr(args, "end", None) else _yesterday()
     days = [end - dt.timedelta(days=i) for i in reversed(range(args.days))]
@@ -46,7 +63,6 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
-    from marts_project.definitions import build_definitions
 
     start, end = parse_day(args.start), parse_day(args.end or args.start)
     partition_range(start, end)  # refuse a bad range before touching anything
@@ -78,14 +94,6 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     earlier one); failed partitions are retried by automation at their retry time.
     """
     from dagster import deserialize_value, serialize_value
-
-    from marts_project.automation.loop import (
-        LoopState,
-        NotConvergedError,
-        converge,
-        failed_partitions,
-    )
-    from marts_project.definitions import build_definitions
 
     state_file = settings.data_dir / "sync_state.json"
     state = LoopState()
@@ -138,9 +146,6 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
     """Per-partition freshness of every partitioned mart (table, or JSON with --json)."""
-    from marts_project.definitions import open_resource
-    from marts_project.freshness import partition_freshness
-    from marts_project.marts import ALL_MARTS
 
     serving, landing = open_resource(settings, "serving"), open_resource(settings, "landing")
     now = dt.datetime.now(dt.UTC)
@@ -164,13 +169,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
     Exits non-zero if a run fails or any ERROR-severity check fails (what CI runs).
     """
-    import tempfile
 
     from dagster import DagsterInstance
-
-    from marts_project.checks.report import check_table
-    from marts_project.definitions import build_definitions, open_resource
-    from marts_project.simulator import SimConfig, land
 
     with tempfile.TemporaryDirectory(prefix="marts-check-") as scratch:
         local = Settings.local(Path(args.data_dir) if args.data_dir else Path(scratch))
@@ -191,7 +191,6 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _mart(name: str):
-    from marts_project.marts import ALL_MARTS
 
     names = {m.contract.name: m for m in ALL_MARTS if m.contract.kind == "table"}
     if name not in names:
@@ -201,8 +200,6 @@ def _mart(name: str):
 
 def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
     """The snapshot history of a mart: what each commit did and which run made it."""
-    from marts_project.definitions import open_resource
-    from marts_project.resources.iceberg_io import table_identifier
 
     identifier = table_identifier(_mart(args.mart).asset.key)
     for row in open_resource(settings, "warehouse").history(identifier):
@@ -217,9 +214,6 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     """Rows of a mart now or, with --as-of, at an earlier snapshot (time travel)."""
-    from marts_project.definitions import open_resource
-    from marts_project.resources.duck import connect
-    from marts_project.resources.iceberg_io import table_identifier
 
     mart = _mart(args.mart)
     warehouse = open_resource(settings, "warehouse")
@@ -244,8 +238,6 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     """Point a mart's main branch back at a snapshot and re-serve it."""
-    from marts_project.definitions import open_resource
-    from marts_project.resources.iceberg_io import table_identifier
 
     identifier = table_identifier(_mart(args.mart).asset.key)
     warehouse = open_resource(settings, "warehouse")
@@ -258,8 +250,6 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """Write the freshness and cost page (HTML) and its data (JSON)."""
-    from marts_project.definitions import open_resource
-    from marts_project.report import build_report, write_report
 
     report = build_report(
         instance_for(_home(settings)),
@@ -286,9 +276,6 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     The connection is read-only and locked down: no file, network or extension access and no
     settings can change, so nothing outside the serving database can be read or written.
     """
-    import duckdb
-
-    from marts_project.resources.duck import connect
 
     if not settings.serving_db.exists():
         raise LookupError(f"no serving database at {settings.serving_db}: run `marts demo` first")
@@ -310,7 +297,6 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
-    from marts_project.summary import mart_summary
 
     print(mart_summary(settings))
     return 0

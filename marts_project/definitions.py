@@ -3,8 +3,8 @@
 from dagster import (
     AssetSelection,
     Definitions,
-    EnvVar,
     define_asset_job,
+    definitions,
     in_process_executor,
     multiprocess_executor,
 )
@@ -26,12 +26,7 @@ from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import Mart
 from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from marts_project.raw.assets import raw_assets
-from marts_project.resources.duck import UtcDuckDB
-from marts_project.resources.iceberg import IcebergWarehouse
-from marts_project.resources.iceberg_io import IcebergIOManager
-from marts_project.resources.landing import LandingZone
-from marts_project.resources.pii import PiiMasking
-from marts_project.resources.serving import ServingDatabase
+from marts_project.resources.deployment import build_resources
 from marts_project.settings import Settings
 from marts_project.staging.assets import staging_assets
 
@@ -78,38 +73,6 @@ freshness_checks_job = define_asset_job(
 )
 
 
-def build_resources(settings: Settings) -> dict[str, object]:
-    """One resource dict per deployment; the same keys everywhere, secrets only via EnvVar."""
-    s3 = {}
-    if settings.uses_s3:
-        s3 = {
-            "s3_endpoint": settings.s3_endpoint,
-            "s3_region": settings.s3_region,
-            "s3_access_key_id": EnvVar("AWS_ACCESS_KEY_ID"),
-            "s3_secret_access_key": EnvVar("AWS_SECRET_ACCESS_KEY"),
-        }
-    warehouse = IcebergWarehouse(
-        catalog_uri=settings.catalog_uri, warehouse=settings.warehouse, **s3
-    )
-    serving = ServingDatabase(path=str(settings.serving_db))
-    return {
-        "warehouse": warehouse,
-        "serving": serving,
-        "iceberg_io": IcebergIOManager(warehouse=warehouse, serving=serving),
-        "landing": LandingZone(root=settings.landing, **s3),
-        # Every connection is pinned to UTC: day boundaries are UTC days on any machine.
-        "duckdb": UtcDuckDB(database=":memory:"),
-        "pii": PiiMasking(key=EnvVar("MARTS_PII_KEY"))
-        if settings.pii_key_from_env
-        else PiiMasking(),
-    }
-
-
-def open_resource(settings: Settings, key: str):
-    """A resource with its EnvVars resolved, for use outside a run (CLI, reports, tests)."""
-    return build_resources(settings)[key].process_config_and_initialize()
-
-
 def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> Definitions:
     """All assets, checks, jobs and resources for one deployment (`marts` replaces the marts
     of the same names, e.g. to prove that a broken transform cannot publish)."""
@@ -133,4 +96,8 @@ def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> De
     )
 
 
-defs = build_definitions(Settings.from_env())
+@definitions
+def defs() -> Definitions:
+    """The code location Dagster loads, built when loaded (not on import: importing this
+    module reads no settings and creates nothing)."""
+    return build_definitions(Settings.from_env())

@@ -13,7 +13,8 @@ import pytest
 from dagster import DagsterInstance, Definitions
 from moto.server import ThreadedMotoServer
 
-from marts_project.definitions import build_definitions, open_resource
+from marts_project.definitions import build_definitions
+from marts_project.resources.deployment import open_resource
 from marts_project.runs import RunOutcome, materialize_days
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from marts_project.cli import main
-from marts_project.definitions import build_definitions, open_resource
+from marts_project.definitions import build_definitions
+from marts_project.resources.deployment import open_resource
 from marts_project.runs import instance_for, refresh_days
 from marts_project.settings import REPO_ROOT, Settings
 from marts_project.simulator import SimConfig, land

@@ -17,8 +17,9 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, RunsFilter
 
 from marts_project.automation.run_launcher import LocalRunLauncher
-from marts_project.definitions import build_definitions, open_resource
+from marts_project.definitions import build_definitions
 from marts_project.partitions import daily_partitions
+from marts_project.resources.deployment import open_resource
 from marts_project.runs import instance_for, refresh_days
 from marts_project.settings import REPO_ROOT, Settings
 from marts_project.simulator import SimConfig, land

@@ -31,7 +31,7 @@ def test_definitions_load_through_workspace_yaml(tmp_path):
 def test_asset_graph_has_the_marketing_path():
     from marts_project.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     mart = graph.get(
         next(k for k in graph.get_all_asset_keys() if k.path[-1] == "mkt_campaign_performance_fact")
     )
@@ -39,6 +39,18 @@ def test_asset_graph_has_the_marketing_path():
     upstream = {k.to_user_string() for k in graph.upstream_key_iterator(mart.key)}
     assert {"raw/raw_mkt_ad_stats", "raw/raw_mkt_crm_leads", "raw/raw_mkt_campaigns"} <= upstream
     assert mart.owners == ["team:marketing-analytics"]
+
+
+def test_importing_the_code_location_reads_no_settings_and_writes_nothing(tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, "MARTS_DATA_DIR": str(data), "MARTS_WAREHOUSE": "s3://nowhere/wh"}
+    env.pop("AWS_ACCESS_KEY_ID", None)  # settings would refuse S3 without credentials
+    probe = "import marts_project.definitions, marts_project.cli, bench.run; print('imported')"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert not data.exists()  # nothing created until Dagster loads the definitions
 
 
 @pytest.mark.parametrize(

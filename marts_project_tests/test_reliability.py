@@ -47,7 +47,7 @@ def _assert_whole_versions(table: pa.Table) -> None:
 WRITER = """
 import datetime as dt, sys
 import pyarrow as pa
-from marts_project.definitions import open_resource
+from marts_project.resources.deployment import open_resource
 from marts_project.settings import Settings
 w = open_resource(Settings.local(sys.argv[1]), "warehouse")
 day = dt.date.fromisoformat(sys.argv[2])

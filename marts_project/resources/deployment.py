@@ -1,0 +1,47 @@
+"""The resources of one deployment, configured once from its settings and built lazily.
+
+Kept apart from the composition root so the CLI, benchmarks and tests get a resource without
+building Definitions.
+"""
+
+from dagster import EnvVar
+
+from marts_project.resources.duck import UtcDuckDB
+from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.resources.iceberg_io import IcebergIOManager
+from marts_project.resources.landing import LandingZone
+from marts_project.resources.pii import PiiMasking
+from marts_project.resources.serving import ServingDatabase
+from marts_project.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """One resource dict per deployment; the same keys everywhere, secrets only via EnvVar."""
+    s3 = {}
+    if settings.uses_s3:
+        s3 = {
+            "s3_endpoint": settings.s3_endpoint,
+            "s3_region": settings.s3_region,
+            "s3_access_key_id": EnvVar("AWS_ACCESS_KEY_ID"),
+            "s3_secret_access_key": EnvVar("AWS_SECRET_ACCESS_KEY"),
+        }
+    warehouse = IcebergWarehouse(
+        catalog_uri=settings.catalog_uri, warehouse=settings.warehouse, **s3
+    )
+    serving = ServingDatabase(path=str(settings.serving_db))
+    return {
+        "warehouse": warehouse,
+        "serving": serving,
+        "iceberg_io": IcebergIOManager(warehouse=warehouse, serving=serving),
+        "landing": LandingZone(root=settings.landing, **s3),
+        # Every connection is pinned to UTC: day boundaries are UTC days on any machine.
+        "duckdb": UtcDuckDB(database=":memory:"),
+        "pii": PiiMasking(key=EnvVar("MARTS_PII_KEY"))
+        if settings.pii_key_from_env
+        else PiiMasking(),
+    }
+
+
+def open_resource(settings: Settings, key: str):
+    """A resource with its EnvVars resolved, for use outside a run (CLI, reports, tests)."""
+    return build_resources(settings)[key].process_config_and_initialize()
