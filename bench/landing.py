@@ -1,4 +1,5 @@
-"""Peak memory and time of ingesting one large landing file, against DuckDB reading it alone.
+"""Peak memory and time of ingesting one large landing file, against DuckDB reading it alone,
+and of `marts backfill` of its day through every layer.
 
 A source that sends one very large file for a day (a re-export, a backlog) must not need a
 multiple of the file in memory. The file is made by repeating the data rows of a simulated
@@ -67,6 +68,14 @@ def make_file(folder: Path, source: str, megabytes: int) -> float:
     return path.stat().st_size / 1e6
 
 
+def backfill(folder: Path) -> dict:
+    """`marts backfill` of the day, all layers, as users run it: peak RSS of the CLI process."""
+    from bench.memory import backfill as run_backfill
+
+    seconds, peak_gb = run_backfill(folder, DAY, DAY, 1)
+    return {"seconds": seconds, "peak_gb": peak_gb}
+
+
 def measure(folder: Path, source: str, mode: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(folder), source, mode, DAY.isoformat()],
@@ -88,6 +97,7 @@ def main() -> None:
         size = make_file(Path(scratch), args.source, args.mb)
         print(f"{args.source}/{DAY}.csv: {size:.0f} MB")
         results = {mode: measure(Path(scratch), args.source, mode) for mode in ("duckdb", "marts")}
+        whole = backfill(Path(scratch))
     floor = results["duckdb"]
     for mode, r in results.items():
         above = (r["peak_kb"] - r["base_kb"]) / 1024**2
@@ -96,6 +106,10 @@ def main() -> None:
             f"({r['seconds'] / floor['seconds']:.1f}x)  peak {r['peak_kb'] / 1024**2:.2f} GB, "
             f"{above:.2f} GB above baseline ({above * 1024 / size:.1f}x the file)"
         )
+    print(
+        f"  marts backfill of the day (every layer, CLI): {whole['seconds']:.0f} s, "
+        f"peak {whole['peak_gb']:.2f} GB"
+    )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 from dagster import AssetKey
 
+from marts_project.raw import validation
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import LandingFileError, SchemaDriftError, parse_landing_file
 from marts_project.resources.duck import UtcDuckDB
@@ -166,3 +168,63 @@ def test_an_added_column_is_carried_when_the_source_says_so(lakehouse):
     raw = lakehouse.warehouse.read("raw.raw_mkt_crm_leads")
     assert raw.column("lead_score").to_pylist() == [str(i) for i in range(len(lines) - 1)]
     assert "lead_score" not in lakehouse.warehouse.read("staging.stg_mkt_leads").column_names
+
+
+class _CountingStream(io.BytesIO):
+    """A landing file that records the largest single read made of it."""
+
+    largest_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        _CountingStream.largest_read = max(_CountingStream.largest_read, len(data))
+        return data
+
+
+def _ad_stats_file(rows: int) -> bytes:
+    header = (
+        b"stat_date,ad_id,campaign_id,impressions,clicks,spend,currency,conversions,extracted_at\n"
+    )
+    body = [
+        b"2026-10-05,ad_%06d,cmp_0001,%d,3,1.00,USD,0,2026-10-06T01:00:00+00:00\n" % (i, i)
+        for i in range(rows)
+    ]
+    body[1234] = b"only,three,fields\n"  # malformed rows, one each side of block boundaries
+    body[4321] = b"2026-10-05,ad_x,cmp_0001,lots,3,1.00,USD,0,2026-10-06T01:00:00+00:00\n"
+    body[7000] = b"too,few\n"
+    return header + b"".join(body)
+
+
+def test_a_large_file_is_streamed_in_blocks_with_the_same_result_as_one_read(monkeypatch):
+    spec = source_specs()["mkt_ad_stats"]
+    payload = _ad_stats_file(9_000)
+    whole = parse_landing_file(payload, spec, DAY, "f.csv", UtcDuckDB(database=":memory:"))
+
+    monkeypatch.setattr(validation, "BLOCK_BYTES", 16_384)  # about 200 rows a block
+    monkeypatch.setattr(validation, "GROUP_BYTES", 65_536)  # several blocks a query
+    _CountingStream.largest_read = 0
+    file = validation.LandingFile(lambda: _CountingStream(payload), DAY, "f.csv")
+    streamed = validation.parse_landing_files([file], spec, UtcDuckDB(database=":memory:"))
+
+    assert _CountingStream.largest_read <= 16_384  # never the whole file at once
+    assert streamed.valid.to_pylist() == whole.valid.to_pylist()
+    assert streamed.quarantine.to_pylist() == whole.quarantine.to_pylist()
+    lines = {r["source_line"]: r["reason"] for r in streamed.quarantine.to_pylist()}
+    assert lines == {
+        1236: "malformed row: expected 9 fields, got 3",
+        4323: "impressions: not a valid bigint",
+        7002: "malformed row: expected 9 fields, got 2",
+    }
+    good = streamed.valid.column("_source_line").to_pylist()
+    assert good == [n for n in range(2, 9_002) if n not in lines]  # each row keeps its line
+    assert streamed.rows_in == 9_000 == streamed.valid.num_rows + streamed.quarantine.num_rows
+
+
+def test_invalid_utf8_deep_in_a_streamed_file_is_refused_naming_the_byte(monkeypatch):
+    spec = source_specs()["mkt_ad_stats"]
+    payload = _ad_stats_file(9_000)
+    at = len(payload) - 100
+    payload = payload[:at] + b"\xff" + payload[at + 1 :]
+    monkeypatch.setattr(validation, "BLOCK_BYTES", 16_384)
+    with pytest.raises(LandingFileError, match=f"not UTF-8 \\(byte {at}\\)"):
+        parse_landing_file(payload, spec, DAY, "f.csv", UtcDuckDB(database=":memory:"))

@@ -1,6 +1,7 @@
 """raw_*: landing files -> typed, day-partitioned Iceberg tables; bad rows -> raw.quarantine."""
 
 import datetime as dt
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +31,11 @@ def days_of(context: AssetExecutionContext) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
+def landing_file(landing: LandingZone, spec: SourceSpec, day: dt.date) -> LandingFile:
+    """The source's file of `day`, opened as a stream when it is parsed."""
+    return LandingFile(partial(landing.open_file, spec.name, day), day, landing.key(spec.name, day))
+
+
 def ingest(
     spec: SourceSpec,
     days: list[dt.date],
@@ -50,20 +56,18 @@ def ingest(
                 f"{spec.name}: no landing file for {day} at {landing.path(spec.name, day)}; "
                 "the source has not delivered this day yet"
             )
-        files.append(
-            LandingFile(landing.read_bytes(spec.name, day), day, landing.key(spec.name, day))
-        )
+        files.append(landing_file(landing, spec, day))
     for n in range(1, spec.late_days + 1):
         later = days[-1] + dt.timedelta(days=n)
         if landing.exists(spec.name, later):
-            payload = landing.read_bytes(spec.name, later)
-            files.append(LandingFile(payload, later, landing.key(spec.name, later)))
+            files.append(landing_file(landing, spec, later))
     parsed = parse_landing_files(files, spec, duckdb)
     first, last = days[0], days[-1]
     own = pa.array([f.source_file for f in files if f.day <= last])
     dated = parsed.valid.column(spec.date_column)
     in_window = pc.and_(pc.greater_equal(dated, first), pc.less_equal(dated, last))
-    published = parsed.valid.filter(in_window)
+    whole = pc.all(in_window, skip_nulls=False).as_py()  # the common case: no copy
+    published = parsed.valid if whole else parsed.valid.filter(in_window)
     from_own = pc.is_in(parsed.valid.column("_source_file"), own)
     quarantine = parsed.quarantine.filter(pc.less_equal(parsed.quarantine["partition_date"], last))
     rows_in = sum(n for day, n in parsed.rows_in_by_day.items() if day <= last)

@@ -10,8 +10,11 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,14 +57,16 @@ class ParsedFile:
     rows_in_by_day: dict[dt.date, int] = field(default_factory=dict)  # rows of each file
 
 
-def read_header(payload: bytes, spec: SourceSpec, source_file: str) -> list[str]:
-    """The file's column names, after checking encoding and required columns."""
-    if not payload.strip():
+def read_header(handle: BinaryIO, spec: SourceSpec, source_file: str) -> list[str]:
+    """The file's column names (its first line), after checking required columns."""
+    first = handle.readline()
+    if not first.strip() and not handle.read(UTF8_CHUNK).strip():
         raise LandingFileError(f"{source_file}: empty file, expected a CSV header")
-    _check_utf8(payload, source_file)
-    end = payload.find(b"\n")
-    first_line = bytes(payload[: end if end >= 0 else len(payload)]).decode("utf-8-sig")
-    header = next(csv.reader(io.StringIO(first_line)))
+    try:
+        first_line = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(source_file, exc.start) from exc
+    header = next(csv.reader(io.StringIO(first_line)), [])
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise LandingFileError(f"{source_file}: duplicate column names in header {header}")
@@ -75,64 +80,128 @@ def read_header(payload: bytes, spec: SourceSpec, source_file: str) -> list[str]
 
 
 UTF8_CHUNK = 1 << 20
+BLOCK_BYTES = 16 << 20  # a large file is read this much at a time
+GROUP_BYTES = 64 << 20  # text columns typed and checked in one DuckDB query, at most about
 
 
-def _check_utf8(payload: bytes, source_file: str) -> None:
-    """Refuse a file that is not UTF-8, naming the first bad byte, a megabyte at a time (a
-    decoded copy of a large file would double its footprint)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(payload)
-    for start in range(0, len(payload), UTF8_CHUNK):
+def _not_utf8(source_file: str, byte: int) -> LandingFileError:
+    return LandingFileError(
+        f"{source_file}: not UTF-8 (byte {byte}); ask the source to re-export as UTF-8"
+    )
+
+
+class _Utf8Checked(io.RawIOBase):
+    """A landing file read through an incremental UTF-8 check, so a file is validated as it
+    streams (a decoded copy of a large file would double its footprint). pyarrow re-raises
+    the error of a Python stream as it was, so the bad byte reaches the caller by name."""
+
+    def __init__(self, raw: BinaryIO, source_file: str):
+        self._raw, self._source_file = raw, source_file
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
         try:
-            decoder.decode(view[start : start + UTF8_CHUNK], final=start + UTF8_CHUNK >= len(view))
+            self._decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:
-            raise LandingFileError(
-                f"{source_file}: not UTF-8 (byte {start + exc.start}); ask the source to "
-                "re-export as UTF-8"
-            ) from exc
+            raise _not_utf8(self._source_file, self._offset + exc.start) from exc
+        self._offset += len(data)
+        buffer[: len(data)] = data
+        return len(data)
 
 
 @dataclass(frozen=True)
 class LandingFile:
-    """One landing file's bytes, the day it delivers and its name relative to the root."""
+    """One landing file: how to open it, the day it delivers, its name relative to the root."""
 
-    payload: bytes
+    open: Callable[[], BinaryIO]
     day: dt.date
     source_file: str
+
+    @classmethod
+    def of_bytes(cls, payload: bytes, day: dt.date, source_file: str) -> LandingFile:
+        return cls(lambda: io.BytesIO(payload), day, source_file)
 
 
 def parse_landing_file(
     payload: bytes, spec: SourceSpec, day: dt.date, source_file: str, duckdb: DuckDBResource
 ) -> ParsedFile:
     """Split one landing file into typed rows for `day` and quarantined rows with reasons."""
-    return parse_landing_files([LandingFile(payload, day, source_file)], spec, duckdb)
+    return parse_landing_files([LandingFile.of_bytes(payload, day, source_file)], spec, duckdb)
 
 
-def _read_strings(file: LandingFile, spec: SourceSpec) -> tuple[pa.Table, list, list[str]]:
-    """The file as text columns with its line numbers, plus its malformed rows and header."""
-    header = read_header(file.payload, spec, file.source_file)
-    malformed: list[tuple[int | None, str, str]] = []
+Malformed = tuple[LandingFile, int, str, str]  # file, line, reason, text
 
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        reason = f"malformed row: expected {row.expected_columns} fields, got {row.actual_columns}"
-        malformed.append((row.number, reason, row.text))
-        return "skip"
 
-    strings = pacsv.read_csv(
-        io.BytesIO(file.payload),
-        read_options=pacsv.ReadOptions(use_threads=False, encoding="utf-8"),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
-        ),
-    )
-    strings = strings.rename_columns(header)
-    bad_lines = {number for number, *_ in malformed}
+def _read_strings(
+    file: LandingFile,
+    spec: SourceSpec,
+    malformed: list[Malformed],
+    extras: list[str],
+    by_day: dict[dt.date, int],
+) -> Iterator[pa.Table]:
+    """The file as text columns with line numbers, a block at a time (at least one, maybe
+    empty); its malformed rows go to `malformed`, its columns outside the contract to
+    `extras` and its row count (malformed rows included) to `by_day`."""
+    with file.open() as raw:
+        header = read_header(raw, spec, file.source_file)
+        extras += [h for h in header if h not in extras]
+        raw.seek(0)
+        checked = _Utf8Checked(raw, file.source_file)
+        bad_lines: list[int] = []
+
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            reason = f"malformed row: expected {row.expected_columns} fields, got "
+            malformed.append((file, row.number, reason + str(row.actual_columns), row.text))
+            bad_lines.append(row.number)
+            by_day[file.day] = by_day.get(file.day, 0) + 1
+            return "skip"
+
+        try:
+            reader = pacsv.open_csv(
+                io.BufferedReader(checked, BLOCK_BYTES),
+                read_options=pacsv.ReadOptions(
+                    use_threads=False, encoding="utf-8", block_size=BLOCK_BYTES
+                ),
+                parse_options=pacsv.ParseOptions(
+                    invalid_row_handler=on_invalid, ignore_empty_lines=False
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
+                ),
+            )
+            next_line = 2  # line 1 is the header; rows are numbered by their line in the file
+            # and a last empty block: a file of a header alone still gives the typed schema
+            empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
+            for batch in itertools.chain(reader, [empty]):
+                strings = pa.Table.from_batches([batch]).rename_columns(header)
+                n = strings.num_rows
+                by_day[file.day] = by_day.get(file.day, 0) + n
+                lines = _line_numbers(next_line, n, [b for b in bad_lines if b >= next_line])
+                next_line = lines[-1].as_py() + 1 if n else next_line
+                yield _with_provenance(strings, file, spec, header, lines)
+        except pa.ArrowInvalid as exc:
+            raise LandingFileError(f"{file.source_file}: unreadable CSV: {exc}") from exc
+
+
+def _line_numbers(first: int, n: int, bad: list[int]) -> pa.Array:
+    """The lines of the next `n` parsed rows from line `first` on, skipping malformed lines."""
+    lines = pa.array(range(first, first + n + len(bad)), pa.int64())
+    if bad:
+        lines = lines.filter(pc.invert(pc.is_in(lines, pa.array(bad, pa.int64()))))
+    return lines[:n]
+
+
+def _with_provenance(
+    strings: pa.Table, file: LandingFile, spec: SourceSpec, header: list[str], lines: pa.Array
+) -> pa.Table:
+    """Text columns plus line, file and day of each row, and null optional columns it lacks."""
     n = strings.num_rows
-    lines = range(2, n + len(malformed) + 2)
-    if bad_lines:
-        lines = [line for line in lines if line not in bad_lines][:n]
-    strings = strings.append_column("_source_line", pa.array(lines, pa.int64()))
+    strings = strings.append_column("_source_line", lines)
     strings = strings.append_column(
         "_source_file", pa.repeat(pa.scalar(file.source_file, pa.string()), n)
     )
@@ -140,96 +209,161 @@ def _read_strings(file: LandingFile, spec: SourceSpec) -> tuple[pa.Table, list, 
     for column in spec.columns:
         if column.name not in header:  # optional column the file does not carry: null
             strings = strings.append_column(column.name, pa.nulls(n, pa.string()))
-    return strings, malformed, header
+    return strings
+
+
+def _groups(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """Blocks of text gathered up to GROUP_BYTES: a week of small files is one DuckDB query (a
+    query per file would dominate a long backfill), a huge file is several."""
+    group, size = [], 0
+    for table in tables:
+        group.append(table)
+        size += table.nbytes
+        if size >= GROUP_BYTES:
+            yield pa.concat_tables(group, promote_options="default")
+            group, size = [], 0
+    if group:
+        yield pa.concat_tables(group, promote_options="default")
 
 
 def parse_landing_files(
     files: list[LandingFile], spec: SourceSpec, duckdb: DuckDBResource
 ) -> ParsedFile:
-    """Split landing files into typed rows and quarantined rows with reasons, in one DuckDB
-    pass over all of them (a query per file would dominate a long backfill)."""
-    parts, malformed, extras, by_day = [], [], [], {}
-    for file in files:
-        strings, bad, header = _read_strings(file, spec)
-        by_day[file.day] = by_day.get(file.day, 0) + strings.num_rows + len(bad)
-        parts.append(strings)
-        malformed += [(file, *row) for row in bad]
-        extras += [h for h in header if h not in extras]
-    strings = pa.concat_tables(parts, promote_options="default")
-
-    _refuse_retyped_columns(spec, strings, duckdb)
-    checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings})
-    ok = pc.equal(checked.column("_reason"), "")
+    """Split landing files into typed rows and quarantined rows with reasons, streaming: a
+    block of text at a time is typed and checked, only typed rows are kept."""
+    malformed: list[Malformed] = []
+    extras: list[str] = []
+    by_day: dict[dt.date, int] = {}
     typed_cols = [c.name for c in spec.columns]
     if spec.derive_date_from or spec.date_from_file:
         typed_cols.append(spec.date_column)
-    valid = checked.filter(ok).select(
-        [*typed_cols, "_source_line", "_source_file", "_value_issues"]
+    drift = _DriftTally(spec)
+    valid_parts, rejected_parts = [], []
+    blocks = (
+        table for file in files for table in _read_strings(file, spec, malformed, extras, by_day)
     )
+    for strings in _groups(blocks):
+        drift.add(strings, duckdb)
+        checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings})
+        ok = pc.equal(checked.column("_reason"), "")
+        valid = checked.filter(ok).select(
+            [*typed_cols, "_source_line", "_source_file", "_value_issues"]
+        )
+        if spec.extra_columns == "carry":  # rows of `strings` and `checked` are in line order
+            for name in _carryable(strings.column_names, typed_cols):
+                valid = valid.append_column(name, strings.column(name).filter(ok))
+        valid_parts.append(valid)
+        rejected = checked.filter(pc.invert(ok)).select(
+            ["_file_day", "_source_file", "_source_line", "_reason"]
+        )
+        records = _records(spec, strings.filter(pc.invert(ok)), duckdb)
+        rejected_parts.append(rejected.append_column("record", pa.array(records, pa.string())))
+    drift.refuse()
     extras = [h for h in extras if h not in typed_cols]
-    carried = [h for h in extras if spec.extra_columns == "carry" and _CARRYABLE.match(h)]
-    for name in carried:  # rows of `strings` and `checked` are both in file and line order
-        valid = valid.append_column(name, strings.column(name).filter(ok))
-
-    rejected = checked.filter(pc.invert(ok))
-    records = _records(spec, strings.filter(pc.invert(ok)), duckdb)
-    quarantine = pa.table(
-        {
-            "source": [spec.name] * (rejected.num_rows + len(malformed)),
-            "partition_date": rejected.column("_file_day").to_pylist()
-            + [f.day for f, *_ in malformed],
-            "source_file": rejected.column("_source_file").to_pylist()
-            + [f.source_file for f, *_ in malformed],
-            "source_line": rejected.column("_source_line").to_pylist()
-            + [n for _, n, *_ in malformed],
-            "reason": rejected.column("_reason").to_pylist() + [r for *_, r, _ in malformed],
-            "record": records + [t for *_, t in malformed],
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
+    carried = _carryable(extras, typed_cols) if spec.extra_columns == "carry" else []
     return ParsedFile(
-        valid=valid,
-        quarantine=quarantine,
-        rows_in=strings.num_rows + len(malformed),
+        valid=_concat(valid_parts, carried),
+        quarantine=_quarantine(spec, rejected_parts, malformed),
+        rows_in=sum(by_day.values()),
         ignored_columns=tuple(h for h in extras if h not in carried),
         carried_columns=tuple(carried),
         rows_in_by_day=by_day,
     )
 
 
-def _refuse_retyped_columns(spec: SourceSpec, strings: pa.Table, duckdb: DuckDBResource) -> None:
-    """A required column none of whose values in a file has the contract's type was retyped by
-    the source: that is schema drift to fix at the source, not a few bad rows to quarantine."""
-    required = [c for c in spec.columns if c.required and c.type != "varchar"]
-    if not required or strings.num_rows == 0:
-        return
-    parts = []
-    for col in required:
-        value = f"nullif(trim(\"{col.name}\"), '')"
-        parts.append(
-            f'count({value}) as "{col.name}__present", '
-            f"count(*) filter (where {value} is not null and try_cast({value} as {col.type}) "
-            f'is null) as "{col.name}__bad", '
-            f"any_value({value}) filter (where try_cast({value} as {col.type}) is null) "
-            f'as "{col.name}__example"'
-        )
-    stats = run_sql(
-        duckdb,
-        f"select _source_file, {', '.join(parts)} from landing group by _source_file",
-        {"landing": strings},
+def _carryable(names: list[str], typed_cols: list[str]) -> list[str]:
+    """Extra columns kept on the raw table: not the contract's, not ours, with a safe name."""
+    return [n for n in names if n not in typed_cols and _CARRYABLE.match(n)]
+
+
+def _concat(parts: list[pa.Table], carried: list[str]) -> pa.Table:
+    """The typed parts as one table, every carried column present (null where a file lacked it)."""
+    if not parts:
+        raise LandingFileError("no landing file to parse")
+    table = pa.concat_tables(parts, promote_options="default")
+    for name in carried:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
+def _quarantine(spec: SourceSpec, rejected: list[pa.Table], malformed: list[Malformed]) -> pa.Table:
+    """Rejected and malformed rows, each with its file, line and reason (QUARANTINE_SCHEMA)."""
+    bad = pa.table(
+        {
+            "_file_day": pa.array([f.day for f, *_ in malformed], pa.date32()),
+            "_source_file": pa.array([f.source_file for f, *_ in malformed], pa.string()),
+            "_source_line": pa.array([n for _, n, *_ in malformed], pa.int64()),
+            "_reason": pa.array([r for *_, r, _ in malformed], pa.string()),
+            "record": pa.array([t for *_, t in malformed], pa.string()),
+        }
     )
-    for row in stats.to_pylist():
-        retyped = [
-            f"{c.name} (none of {row[c.name + '__present']} values is a {c.type}, "
-            f"e.g. {row[c.name + '__example']!r})"
-            for c in required
-            if row[c.name + "__present"] and row[c.name + "__bad"] == row[c.name + "__present"]
-        ]
-        if retyped:
-            raise SchemaDriftError(
-                f"{spec.name}: required column(s) retyped in {row['_source_file']}: "
-                f"{'; '.join(retyped)}; partition blocked until the file is fixed"
+    rows = pa.concat_tables([*rejected, bad])
+    return pa.table(
+        [
+            pa.repeat(pa.scalar(spec.name, pa.string()), rows.num_rows),
+            rows.column("_file_day"),
+            rows.column("_source_file"),
+            rows.column("_source_line"),
+            rows.column("_reason"),
+            rows.column("record"),
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+class _DriftTally:
+    """Per file, how many values of each required typed column were present and how many were
+    not of the contract's type, summed over a file's blocks (see `refuse`)."""
+
+    def __init__(self, spec: SourceSpec):
+        self.spec = spec
+        self.required = [c for c in spec.columns if c.required and c.type != "varchar"]
+        self.files: dict[str, dict[str, list]] = {}
+
+    def add(self, strings: pa.Table, duckdb: DuckDBResource) -> None:
+        if not self.required or strings.num_rows == 0:
+            return
+        parts = []
+        for col in self.required:
+            value = f"nullif(trim(\"{col.name}\"), '')"
+            parts.append(
+                f'count({value}) as "{col.name}__present", '
+                f"count(*) filter (where {value} is not null and try_cast({value} as {col.type}) "
+                f'is null) as "{col.name}__bad", '
+                f"any_value({value}) filter (where try_cast({value} as {col.type}) is null) "
+                f'as "{col.name}__example"'
             )
+        stats = run_sql(
+            duckdb,
+            f"select _source_file, {', '.join(parts)} from landing group by _source_file",
+            {"landing": strings},
+        )
+        for row in stats.to_pylist():
+            tally = self.files.setdefault(row["_source_file"], {})
+            for c in self.required:
+                present, bad, example = tally.get(c.name, [0, 0, None])
+                tally[c.name] = [
+                    present + row[c.name + "__present"],
+                    bad + row[c.name + "__bad"],
+                    example if example is not None else row[c.name + "__example"],
+                ]
+
+    def refuse(self) -> None:
+        """A required column none of whose values in a file has the contract's type was retyped
+        by the source: schema drift to fix at the source, not a few bad rows to quarantine."""
+        for source_file, tally in self.files.items():
+            retyped = [
+                f"{c.name} (none of {tally[c.name][0]} values is a {c.type}, "
+                f"e.g. {tally[c.name][2]!r})"
+                for c in self.required
+                if tally[c.name][0] and tally[c.name][1] == tally[c.name][0]
+            ]
+            if retyped:
+                raise SchemaDriftError(
+                    f"{self.spec.name}: required column(s) retyped in {source_file}: "
+                    f"{'; '.join(retyped)}; partition blocked until the file is fixed"
+                )
 
 
 def _literal(value: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import BinaryIO
 
 import fsspec
 from dagster import ConfigurableResource
@@ -56,6 +57,11 @@ class LandingZone(ConfigurableResource):
     def exists(self, source: str, day: dt.date) -> bool:
         path = self.path(source, day)
         return with_retries(lambda: self.filesystem().exists(path), f"look for {path}")
+
+    def open_file(self, source: str, day: dt.date) -> BinaryIO:
+        """The file for reading as a stream (a large file is never read whole)."""
+        path = self.path(source, day)
+        return with_retries(lambda: self.filesystem().open(path, "rb"), f"open {path}")
 
     def read_bytes(self, source: str, day: dt.date) -> bytes:
         path = self.path(source, day)
