@@ -57,7 +57,8 @@ def measured(context: AssetExecutionContext, rows_in: int | None):
     }
     if rows_in is not None:  # raw assets report the landing rows they read themselves
         metadata["rows_in"] = rows_in
-    context.add_output_metadata(metadata)
+    output = context.assets_def.get_output_name_for_asset_key(context.asset_key)
+    context.add_output_metadata(metadata, output_name=output)  # not a check's output
 
 
 def iceberg_table(

@@ -19,6 +19,7 @@ from marts_project.checks.audits import (
     audit_unique_key,
     audit_value_ranges,
 )
+from marts_project.checks.specs import WRITE_AUDITS
 from marts_project.cli import main
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS, contract_of
@@ -27,7 +28,7 @@ from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import SchemaDriftError, parse_landing_file
 from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.sql import run_sql
-from marts_project.runs import materialize_days
+from marts_project.runs import materialize_days, refresh_days
 from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import DAY, SIM, Lakehouse, days
 
@@ -169,6 +170,32 @@ def test_partition_freshness_sees_a_restated_day_until_it_is_refreshed(lakehouse
     assert statuses() == ["stale", "fresh", "fresh"]
     lakehouse.run(DAY)
     assert statuses() == ["fresh"] * 3
+
+
+def test_a_marts_data_checks_are_judged_once_by_its_write_and_reported_with_it(lakehouse):
+    lakehouse.seed(DAY, 1)
+    outcomes = refresh_days(lakehouse.defs, lakehouse.instance, DAY, DAY)  # days to views
+    assert all(o.success and not o.checks_failed for o in outcomes)
+    evaluations = [
+        e
+        for run in lakehouse.instance.get_runs()
+        for e in lakehouse.instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    for mart in ALL_MARTS:
+        key = mart.asset.key
+        written = [
+            e
+            for e in evaluations
+            if e.dagster_event.asset_check_evaluation_data.asset_key == key
+            and e.dagster_event.asset_check_evaluation_data.check_name in WRITE_AUDITS
+        ]
+        listed = [name for name, _ in mart.contract.checks if name in WRITE_AUDITS]
+        names = [e.dagster_event.asset_check_evaluation_data.check_name for e in written]
+        assert sorted(names) == sorted(listed), mart.contract.name  # each once, none missing
+        step = key.to_python_identifier()  # no step of its own: the mart's write reports it
+        assert {e.step_key for e in written} == {step}, mart.contract.name
+        assert all(e.dagster_event.asset_check_evaluation_data.passed for e in written)
 
 
 def test_a_broken_transform_fails_its_audit_and_readers_keep_the_last_good_data(

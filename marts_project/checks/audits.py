@@ -1,7 +1,8 @@
 """What each contract check judges, as plain functions over Arrow tables.
 
-Used twice: by the asset checks Dagster runs and shows, and by write-audit-publish, which runs
-the contract's blocking audits on a staged Iceberg branch before `main` may move to it.
+Write-audit-publish runs a mart's audits once on the rows staged on an Iceberg branch: the
+blocking ones decide whether `main` may move, and all of them are reported as the
+materialization's check results (`checks/specs.py`).
 """
 
 import datetime as dt
@@ -150,30 +151,28 @@ def audit_recency(contract: Contract, latest: dt.date | None, now: dt.datetime) 
     )
 
 
-def data_audits(
+def write_audits(
     contract: Contract,
     table: pa.Table,
     periods: list[dt.date] | None,
-    only: str | None = None,
+    nullability: bool = True,
 ) -> list[Audit]:
-    """The audits of a mart's rows that the contract asks for (or just the one named `only`)."""
+    """The audits of a write's rows that the contract lists, in one pass: the schema (with
+    nullability for a table; a view's columns carry none) and the data audits."""
     candidates = {
+        "matches_contract": lambda: audit_schema(contract, table.schema, nullability),
         "unique_key": lambda: audit_unique_key(contract, table),
         "row_count_floor": lambda: audit_row_count_floor(contract, table, periods),
         "accepted_values": lambda: audit_accepted_values(contract, table),
         "value_ranges": lambda: audit_value_ranges(contract, table),
     }
-    return [
-        run() for name, run in candidates.items() if contract.policy(name) and only in (None, name)
-    ]
+    return [run() for name, run in candidates.items() if contract.policy(name)]
 
 
-def blocking_failures(
-    contract: Contract, table: pa.Table, periods: list[dt.date] | None
-) -> list[str]:
-    """Messages of the contract's blocking data audits that `table` fails (write-audit-publish)."""
+def blocking_failures(contract: Contract, audits: list[Audit]) -> list[str]:
+    """Messages of the blocking audits that failed: any one keeps the write from `main`."""
     return [
         f"{audit.name}: {audit.message}"
-        for audit in data_audits(contract, table, periods)
+        for audit in audits
         if contract.policy(audit.name).blocking and not audit.passed
     ]

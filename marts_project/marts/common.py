@@ -2,6 +2,7 @@
 contract). Inputs come from the tables the SQL reads, docs, owner, column schema and partitioning
 from the contract, and the output is checked against the contract before anything is written."""
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     AssetsDefinition,
     FreshnessPolicy,
     MaterializeResult,
@@ -19,11 +21,13 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from marts_project.automation.conditions import propagate_updates
-from marts_project.checks.audits import blocking_failures
+from marts_project.checks.audits import Audit, blocking_failures, write_audits
+from marts_project.checks.specs import check_result, write_audit_specs
 from marts_project.contracts import Contract, load_contract
 from marts_project.lineage import asset_key_for_table, column_lineage, sql_inputs
-from marts_project.partitions import PARTITIONINGS, daily_partitions, days_of_period
-from marts_project.resources.iceberg_io import AUDIT_CONTRACT, SERVE
+from marts_project.partitions import PARTITIONINGS, daily_partitions, days_of_period, periods_in
+from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.resources.iceberg_io import write_metadata
 from marts_project.resources.serving import ServingDatabase
 from marts_project.transform import iceberg_table, transform
 
@@ -83,9 +87,7 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
         AssetDep(asset_key_for_table(table), partition_mapping=days_of_period if periodic else None)
         for table in sorted(reconciled)
     ]
-    definition = _definition(contract, sql)
-    definition["metadata"][SERVE] = True
-    definition["metadata"][AUDIT_CONTRACT] = str(sql_dir / f"{name}.yml")
+    key = AssetKey([contract.domain, contract.name])
 
     @iceberg_table(
         contract.domain,
@@ -93,17 +95,62 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
         partitions_def,
         ins=ins,
         deps=deps,
-        **definition,
+        check_specs=write_audit_specs(contract, key),
+        **_definition(contract, sql),
     )
-    def _mart(context: AssetExecutionContext, duckdb: DuckDBResource, **tables: pa.Table):
+    def _mart(
+        context: AssetExecutionContext,
+        duckdb: DuckDBResource,
+        warehouse: IcebergWarehouse,
+        serving: ServingDatabase,
+        **tables: pa.Table,
+    ) -> MaterializeResult:
         result = contract.conform(transform(context, duckdb, sql_file, tables))
         lineage = column_lineage(
             sql, {t: data.schema for t, data in tables.items()}, contract.column_names
         )
-        context.add_output_metadata({"dagster/column_lineage": lineage})
-        return result
+        published = publish(context, contract, result, warehouse, serving)
+        published.metadata["dagster/column_lineage"] = lineage
+        return published
 
     return Mart(_mart, contract, sql_file)
+
+
+def publish(
+    context: AssetExecutionContext,
+    contract: Contract,
+    data: pa.Table,
+    warehouse: IcebergWarehouse,
+    serving: ServingDatabase,
+) -> MaterializeResult:
+    """Write-audit-publish the mart's rows for the run's window, mirror them into the serving
+    database, and report the one audit pass as the materialization's check results."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    identifier = f"{contract.domain}.{contract.name}"
+    properties = {"dagster.run_id": context.run_id}
+    column = start = end = periods = None
+    if context.has_partition_key or context.has_partition_key_range:
+        window = context.partition_time_window
+        column, start, end = contract.partition_column, window.start.date(), window.end.date()
+        periods = periods_in(context.assets_def.partitions_def, start, end)
+        properties["dagster.partitions"] = f"{start}..{end}"
+    audits: list[Audit] = []
+
+    def audit(staged: pa.Table) -> list[str]:
+        audits[:] = write_audits(contract, staged, periods)
+        return blocking_failures(contract, audits)
+
+    written = warehouse.write_audit_publish(identifier, data, column, start, end, audit, properties)
+    serving.publish(identifier, data, lambda: warehouse.read(identifier), column, start, end)
+    return MaterializeResult(
+        metadata={
+            **write_metadata(written),
+            "serving/table": identifier,
+            "write_seconds": round(time.perf_counter() - wall, 3),
+            "write_cpu_seconds": round(time.process_time() - cpu, 3),
+        },
+        check_results=[check_result(a, contract.policy(a.name)) for a in audits],
+    )
 
 
 def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
@@ -117,20 +164,27 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         deps=[asset_key_for_table(t) for t in sql_inputs(sql)],
         kinds={"duckdb", "view"},
         automation_condition=propagate_updates("none"),
+        check_specs=write_audit_specs(contract, AssetKey([contract.domain, contract.name])),
         **_definition(contract, sql),
     )
     def _view(serving: ServingDatabase) -> MaterializeResult:
-        """Published like a table: the new definition is audited before anyone can read it."""
-        rows = serving.create_view(
-            identifier, _qualified(sql), lambda data: blocking_failures(contract, data, None)
-        )
+        """Published like a table: the new definition is audited before anyone can read it
+        (a view's columns carry no nullability to judge)."""
+        audits: list[Audit] = []
+
+        def audit(rows: pa.Table) -> list[str]:
+            audits[:] = write_audits(contract, rows, None, nullability=False)
+            return blocking_failures(contract, audits)
+
+        rows = serving.create_view(identifier, _qualified(sql), audit)
         columns = serving.describe(identifier)
         return MaterializeResult(
             metadata={
                 "serving/view": identifier,
                 "columns": len(columns),
                 "dagster/row_count": rows,
-            }
+            },
+            check_results=[check_result(a, contract.policy(a.name)) for a in audits],
         )
 
     return _view

@@ -32,7 +32,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "warehouse": warehouse,
         "serving": serving,
-        "iceberg_io": IcebergIOManager(warehouse=warehouse, serving=serving),
+        "iceberg_io": IcebergIOManager(warehouse=warehouse),
         "landing": LandingZone(root=settings.landing, **s3),
         # Every connection is pinned to UTC: day boundaries are UTC days on any machine.
         "duckdb": UtcDuckDB(database=":memory:"),

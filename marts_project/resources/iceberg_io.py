@@ -7,7 +7,6 @@ count and Iceberg snapshot id Dagster shows per materialization.
 """
 
 import time
-from pathlib import Path
 
 import pyarrow as pa
 from dagster import (
@@ -20,15 +19,9 @@ from dagster import (
     ResourceDependency,
 )
 
-from marts_project.checks.audits import blocking_failures
-from marts_project.contracts import load_contract
-from marts_project.partitions import periods_in
 from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
-from marts_project.resources.serving import ServingDatabase
 
 PARTITION_COLUMN = "partition_expr"  # asset metadata key naming the day column, as dagster-iceberg
-SERVE = "serving/publish"  # asset metadata flag: mirror each commit into the serving database
-AUDIT_CONTRACT = "wap/contract"  # asset metadata: write-audit-publish against this contract
 
 
 def table_identifier(asset_key: AssetKey) -> str:
@@ -80,10 +73,10 @@ def read_in_run(
 
 
 class IcebergIOManager(ConfigurableIOManager):
-    """Arrow in, Arrow out; partition windows become Iceberg `day` filters."""
+    """Arrow in, Arrow out; partition windows become Iceberg `day` filters. Marts do not write
+    through it: each publishes itself (write-audit-publish, serving; `marts/common.py`)."""
 
     warehouse: ResourceDependency[IcebergWarehouse]
-    serving: ResourceDependency[ServingDatabase]
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         """Drop the run's kept outputs when it ends: a process that runs the next chunk of a
@@ -101,28 +94,11 @@ class IcebergIOManager(ConfigurableIOManager):
             column = context.definition_metadata[PARTITION_COLUMN]
             start, end = window.start.date(), window.end.date()
             properties["dagster.partitions"] = f"{start}..{end}"
-        if contract_path := context.definition_metadata.get(AUDIT_CONTRACT):
-            contract = load_contract(Path(contract_path))
-            periods = periods_in(context.asset_partitions_def, start, end) if column else None
-            result = self.warehouse.write_audit_publish(
-                identifier,
-                obj,
-                column,
-                start,
-                end,
-                lambda staged: blocking_failures(contract, staged, periods),
-                properties,
-            )
-        elif column:
+        if column:
             result = self.warehouse.overwrite_days(identifier, obj, column, start, end, properties)
         else:
             result = self.warehouse.replace_all(identifier, obj, properties)
         metadata = write_metadata(result)
-        if context.definition_metadata.get(SERVE):
-            self.serving.publish(
-                identifier, obj, lambda: self.warehouse.read(identifier), column, start, end
-            )
-            metadata["serving/table"] = identifier
         _remember(context.run_id, identifier, start, end, obj)
         metadata["write_seconds"] = round(time.perf_counter() - wall, 3)
         metadata["write_cpu_seconds"] = round(time.process_time() - cpu, 3)

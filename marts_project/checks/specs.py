@@ -1,0 +1,50 @@
+"""How a contract's checks appear in Dagster: their specs, descriptions and results.
+
+A mart's data checks are judged once, by the audit pass of its own write (write-audit-publish),
+and reported as that materialization's check results; only the checks that need the clock or
+other marts (recency, partition freshness, reconciliations) run as separate asset checks.
+"""
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
+
+from marts_project.checks.audits import Audit
+from marts_project.contracts import CheckPolicy, Contract
+
+DESCRIPTIONS = {  # the write audits, in the order they run
+    "matches_contract": "Columns, types and nullability match the contract file.",
+    "unique_key": "The unique key is unique and never null in the days a run wrote.",
+    "row_count_floor": "Every partition a run wrote holds at least the contract's row floor.",
+    "accepted_values": "Columns with accepted values hold nothing else.",
+    "value_ranges": "Columns with a min / max stay within it.",
+}
+
+# Judged on the rows a write stages, before they are published, and reported with the write.
+WRITE_AUDITS = tuple(DESCRIPTIONS)
+
+
+def write_audit_specs(contract: Contract, key: AssetKey) -> list[AssetCheckSpec]:
+    """The checks of `contract` that its mart's write reports (one spec per listed audit)."""
+    return [
+        AssetCheckSpec(
+            name,
+            asset=key,
+            blocking=policy.blocking,
+            description=DESCRIPTIONS[name],
+            metadata={"contract/severity": policy.severity},
+        )
+        for name, policy in contract.checks
+        if name in WRITE_AUDITS
+    ]
+
+
+def check_result(audit: Audit, policy: CheckPolicy) -> AssetCheckResult:
+    """An audit as Dagster shows it, with the severity the contract gives it."""
+    return AssetCheckResult(
+        check_name=audit.name,
+        passed=audit.passed,
+        severity=AssetCheckSeverity.ERROR
+        if policy.severity == "error"
+        else AssetCheckSeverity.WARN,
+        description=None if audit.passed else audit.message,
+        metadata={**audit.metadata, "result": MetadataValue.text(audit.message)},
+    )
