@@ -11,6 +11,14 @@ import warnings
 # only reach pyarrow's Python calls (measured: 0.96 GB). An operator's explicit choice wins.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
+# Every S3 client (s3fs for the landing zone and maintenance, pyiceberg's FileIO) is botocore
+# underneath, and botocore reads its retry policy from here. "standard" retries throttling
+# (SlowDown), 5xx and dropped connections with jittered backoff; the default "legacy" mode gives
+# up after 4 retries and never retries InternalError (found under injected faults). An
+# operator's own setting wins.
+os.environ.setdefault("AWS_RETRY_MODE", "standard")
+os.environ.setdefault("AWS_MAX_ATTEMPTS", "10")
+
 # We use single-run backfill policies and partitioned asset checks on purpose (range runs and
 # per-day checks are the design); their beta/preview notices would only bury real warnings.
 warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")

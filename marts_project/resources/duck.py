@@ -8,6 +8,7 @@ setting (passing it in `config=` needs ICU, which cannot be downloaded here).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -40,10 +41,28 @@ def connect(
     return con
 
 
+_IN_MEMORY: dict[int, duckdb.DuckDBPyConnection] = {}  # by process id: never shared over fork
+
+
 class UtcDuckDB(DuckDBResource):
-    """dagster-duckdb's resource with every connection pinned to UTC."""
+    """dagster-duckdb's resource with every connection pinned to UTC.
+
+    An in-memory database is opened once per process and each use gets its own cursor (a
+    connection of its own: registered tables and settings do not leak between uses). Opening a
+    DuckDB database costs about 20 ms; a one-day refresh opened 98 of them.
+    """
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with super().get_connection() as con:
-            yield pin_utc(con)
+        if self.database != ":memory:" or self.connection_config:
+            with super().get_connection() as con:
+                yield pin_utc(con)
+            return
+        pid = os.getpid()
+        if pid not in _IN_MEMORY:
+            _IN_MEMORY[pid] = duckdb.connect(":memory:")
+        cursor = _IN_MEMORY[pid].cursor()
+        try:
+            yield pin_utc(cursor)
+        finally:
+            cursor.close()

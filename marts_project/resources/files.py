@@ -4,10 +4,6 @@ import datetime as dt
 
 import fsspec
 
-# botocore's "standard" mode retries throttling (SlowDown), 5xx and dropped connections with
-# jittered backoff; its default "legacy" mode gives up after 4 retries and skips InternalError.
-S3_RETRIES = {"mode": "standard", "max_attempts": 10}
-
 
 def filesystem(
     uri: str,
@@ -17,14 +13,14 @@ def filesystem(
     secret: str | None = None,
 ) -> fsspec.AbstractFileSystem:
     """The file system of `uri` (`s3://…` or a local path). Listings are never cached, so a
-    rewritten file is seen at once; fsspec reuses one client per configuration."""
+    rewritten file is seen at once; fsspec reuses one client per configuration. S3 retries
+    follow botocore's environment (see marts_project/__init__.py)."""
     if uri.startswith("s3://"):
         return fsspec.filesystem(
             "s3",
             key=key,
             secret=secret,
             client_kwargs={"endpoint_url": endpoint, "region_name": region},
-            config_kwargs={"retries": S3_RETRIES},
             use_listings_cache=False,
         )
     return fsspec.filesystem("file", auto_mkdir=True)

@@ -22,6 +22,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import DayTransform
 
+from marts_project.resources import pyiceberg_fix  # noqa: F401  (installs before any commit)
 from marts_project.resources.files import filesystem as open_filesystem
 from marts_project.resources.retry import with_retries
 
@@ -88,9 +89,9 @@ class IcebergWarehouse(ConfigurableResource):
         """The (process-wide cached) pyiceberg catalog for this configuration."""
         props = {"warehouse": self.warehouse, "init_catalog_tables": "true"}
         if self.warehouse.startswith("s3://"):
-            # PyArrow's S3 FileIO has been seen to hang after writes; s3fs does not. Ours also
-            # configures botocore's retries, which pyiceberg leaves at the legacy defaults.
-            props["py-io-impl"] = "marts_project.resources.s3io.RetryingFsspecFileIO"
+            # PyArrow's S3 FileIO has been seen to hang after writes; s3fs does not. Its retries
+            # come from botocore's environment (AWS_RETRY_MODE, set in marts_project/__init__).
+            props["py-io-impl"] = "pyiceberg.io.fsspec.FsspecFileIO"
             props["s3.region"] = self.s3_region
             if self.s3_endpoint:
                 props["s3.endpoint"] = self.s3_endpoint

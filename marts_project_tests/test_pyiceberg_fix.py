@@ -1,0 +1,36 @@
+"""The pyiceberg metadata cache changes how often metadata is computed, never what it is."""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib.metadata import version
+
+import pyarrow as pa
+from pyiceberg.table.update import update_table_metadata
+
+from marts_project.resources import pyiceberg_fix
+from marts_project.resources.deployment import open_resource
+from marts_project.settings import Settings
+
+
+def test_the_fix_is_installed_only_on_the_pyiceberg_it_was_made_for():
+    assert (version("pyiceberg") == pyiceberg_fix.PATCHED_VERSION) == pyiceberg_fix.APPLIED
+
+
+def test_a_transaction_computes_its_metadata_once_per_state_and_equal_to_pyiceberg(tmp_path):
+    warehouse = open_resource(Settings.local(tmp_path), "warehouse")
+    day = dt.date(2026, 10, 5)
+    rows = pa.table({"d": [day], "v": [1]})
+    warehouse.overwrite_days("raw.t", rows, "d", day, day + dt.timedelta(days=1))
+    table = warehouse.load_table("raw.t")
+    with table.transaction() as tx:
+        first = tx.table_metadata
+        assert tx.table_metadata is first  # no new deep copy while nothing was staged
+        tx.set_properties(owner="marts")
+        staged = tx.table_metadata
+        assert staged is not first and staged.properties["owner"] == "marts"
+        expected = update_table_metadata(table.metadata, tx._updates)
+        assert staged.model_dump(exclude={"last_updated_ms"}) == expected.model_dump(
+            exclude={"last_updated_ms"}
+        )
+    assert warehouse.load_table("raw.t").properties["owner"] == "marts"
