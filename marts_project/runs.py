@@ -135,6 +135,7 @@ def run_job(
         asset_selection=asset_selection,
     )
     outcome = outcome_of(result, job_name)
+    _release_outputs(result)
     del result
     # A finished run's Arrow tables are kept alive by reference cycles (step contexts, events)
     # until a full garbage collection, which Python runs rarely: without this, a chunked
@@ -143,6 +144,22 @@ def run_job(
     if key_range and key_range[0] != key_range[1]:
         gc.collect()
     return replace(outcome, partitions="..".join(key_range) if key_range else "")
+
+
+def _release_outputs(result: ExecuteInProcessResult) -> None:
+    """Empty the dict in which `execute_in_process` captured every step's output.
+
+    Dagster 1.13 keeps the step contexts of a process's first run alive for good: its records
+    compile their checked `__new__` on first use and keep the calling frame's locals, a step
+    context among them, and that context holds the run's output capture, i.e. every Arrow table
+    the run produced. Measured: 134 MB of Arrow held after a 7-day run at 50,000 rows/day, and a
+    chunked backfill's peak jumping by as much at its second chunk. There is no public way to
+    run in process without capturing outputs, so the captured values are dropped here (the
+    result's `_output_capture`; we never read outputs from the result).
+    """
+    captured = getattr(result, "_output_capture", None)
+    if isinstance(captured, dict):
+        captured.clear()
 
 
 def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ def measured(context: AssetExecutionContext, rows_in: int | None):
         "rows_out": rows_out[0] if rows_out else 0,
         "transform_seconds": round(time.perf_counter() - wall, 3),
         "transform_cpu_seconds": round(time.process_time() - cpu, 3),
+        # the process's high-water mark so far: the step where it jumps set a run's peak
+        "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     if rows_in is not None:  # raw assets report the landing rows they read themselves
         metadata["rows_in"] = rows_in
