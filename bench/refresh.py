@@ -28,7 +28,11 @@ def timed(folder: Path, *argv: str) -> tuple[float, float]:
     env = {**os.environ, "MARTS_DATA_DIR": str(folder), "MARTS_SENSORS": "off"}
     started = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", PEAK, MARTS, *argv], env=env, capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-c", PEAK, MARTS, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     seconds = time.perf_counter() - started
     if out.returncode:
