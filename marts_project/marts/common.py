@@ -135,19 +135,28 @@ def publish(
         periods = periods_in(context.assets_def.partitions_def, start, end)
         properties["dagster.partitions"] = f"{start}..{end}"
     audits: list[Audit] = []
+    audit_seconds = 0.0
 
     def audit(staged: pa.Table) -> list[str]:
+        nonlocal audit_seconds
+        began = time.perf_counter()
         audits[:] = write_audits(contract, staged, periods)
+        audit_seconds += time.perf_counter() - began  # a redone write audits again
         return blocking_failures(contract, audits)
 
     written = warehouse.write_audit_publish(identifier, data, column, start, end, audit, properties)
+    served = time.perf_counter()
     serving.publish(identifier, data, lambda: warehouse.read(identifier), column, start, end)
+    done = time.perf_counter()
     return MaterializeResult(
         metadata={
             **write_metadata(written),
             "serving/table": identifier,
-            "write_seconds": round(time.perf_counter() - wall, 3),
+            # write_seconds is the whole publish; the audit and serving parts are inside it
+            "write_seconds": round(done - wall, 3),
             "write_cpu_seconds": round(time.process_time() - cpu, 3),
+            "audit_seconds": round(audit_seconds, 3),
+            "serving_seconds": round(done - served, 3),
         },
         check_results=[check_result(a, contract.policy(a.name)) for a in audits],
     )
