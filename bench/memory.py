@@ -12,48 +12,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench.common import END, days_before, marts, seed
 from marts_project.partitions import CHUNK_DAYS
-from marts_project.resources.deployment import open_resource
-from marts_project.settings import Settings
-from marts_project.simulator import FAR_FUTURE, SimConfig, land
-
-ROOT = Path(__file__).resolve().parents[1]
-END = dt.date(2026, 10, 31)
-MARTS = str(Path(sys.executable).with_name("marts"))
-# Runs a command and prints its peak RSS (KiB): the child's own maximum, not this process's.
-PEAK = (
-    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-    "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-)
-
-
-def seed(folder: Path, days: list[dt.date], cfg: SimConfig) -> float:
-    """Landing files for `days` (not timed with the backfill); returns their size in MB."""
-    landing = open_resource(Settings.local(folder), "landing")
-    land(landing, days, FAR_FUTURE, cfg)
-    return sum(p.stat().st_size for p in (folder / "landing").rglob("*.csv")) / 1e6
+from marts_project.simulator import SimConfig
 
 
 def backfill(folder: Path, start: dt.date, end: dt.date, chunk_days: int) -> tuple[float, float]:
     """Wall seconds and peak RSS (GB) of one `marts backfill` of [start, end] on `folder`."""
-    env = {**os.environ, "MARTS_DATA_DIR": str(folder), "MARTS_SENSORS": "off"}
-    argv = [MARTS, "backfill", "--start", str(start), "--end", str(end)]
-    argv += ["--chunk-days", str(chunk_days)]
-    started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", PEAK, *argv], env=env, capture_output=True, text=True, cwd=ROOT
-    )
-    seconds = time.perf_counter() - started
-    if out.returncode:
-        raise RuntimeError(f"backfill failed: {out.stderr[-2000:]}")
-    return seconds, int(out.stdout.split()[-1]) / 1024**2
+    argv = ["backfill", "--start", str(start), "--end", str(end), "--chunk-days", str(chunk_days)]
+    return marts(folder, *argv)
 
 
 def main() -> None:
@@ -69,7 +39,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="marts-bench-memory-") as scratch:
         for ndays in args.days:
-            days = [END - dt.timedelta(days=i) for i in reversed(range(ndays))]
+            days = days_before(END, ndays)
             landing = Path(scratch) / f"landing-{ndays}"
             size_mb = seed(landing, days, cfg)
             modes = [("chunked", CHUNK_DAYS)]

@@ -11,33 +11,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.memory import MARTS, PEAK, ROOT, seed
+from bench.common import days_before, marts, seed
 from marts_project.simulator import SimConfig
-
-
-def timed(folder: Path, *argv: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of one `marts` command on `folder`."""
-    env = {**os.environ, "MARTS_DATA_DIR": str(folder), "MARTS_SENSORS": "off"}
-    started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", PEAK, MARTS, *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    seconds = time.perf_counter() - started
-    if out.returncode:
-        raise RuntimeError(f"marts {' '.join(argv)} failed: {out.stderr[-2000:]}")
-    return seconds, int(out.stdout.split()[-1]) / 1024**2
 
 
 def main() -> None:
@@ -47,16 +26,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    days = [yesterday - dt.timedelta(days=i) for i in reversed(range(args.history))]
+    days = days_before(yesterday, args.history)
     with tempfile.TemporaryDirectory(prefix="marts-bench-refresh-") as scratch:
         folder = Path(scratch)
         seed(folder, days, SimConfig(seed=7, rows_per_day=args.rows_per_day))
-        timed(folder, "backfill", "--start", str(days[0]), "--end", str(days[-1]))
+        marts(folder, "backfill", "--start", str(days[0]), "--end", str(days[-1]))
         one_day = [
-            timed(folder, "backfill", "--start", str(yesterday), "--end", str(yesterday))
+            marts(folder, "backfill", "--start", str(yesterday), "--end", str(yesterday))
             for _ in range(args.repeat)
         ]
-        week = timed(folder, "reprocess", "--days", "7")
+        week = marts(folder, "reprocess", "--days", "7")
     median = statistics.median(s for s, _ in one_day)
     print(f"rows per day {args.rows_per_day:,}, {args.history} days of history")
     print(
