@@ -2,10 +2,11 @@
 SLA, last refresh, per-partition freshness and the cost and rows of each refresh over time."""
 
 import datetime as dt
-import html
 import json
+import math
 from pathlib import Path
 
+import jinja2
 from dagster import DagsterInstance
 
 from marts_project.freshness import partition_freshness
@@ -37,7 +38,9 @@ def refresh_history(instance: DagsterInstance, mart) -> list[dict]:
         meta = materialization.metadata
         history.append(
             {
-                "at": dt.datetime.fromtimestamp(record.timestamp, dt.UTC).isoformat(),
+                "at": dt.datetime.fromtimestamp(record.timestamp, dt.UTC).isoformat(
+                    timespec="seconds"
+                ),
                 "partition": materialization.partition,
                 "rows": int(_number(meta, "dagster/row_count")),
                 "seconds": round(
@@ -78,78 +81,130 @@ def build_report(
                 "refreshes": history,
             }
         )
-    return {"generated_at": now.isoformat(), "marts": marts}
+    return {"generated_at": now.isoformat(timespec="seconds"), "marts": marts}
 
 
-def _bars(values: list[float], color: str, title: str, unit: str) -> str:
-    """An inline SVG bar chart (no scripts, no external files)."""
-    width, height, pad = 360, 90, 4
-    if not values:
-        return f'<p class="empty">{html.escape(title)}: no refreshes yet</p>'
-    top = max(values) or 1
-    step = (width - 2 * pad) / len(values)
-    bars = "".join(
-        f'<rect x="{pad + i * step:.1f}" y="{height - pad - (v / top) * (height - 2 * pad):.1f}" '
-        f'width="{max(step - 1, 1):.1f}" height="{(v / top) * (height - 2 * pad):.1f}" '
-        f'fill="{color}"><title>{v:g} {unit}</title></rect>'
-        for i, v in enumerate(values)
+# Chart geometry (px): the plot area sits inside these margins, axes labelled outside it.
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 420, 150, 48, 10, 10, 22
+
+
+def _nice(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^n at or above `value` (a readable axis top)."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value)
+
+
+def _fmt(value: float, unit: str) -> str:
+    text = f"{value:,.0f}" if value >= 100 or value == int(value) else f"{value:.3g}"
+    return f"{text} {unit}"
+
+
+def time_chart(
+    points: list[tuple[dt.datetime, float]],
+    title: str,
+    unit: str,
+    color: str,
+    threshold: tuple[float, str] | None = None,
+) -> dict:
+    """An SVG bar chart on a time axis: bars placed at their time, the y axis in `unit` from
+    zero, and an optional threshold line (the SLA). Geometry only; the template draws it."""
+    chart = {"title": title, "color": color, "width": WIDTH, "height": HEIGHT, "bars": []}
+    chart.update(left=LEFT, right=WIDTH - RIGHT, bottom=HEIGHT - BOTTOM, x_ticks=[], y_ticks=[])
+    chart["threshold"] = None
+    if not points:
+        return chart
+    times = [t.timestamp() for t, _ in points]
+    first, last = min(times), max(times)
+    span = (last - first) or 86400.0
+    first, last = first - span * 0.04, last + span * 0.04  # bars at the ends stay inside
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    top = _nice(max([v for _, v in points] + [threshold[0] if threshold else 0]))
+    bar_w = max(1.0, min(14.0, plot_w / len(points) - 1))
+
+    def x_of(seconds: float) -> float:
+        return LEFT + (seconds - first) / (last - first) * plot_w
+
+    def y_of(value: float) -> float:
+        return TOP + plot_h - value / top * plot_h
+
+    for (at, value), seconds in zip(points, times, strict=True):
+        chart["bars"].append(
+            {
+                "x": round(x_of(seconds) - bar_w / 2, 1),
+                "y": round(y_of(value), 1),
+                "width": round(bar_w, 1),
+                "height": round(value / top * plot_h, 1),
+                "label": f"{at:%Y-%m-%d %H:%M} UTC: {_fmt(value, unit)}",
+            }
+        )
+    chart["y_ticks"] = [(round(y_of(v), 1), _fmt(v, unit)) for v in (0, top / 2, top)]
+    label = "%m-%d" if span > 4 * 86400 else "%m-%d %H:%M"
+    ticks = min(len(points), 4 if span > 4 * 86400 else 3)
+    for i in range(ticks):
+        seconds = first + span * 0.04 + (span * i / (ticks - 1) if ticks > 1 else 0)
+        at = dt.datetime.fromtimestamp(seconds, dt.UTC)
+        chart["x_ticks"].append((round(x_of(seconds), 1), f"{at:{label}}"))
+    if threshold:
+        chart["threshold"] = (round(y_of(threshold[0]), 1), threshold[1])
+    return chart
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+def charts(mart: dict) -> list[dict]:
+    """What the page plots for a mart: hours from each day's close to its refresh against the
+    SLA, then the cost (wall and CPU seconds) and rows of each refresh over time."""
+    latency = []
+    for p in mart["partitions"]:
+        if p["refreshed_at"]:
+            closed = dt.datetime.combine(
+                dt.date.fromisoformat(p["day"]) + dt.timedelta(days=1), dt.time(), dt.UTC
+            )
+            hours = max(0.0, (_at(p["refreshed_at"]) - closed).total_seconds() / 3600)
+            latency.append((closed, hours))
+    refreshes = mart["refreshes"]
+    sla = (mart["sla_hours"], f"SLA {mart['sla_hours']} h")
+    result = (
+        [time_chart(latency, "hours from day close to refresh", "h", "#2e7d32", sla)]
+        if mart["partitions"]
+        else []
     )
-    return (
-        f"<figure><figcaption>{html.escape(title)} (max {top:g} {unit})</figcaption>"
-        f'<svg role="img" aria-label="{html.escape(title)}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">{bars}</svg></figure>'
-    )
+    for key, title, unit, color in (
+        ("seconds", "wall seconds per refresh", "s", "#1565c0"),
+        ("cpu_seconds", "CPU seconds per refresh", "s", "#6a1b9a"),
+        ("rows", "rows per refresh", "rows", "#00838f"),
+    ):
+        points = [(_at(r["at"]), float(r[key])) for r in refreshes]
+        result.append(time_chart(points, title, unit, color))
+    return result
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _readable(iso: str | None) -> str | None:
+    return f"{_at(iso):%Y-%m-%d %H:%M} UTC" if iso else None
 
 
 def render_html(report: dict) -> str:
-    sections = []
-    for mart in report["marts"]:
-        cells = "".join(
-            f'<td class="{p["status"]}" title="{p["day"]}: {p["status"]}">'
-            f"{p['day'][5:]}<br>{p['status'].replace('_', ' ')}</td>"
-            for p in mart["partitions"]
-        )
-        freshness = (
-            f'<table class="partitions"><tr>{cells}</tr></table>'
-            if cells
-            else "<p>unpartitioned: freshness is its last refresh</p>"
-        )
-        refreshes = mart["refreshes"]
-        sections.append(
-            f'<section id="{mart["name"]}"><h2>{html.escape(mart["name"])}</h2>'
-            f'<p class="meta">{html.escape(mart["domain"])} &middot; '
-            f"{html.escape(mart['owner'])} &middot; SLA {mart['sla_hours']} h &middot; "
-            f"last refresh {mart['last_refresh'] or 'never'}</p>"
-            f'{freshness}<div class="charts">'
-            + _bars([r["seconds"] for r in refreshes], "#1565c0", "seconds per refresh", "s")
-            + _bars([r["cpu_seconds"] for r in refreshes], "#6a1b9a", "CPU per refresh", "s")
-            + _bars([r["rows"] for r in refreshes], "#00838f", "rows per refresh", "rows")
-            + "</div></section>"
-        )
-    legend = "".join(
-        f'<span class="{status}">{status.replace("_", " ")}</span>' for status in COLORS
+    """The page: one self-contained file (inline SVG and CSS, no scripts, works offline)."""
+    marts = [
+        {**mart, "last_refresh": _readable(mart["last_refresh"]), "charts": charts(mart)}
+        for mart in report["marts"]
+    ]
+    return _TEMPLATES.get_template("report.html.j2").render(
+        generated_at=_readable(report["generated_at"]), marts=marts, colors=COLORS
     )
-    style = "".join(
-        f"td.{s}, span.{s} {{ background: {c}; color: #fff; }}" for s, c in COLORS.items()
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>marts: freshness and cost</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-section {{ border-top: 1px solid #ddd; padding: .5rem 0 1rem; }}
-.meta {{ color: #555; }} table.partitions td {{ padding: .3rem .5rem; font-size: .8rem;
-text-align: center; }} .charts {{ display: flex; gap: 1.5rem; flex-wrap: wrap; }}
-figure {{ margin: 0; }} figcaption {{ font-size: .8rem; color: #555; }}
-.legend span {{ padding: .2rem .5rem; margin-right: .3rem; font-size: .8rem; }}
-{style}
-</style></head><body>
-<h1>Freshness and cost of the marts</h1>
-<p>Generated {report["generated_at"]}. Each day of the SLA window is <em>fresh</em> when the
-mart was refreshed after its landing files last changed.</p>
-<p class="legend">{legend}</p>
-{"".join(sections)}
-</body></html>
-"""
 
 
 def write_report(report: dict, folder: Path) -> tuple[Path, Path]:

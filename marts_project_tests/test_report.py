@@ -1,0 +1,93 @@
+"""The freshness and cost page, rendered from a hand-made report: escaped, readable axes, the
+SLA line, no microseconds. (The page over a real instance is checked in chromium in
+test_browser.py.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from marts_project.report import render_html, time_chart
+
+
+def _report(owner: str = "ana.ruiz") -> dict:
+    return {
+        "generated_at": "2026-11-03T06:15:42.123456+00:00",
+        "marts": [
+            {
+                "name": "fin_revenue_daily_fact",
+                "domain": "finance",
+                "owner": owner,
+                "sla_hours": 30,
+                "last_refresh": "2026-11-03T05:01:02+00:00",
+                "partitions": [
+                    {
+                        "day": "2026-11-01",
+                        "status": "fresh",
+                        "landing_changed_at": "2026-11-02T01:00:00+00:00",
+                        "refreshed_at": "2026-11-02T12:00:00.5+00:00",  # 12 h after close
+                    },
+                    {
+                        "day": "2026-11-02",
+                        "status": "overdue",
+                        "landing_changed_at": None,
+                        "refreshed_at": None,
+                    },
+                ],
+                "refreshes": [
+                    {
+                        "at": "2026-11-01T05:00:00+00:00",
+                        "rows": 40,
+                        "seconds": 1.5,
+                        "cpu_seconds": 1.0,
+                        "bytes_written": 100,
+                        "partition": "2026-10-31",
+                    },
+                    {
+                        "at": "2026-11-03T05:01:02+00:00",
+                        "rows": 42,
+                        "seconds": 2.5,
+                        "cpu_seconds": 2.0,
+                        "bytes_written": 100,
+                        "partition": "2026-11-01",
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def test_the_page_escapes_what_it_shows():
+    page = render_html(_report(owner="<script>alert(1)</script>"))
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_times_are_shown_to_the_minute_in_utc_and_charts_have_dated_axes_and_units():
+    page = render_html(_report())
+    assert "Generated 2026-11-03 06:15 UTC" in page
+    assert "last refresh 2026-11-03 05:01 UTC" in page
+    assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", page)  # no microseconds anywhere
+    assert ">11-01 05:00<" in page and ">11-03 05:01<" in page  # a dated time axis
+    assert "2.5 s</title>" in page and "42 rows</title>" in page  # values carry units
+    assert "SLA 30 h" in page  # the latency chart's threshold line
+    assert "2026-11-02 00:00 UTC: 12 h" in page  # day 11-01 closed, refreshed 12 h later
+
+
+def test_bars_sit_at_their_time_and_scale_from_zero():
+    chart = time_chart(
+        [
+            (dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 1.0),
+            (dt.datetime(2026, 11, 3, tzinfo=dt.UTC), 4.0),
+        ],
+        "wall seconds",
+        "s",
+        "#000",
+        threshold=(5.0, "SLA 5 s"),
+    )
+    first, second = chart["bars"]
+    assert first["x"] < second["x"]
+    assert second["height"] == 4 * first["height"]  # from zero: heights proportional
+    assert [text for _, text in chart["y_ticks"]] == ["0 s", "2.5 s", "5 s"]
+    assert chart["threshold"][1] == "SLA 5 s"
+    assert chart["threshold"][0] < second["y"]  # the SLA line is above the taller bar
