@@ -1,10 +1,11 @@
-"""`marts`: the command line for what people run by hand.
+"""`marts`: the command line for what people run by hand (click, as Dagster and dbt use).
 
 seed, backfill a date range, reprocess late data, sync (the automation loop, headless), check,
-freshness, report, snapshots / show / rollback (time travel), sql, demo, summary.
+freshness, report, snapshots / show / rollback (time travel), sql, demo, summary. Long work
+prints a line per step as it finishes; `dagster asset materialize --partition-range` works
+beside it on the same instance.
 """
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import click
 import duckdb
 
 from marts_project.automation.loop import (
@@ -41,6 +43,29 @@ from marts_project.simulator import SimConfig, land
 from marts_project.summary import mart_summary
 
 
+class OperatorError(Exception):
+    """A request the operator can correct (unknown mart, no serving database, bad query):
+    printed as one line, exit status 2, nothing written."""
+
+
+class Day(click.ParamType):
+    """A calendar day, YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return parse_day(value)
+        except BadDateRangeError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DAY = Day()
+POSITIVE = click.IntRange(min=1)
+
+
 def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
@@ -49,45 +74,133 @@ def _home(settings: Settings) -> Path:
     return Path(os.environ.get("DAGSTER_HOME", settings.data_dir / "dagster_home"))
 
 
-def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+def _settings() -> Settings:
+    return click.get_current_context().obj
 
-    end = parse_day(args.end) if getattr(args, "end", None) else _yesterday()
-    days = [end - dt.timedelta(days=i) for i in reversed(range(args.days))]
-    cfg = SimConfig(seed=args.seed, rows_per_day=args.rows_per_day)
-    landed = land(open_resource(settings, "landing"), days, dt.datetime.now(dt.UTC), cfg)
-    print(
-        f"seeded {len(landed)} landing files for {days[0]} .. {days[-1]} under {settings.landing}"
+
+def _last_days(end: dt.date, count: int) -> tuple[dt.date, dt.date]:
+    return end - dt.timedelta(days=count - 1), end
+
+
+def seed_days(settings: Settings, days: int, rows_per_day: int, seed: int, end: dt.date) -> None:
+    """Write simulated landing files for the `days` days ending with `end`."""
+    first, _ = _last_days(end, days)
+    every = [first + dt.timedelta(days=i) for i in range(days)]
+    cfg = SimConfig(seed=seed, rows_per_day=rows_per_day)
+    landed = land(open_resource(settings, "landing"), every, dt.datetime.now(dt.UTC), cfg)
+    click.echo(
+        f"seeded {len(landed)} landing files for {every[0]} .. {every[-1]} under {settings.landing}"
     )
-    return 0
 
 
-def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
-
-    start, end = parse_day(args.start), parse_day(args.end or args.start)
+def backfill_days(
+    settings: Settings, start: dt.date, end: dt.date, chunk_days: int, log_level: str
+) -> int:
+    """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions),
+    printing each step and each run as it finishes; 1 if a run or an ERROR check failed."""
     partition_range(start, end)  # refuse a bad range before touching anything
     defs, instance = build_definitions(settings), instance_for(_home(settings))
-    print(
-        f"backfilling {start} .. {end}: daily tables in runs of at most {args.chunk_days} days, "
-        "then weeks, months and dimensions",
-        flush=True,
+    click.echo(
+        f"backfilling {start} .. {end}: daily tables in runs of at most {chunk_days} days, "
+        "then weeks, months and dimensions"
     )
 
     def report(outcome) -> None:
         status = "succeeded" if outcome.success else "FAILED"
-        print(
+        click.echo(
             f"  {outcome.job_name:<18} {outcome.partitions:<22} {status:<9} run "
             f"{outcome.run_id[:8]}  checks passed {outcome.checks_passed}, failed "
-            f"{len(outcome.checks_failed)} {' '.join(outcome.checks_failed)}",
-            flush=True,
+            f"{len(outcome.checks_failed)} {' '.join(outcome.checks_failed)}"
         )
 
-    outcomes = refresh_days(defs, instance, start, end, args.chunk_days, on_outcome=report)
+    outcomes = refresh_days(
+        defs,
+        instance,
+        start,
+        end,
+        chunk_days,
+        on_outcome=report,
+        progress=True,
+        log_level=log_level,
+    )
     failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
     return 0 if failed == 0 else 1
 
 
-def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+def _seed_options(command):
+    command = click.option("--seed", type=int, default=7, show_default=True, help="simulator seed")(
+        command
+    )
+    command = click.option(
+        "--rows-per-day", type=POSITIVE, default=200, show_default=True, help="ad rows per day"
+    )(command)
+    return click.option(
+        "--days", type=POSITIVE, default=14, show_default=True, help="how many closed days"
+    )(command)
+
+
+def _run_options(command):
+    command = click.option(
+        "--log-level",
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+        default="WARNING",
+        show_default=True,
+        help="Dagster's own run log on stderr (steps always print)",
+    )(command)
+    return click.option(
+        "--chunk-days",
+        type=POSITIVE,
+        default=CHUNK_DAYS,
+        show_default=True,
+        help="days per daily run; bounds memory",
+    )(command)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """marts: build, check and serve the data marts."""
+    ctx.obj = Settings.from_env()
+    if missing := ctx.obj.missing_secrets():
+        verb = "is" if len(missing) == 1 else "are"
+        raise OperatorError(
+            f"the warehouse or landing zone is on S3 ({ctx.obj.warehouse}, {ctx.obj.landing}) "
+            f"but {' and '.join(missing)} {verb} not set; set them in the environment (never "
+            "in a file of this project)"
+        )
+
+
+@cli.command()
+@_seed_options
+@click.option("--end", type=DAY, help="last day (default: yesterday, UTC)")
+def seed(days: int, rows_per_day: int, seed: int, end: dt.date | None) -> None:
+    """Write simulated landing files for the last N days."""
+    seed_days(_settings(), days, rows_per_day, seed, end or _yesterday())
+
+
+@cli.command()
+@click.option("--start", type=DAY, required=True, help="first day")
+@click.option("--end", type=DAY, help="last day, inclusive (default: start)")
+@_run_options
+def backfill(start: dt.date, end: dt.date | None, chunk_days: int, log_level: str) -> int:
+    """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
+    return backfill_days(_settings(), start, end or start, chunk_days, log_level.upper())
+
+
+cli.add_command(backfill, "materialize")
+
+
+@cli.command()
+@click.option("--days", type=POSITIVE, default=7, show_default=True, help="how many closed days")
+@_run_options
+def reprocess(days: int, chunk_days: int, log_level: str) -> int:
+    """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
+    start, end = _last_days(_yesterday(), days)
+    return backfill_days(_settings(), start, end, chunk_days, log_level.upper())
+
+
+@cli.command()
+def sync() -> int:
     """Tick the landing sensor and automation until the marts match the landing zone.
 
     Exits 0 only when every run succeeded and no partition is left failed (by this sync or an
@@ -95,6 +208,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     """
     from dagster import deserialize_value, serialize_value
 
+    settings = _settings()
     state_file = settings.data_dir / "sync_state.json"
     state = LoopState()
     if state_file.exists():
@@ -122,31 +236,35 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         )
     for outcome in state.outcomes:
         status = "succeeded" if outcome.success else "FAILED"
-        print(f"  run {outcome.run_id[:8]} {status}  checks failed: {outcome.checks_failed or 0}")
+        click.echo(
+            f"  run {outcome.run_id[:8]} {status}  checks failed: {outcome.checks_failed or 0}"
+        )
     failed = failed_partitions(defs, instance)
     runs_failed = sum(not o.success for o in state.outcomes)
     if problem:
-        print(f"NOT in sync: {problem}")
+        click.echo(f"NOT in sync: {problem}")
     if failed:
         count = sum(len(p) for p in failed.values())
-        print(
+        click.echo(
             f"NOT in sync: {count} partitions failed and are not repaired yet; automation "
             "retries them every 15 minutes (the daemon, or the next `marts sync`), or repair "
             "them now with `marts backfill`:"
         )
         for key, partitions in failed.items():
             shown = ", ".join(partitions[:8]) + (" …" if len(partitions) > 8 else "")
-            print(f"  {key:<46} {shown}")
+            click.echo(f"  {key:<46} {shown}")
     if problem or failed or runs_failed:
-        print(f"{len(state.outcomes)} runs, {runs_failed} failed")
+        click.echo(f"{len(state.outcomes)} runs, {runs_failed} failed")
         return 1
-    print(f"in sync: {len(state.outcomes)} runs")
+    click.echo(f"in sync: {len(state.outcomes)} runs")
     return 0
 
 
-def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def freshness(as_json: bool) -> None:
     """Per-partition freshness of every partitioned mart (table, or JSON with --json)."""
-
+    settings = _settings()
     serving, landing = open_resource(settings, "serving"), open_resource(settings, "landing")
     now = dt.datetime.now(dt.UTC)
     report = {
@@ -154,281 +272,187 @@ def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
         for m in ALL_MARTS
         if m.asset.partitions_def
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
     days = [row["day"] for row in next(iter(report.values()))]
-    print(f"{'mart':<36} " + " ".join(d[5:] for d in days))
+    click.echo(f"{'mart':<36} " + " ".join(d[5:] for d in days))
     for name, rows in report.items():
-        print(f"{name:<36} " + " ".join(f"{r['status'][:5]:<5}" for r in rows))
-    return 0
+        click.echo(f"{name:<36} " + " ".join(f"{r['status'][:5]:<5}" for r in rows))
 
 
-def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    """Seed a small range on the simulator in a scratch folder, backfill it, run every check.
+@cli.command()
+@click.option("--days", type=POSITIVE, default=3, show_default=True, help="days to check")
+@click.option(
+    "--rows-per-day", type=POSITIVE, default=100, show_default=True, help="ad rows per day"
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="simulator seed")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="keep the data here (default: a scratch folder)",
+)
+def check(days: int, rows_per_day: int, seed: int, data_dir: Path | None) -> int:
+    """Materialize a small simulated range in a scratch folder and run every check.
 
     Exits non-zero if a run fails or any ERROR-severity check fails (what CI runs).
     """
-
     from dagster import DagsterInstance
 
     with tempfile.TemporaryDirectory(prefix="marts-check-") as scratch:
-        local = Settings.local(Path(args.data_dir) if args.data_dir else Path(scratch))
-        end = _yesterday()
-        start = end - dt.timedelta(days=args.days - 1)
-        days = [start + dt.timedelta(days=i) for i in range(args.days)]
-        cfg = SimConfig(seed=args.seed, rows_per_day=args.rows_per_day)
-        land(open_resource(local, "landing"), days, dt.datetime.now(dt.UTC), cfg)
-        print(f"checking {start} .. {end} ({args.rows_per_day} rows/day) in {local.data_dir}")
+        local = Settings.local(data_dir or Path(scratch))
+        start, end = _last_days(_yesterday(), days)
+        every = [start + dt.timedelta(days=i) for i in range(days)]
+        cfg = SimConfig(seed=seed, rows_per_day=rows_per_day)
+        land(open_resource(local, "landing"), every, dt.datetime.now(dt.UTC), cfg)
+        click.echo(f"checking {start} .. {end} ({rows_per_day} rows/day) in {local.data_dir}")
         with DagsterInstance.ephemeral() as instance:
             outcomes = refresh_days(build_definitions(local), instance, start, end)
     rows = [row for outcome in outcomes for row in outcome.checks]
-    print(check_table(rows))
+    click.echo(check_table(rows))
     failed_runs = [o.job_name for o in outcomes if not o.success]
     if failed_runs:
-        print(f"failed runs: {', '.join(failed_runs)}")
+        click.echo(f"failed runs: {', '.join(failed_runs)}")
     return 1 if failed_runs or any(o.checks_failed for o in outcomes) else 0
 
 
 def _mart(name: str):
-
     names = {m.contract.name: m for m in ALL_MARTS if m.contract.kind == "table"}
     if name not in names:
-        raise BadDateRangeError(f"unknown mart {name!r}; marts: {', '.join(sorted(names))}")
+        raise OperatorError(f"unknown mart {name!r}; marts: {', '.join(sorted(names))}")
     return names[name]
 
 
-def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
+@cli.command()
+@click.argument("mart")
+def snapshots(mart: str) -> None:
     """The snapshot history of a mart: what each commit did and which run made it."""
-
-    identifier = table_identifier(_mart(args.mart).asset.key)
-    for row in open_resource(settings, "warehouse").history(identifier):
+    identifier = table_identifier(_mart(mart).asset.key)
+    for row in open_resource(_settings(), "warehouse").history(identifier):
         marker = "*" if row["current"] else (" " if row["published"] else "x")
-        print(
+        click.echo(
             f"{marker} {row['snapshot_id']:>20}  {row['committed_at']:%Y-%m-%d %H:%M:%S}  "
             f"{row['operation']:<9} {row['partitions']:<24} run {str(row['run_id'])[:8]}"
         )
-    print("* current   x never published (refused by an audit, or a step inside a write)")
-    return 0
+    click.echo("* current   x never published (refused by an audit, or a step inside a write)")
 
 
-def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+def _print_rows(cursor) -> None:
+    """A result as tab-separated lines under a header (easy to pipe into other tools)."""
+    click.echo("\t".join(d[0] for d in cursor.description))
+    for row in cursor.fetchall():
+        click.echo("\t".join("" if v is None else str(v) for v in row))
+
+
+@cli.command()
+@click.argument("mart")
+@click.option("--as-of", type=int, help="snapshot id to read")
+@click.option("--day", type=DAY, help="only this partition day")
+@click.option("--limit", type=POSITIVE, default=20, show_default=True, help="rows to print")
+def show(mart: str, as_of: int | None, day: dt.date | None, limit: int) -> None:
     """Rows of a mart now or, with --as-of, at an earlier snapshot (time travel)."""
-
-    mart = _mart(args.mart)
-    warehouse = open_resource(settings, "warehouse")
-    identifier = table_identifier(mart.asset.key)
-    table = (
-        warehouse.read_as_of(identifier, args.as_of) if args.as_of else warehouse.read(identifier)
-    )
+    chosen = _mart(mart)
+    warehouse = open_resource(_settings(), "warehouse")
+    identifier = table_identifier(chosen.asset.key)
+    table = warehouse.read_as_of(identifier, as_of) if as_of else warehouse.read(identifier)
     con = connect()
     con.register("mart", table)
-    where = ""
-    params: list = []
-    if args.day:
-        where = f' where "{mart.contract.partition_column}" = ?'
-        params.append(parse_day(args.day))
-    cursor = con.execute(f"select * from mart{where} limit {int(args.limit)}", params)
-    names = [d[0] for d in cursor.description]
-    print("\t".join(names))
-    for row in cursor.fetchall():
-        print("\t".join("" if v is None else str(v) for v in row))
-    return 0
+    where, params = "", []
+    if day:
+        where = f' where "{chosen.contract.partition_column}" = ?'
+        params.append(day)
+    _print_rows(con.execute(f"select * from mart{where} limit {int(limit)}", params))
 
 
-def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    """Point a mart's main branch back at a snapshot and re-serve it."""
-
-    identifier = table_identifier(_mart(args.mart).asset.key)
+@cli.command()
+@click.argument("mart")
+@click.option("--to", "snapshot_id", type=int, required=True, help="snapshot id")
+def rollback(mart: str, snapshot_id: int) -> None:
+    """Point a mart's main branch back at a published snapshot and re-serve it."""
+    settings = _settings()
+    identifier = table_identifier(_mart(mart).asset.key)
     warehouse = open_resource(settings, "warehouse")
-    warehouse.rollback(identifier, args.to)
+    warehouse.rollback(identifier, snapshot_id)
     data = warehouse.read(identifier)
     open_resource(settings, "serving").publish(identifier, data, lambda: data)
-    print(f"{identifier}: main is now snapshot {args.to} ({data.num_rows} rows); serving updated")
-    return 0
+    click.echo(
+        f"{identifier}: main is now snapshot {snapshot_id} ({data.num_rows} rows); serving updated"
+    )
 
 
-def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+@cli.command()
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="folder (default: data/report)"
+)
+def report(out: Path | None) -> None:
     """Write the freshness and cost page (HTML) and its data (JSON)."""
-
-    report = build_report(
+    settings = _settings()
+    data = build_report(
         instance_for(_home(settings)),
         open_resource(settings, "serving"),
         open_resource(settings, "landing"),
         dt.datetime.now(dt.UTC),
     )
-    page, data = write_report(report, Path(args.out or settings.data_dir / "report"))
-    print(f"wrote {page} and {data}")
-    return 0
+    page, raw = write_report(data, out or settings.data_dir / "report")
+    click.echo(f"wrote {page} and {raw}")
 
 
-def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
-    """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
-    end = _yesterday()
-    args.start = (end - dt.timedelta(days=args.days - 1)).isoformat()
-    args.end = end.isoformat()
-    return cmd_backfill(args, settings)
-
-
-def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
-    """SQL on the serving database: one query, or one per line from stdin.
+@cli.command()
+@click.argument("query", required=False)
+def sql(query: str | None) -> None:
+    """SQL on the serving database (read-only): one query, or one per line from stdin.
 
     The connection is read-only and locked down: no file, network or extension access and no
     settings can change, so nothing outside the serving database can be read or written.
     """
-
+    settings = _settings()
     if not settings.serving_db.exists():
-        raise LookupError(f"no serving database at {settings.serving_db}: run `marts demo` first")
-    queries = (
-        [args.query] if args.query else [q for q in sys.stdin.read().split(";\n") if q.strip()]
-    )
+        raise OperatorError(f"no serving database at {settings.serving_db}: run `marts demo` first")
+    queries = [query] if query else [q for q in sys.stdin.read().split(";\n") if q.strip()]
     with connect(str(settings.serving_db), read_only=True, locked=True) as con:
-        for query in queries:
+        for text in queries:
             try:
-                cursor = con.execute(query)
+                cursor = con.execute(text)
             except duckdb.Error as exc:
-                raise LookupError(f"query failed: {exc}") from None
-            if cursor.description is None:
-                continue
-            print("\t".join(d[0] for d in cursor.description))
-            for row in cursor.fetchall():
-                print("\t".join("" if v is None else str(v) for v in row))
-    return 0
+                raise OperatorError(f"query failed: {exc}") from None
+            if cursor.description is not None:
+                _print_rows(cursor)
 
 
-def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+@cli.command()
+def summary() -> None:
+    """Print a short summary of the marts."""
+    click.echo(mart_summary(_settings()))
 
-    print(mart_summary(settings))
-    return 0
 
-
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+@cli.command()
+@_seed_options
+@_run_options
+def demo(days: int, rows_per_day: int, seed: int, chunk_days: int, log_level: str) -> int:
     """Seed the last N days, materialize everything for them, run the checks, summarize."""
-    args.end = None
-    if cmd_seed(args, settings):
-        return 1
+    settings = _settings()
     end = _yesterday()
-    args.start, args.end = (end - dt.timedelta(days=args.days - 1)).isoformat(), end.isoformat()
-    status = cmd_backfill(args, settings)
-    cmd_summary(args, settings)
+    seed_days(settings, days, rows_per_day, seed, end)
+    start, end = _last_days(end, days)
+    status = backfill_days(settings, start, end, chunk_days, log_level.upper())
+    click.echo(mart_summary(settings))
     return status
 
 
-def _positive(value: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="marts", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def seed_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--days", type=_positive, default=14, help="how many closed days (default 14)"
-        )
-        p.add_argument("--rows-per-day", type=_positive, default=200, help="ad rows per day")
-        p.add_argument("--seed", type=int, default=7, help="simulator seed")
-
-    def chunk_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--chunk-days",
-            type=_positive,
-            default=CHUNK_DAYS,
-            help=f"days per daily run; bounds memory (default {CHUNK_DAYS})",
-        )
-
-    seed = sub.add_parser("seed", help="write simulated landing files for the last N days")
-    seed_opts(seed)
-    seed.add_argument("--end", help="last day (default: yesterday, UTC)")
-    seed.set_defaults(func=cmd_seed)
-
-    backfill = sub.add_parser(
-        "backfill", aliases=["materialize"], help="refresh a day range: one run per partitioning"
-    )
-    backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
-    backfill.add_argument("--end", help="last day YYYY-MM-DD (inclusive; default: start)")
-    chunk_opts(backfill)
-    backfill.set_defaults(func=cmd_backfill)
-
-    reprocess = sub.add_parser("reprocess", help="re-materialize the last N days (late data)")
-    reprocess.add_argument(
-        "--days", type=_positive, default=7, help="how many closed days (default 7)"
-    )
-    chunk_opts(reprocess)
-    reprocess.set_defaults(func=cmd_reprocess)
-
-    sql = sub.add_parser("sql", help="SQL on the serving database (read-only)")
-    sql.add_argument("query", nargs="?", help="a query; without it, queries are read from stdin")
-    sql.set_defaults(func=cmd_sql)
-
-    sync = sub.add_parser("sync", help="run the landing sensor and automation until in sync")
-    sync.set_defaults(func=cmd_sync)
-
-    fresh = sub.add_parser("freshness", help="per-partition freshness of every mart")
-    fresh.add_argument("--json", action="store_true", help="print JSON")
-    fresh.set_defaults(func=cmd_freshness)
-
-    demo = sub.add_parser("demo", help="seed, materialize, check and summarize the demo data")
-    seed_opts(demo)
-    chunk_opts(demo)
-    demo.set_defaults(func=cmd_demo)
-
-    check = sub.add_parser("check", help="materialize a small simulated range, run every check")
-    check.add_argument("--days", type=_positive, default=3, help="days to check (default 3)")
-    check.add_argument("--rows-per-day", type=_positive, default=100, help="ad rows per day")
-    check.add_argument("--seed", type=int, default=7, help="simulator seed")
-    check.add_argument("--data-dir", help="keep the data here (default: a scratch folder)")
-    check.set_defaults(func=cmd_check)
-
-    snaps = sub.add_parser("snapshots", help="snapshot history of a mart")
-    snaps.add_argument("mart", help="mart name, e.g. mkt_campaign_performance_fact")
-    snaps.set_defaults(func=cmd_snapshots)
-
-    show = sub.add_parser("show", help="rows of a mart, now or at a snapshot (time travel)")
-    show.add_argument("mart")
-    show.add_argument("--as-of", type=int, help="snapshot id to read")
-    show.add_argument("--day", help="only this partition day")
-    show.add_argument("--limit", type=_positive, default=20, help="rows to print")
-    show.set_defaults(func=cmd_show)
-
-    rollback = sub.add_parser("rollback", help="point a mart back at an earlier snapshot")
-    rollback.add_argument("mart")
-    rollback.add_argument("--to", type=int, required=True, help="snapshot id")
-    rollback.set_defaults(func=cmd_rollback)
-
-    report = sub.add_parser("report", help="write the freshness and cost page (HTML + JSON)")
-    report.add_argument("--out", help="folder (default: data/report)")
-    report.set_defaults(func=cmd_report)
-
-    summary = sub.add_parser("summary", help="print a short summary of the marts")
-    summary.set_defaults(func=cmd_summary)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
-    if missing := settings.missing_secrets():
-        verb = "is" if len(missing) == 1 else "are"
-        print(
-            f"marts: error: the warehouse or landing zone is on S3 ({settings.warehouse}, "
-            f"{settings.landing}) but {' and '.join(missing)} {verb} not set; set them in the "
-            "environment (never in a file of this project)",
-            file=sys.stderr,
-        )
-        return 2
+    """Run one command; its exit status: 0 done, 1 a run or check failed, 2 the request was
+    refused (usage, unknown mart, bad dates, missing credentials) before anything changed."""
     try:
-        return args.func(args, settings)
-    except (BadDateRangeError, LookupError) as exc:
-        print(f"marts: error: {exc}", file=sys.stderr)
+        status = cli.main(args=argv, prog_name="marts", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help
+        return exc.exit_code
+    except click.ClickException as exc:  # usage errors: a bad option or value
+        exc.show()
+        return exc.exit_code
+    except (OperatorError, BadDateRangeError, LookupError) as exc:
+        click.echo(f"marts: error: {exc}", err=True)
         return 2
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

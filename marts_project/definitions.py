@@ -3,6 +3,7 @@
 from dagster import (
     AssetSelection,
     Definitions,
+    colored_console_logger,
     define_asset_job,
     definitions,
     in_process_executor,
@@ -25,6 +26,7 @@ from marts_project.intermediate.assets import int_mkt_campaign_daily, int_orders
 from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import Mart
 from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
+from marts_project.progress import progress_logger
 from marts_project.raw.assets import raw_assets
 from marts_project.resources.deployment import build_resources
 from marts_project.settings import Settings
@@ -92,6 +94,8 @@ def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> De
             table_maintenance_schedule,
         ],
         resources=build_resources(settings),
+        # the console logger stays every run's default; progress is used when a run asks for it
+        loggers={"console": colored_console_logger, "progress": progress_logger},
         executor=in_process_executor if settings.in_process else multiprocess_executor,
     )
 

@@ -57,6 +57,9 @@ class RunOutcome:
     partitions: str = ""  # "first..last" partition keys of a range run, "" when unpartitioned
 
 
+DAILY_JOB = "daily_assets_job"  # raw to daily marts, for a day or a range of days
+
+
 def parse_day(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -123,14 +126,20 @@ def run_job(
     key_range: tuple[str, str] | None,
     log_level: str = "WARNING",
     asset_selection: list[AssetKey] | None = None,
+    progress: bool = False,
 ) -> RunOutcome:
     """One in-process run of `job_name` (or of `asset_selection` within it) over a partition
-    key range (or unpartitioned)."""
+    key range (or unpartitioned); with `progress`, a line per step as it finishes."""
     tags = range_tags(*key_range) if key_range else {}
-    result = defs.resolve_job_def(job_name).execute_in_process(
+    job = defs.resolve_job_def(job_name)
+    loggers: dict = {"console": {"config": {"log_level": log_level}}}
+    if progress:
+        steps = job.get_subset(asset_selection=set(asset_selection)) if asset_selection else job
+        loggers["progress"] = {"config": {"total_steps": len(steps.graph.nodes)}}
+    result = job.execute_in_process(
         instance=instance,
         tags=tags,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={"loggers": loggers},
         raise_on_error=False,
         asset_selection=asset_selection,
     )
@@ -191,7 +200,7 @@ def materialize_days(
     defs: Definitions, instance: DagsterInstance, start: dt.date, end: dt.date
 ) -> RunOutcome:
     """One run of the daily job (raw to daily marts) over the days [start, end]."""
-    return run_job(defs, instance, "daily_assets_job", partition_range(start, end))
+    return run_job(defs, instance, DAILY_JOB, partition_range(start, end))
 
 
 def materialize_lineage(
@@ -200,7 +209,7 @@ def materialize_lineage(
     """One run of a daily asset and everything upstream of it over the days [start, end]."""
     keys = AssetSelection.assets(target).upstream().resolve(defs.resolve_asset_graph())
     return run_job(
-        defs, instance, "daily_assets_job", partition_range(start, end), asset_selection=list(keys)
+        defs, instance, DAILY_JOB, partition_range(start, end), asset_selection=list(keys)
     )
 
 
@@ -211,6 +220,8 @@ def refresh_days(
     end: dt.date,
     chunk_days: int = CHUNK_DAYS,
     on_outcome: Callable[[RunOutcome], None] | None = None,
+    progress: bool = False,
+    log_level: str = "WARNING",
 ) -> list[RunOutcome]:
     """Everything the days [start, end] feed: the daily job over chunks of at most
     `chunk_days` days (one run each, so memory is bounded by a chunk, not by the range), then
@@ -218,8 +229,9 @@ def refresh_days(
     views; checks included.
 
     Later runs are skipped once one fails, so nothing builds on a failed partition.
-    `on_outcome` hears of each run as it finishes (progress for long ranges).
+    `on_outcome` hears of each run as it finishes; `progress` prints each step as it finishes.
     """
+    options = {"progress": progress, "log_level": log_level}
     outcomes: list[RunOutcome] = []
 
     def record(outcome: RunOutcome) -> bool:
@@ -229,7 +241,7 @@ def refresh_days(
         return outcome.success
 
     for first, last in day_chunks(start, end, chunk_days):
-        if not record(materialize_days(defs, instance, first, last)):
+        if not record(run_job(defs, instance, DAILY_JOB, partition_range(first, last), **options)):
             return outcomes
     for job_name, partitions_def, periods in (
         ("weekly_marts_job", weekly_partitions, PERIODS_PER_RUN["weekly"]),
@@ -237,7 +249,7 @@ def refresh_days(
     ):
         keys = keys_covering(partitions_def, start, end)
         for key_range in contiguous_key_ranges(partitions_def, keys, periods):
-            if not record(run_job(defs, instance, job_name, key_range)):
+            if not record(run_job(defs, instance, job_name, key_range, **options)):
                 return outcomes
-    record(run_job(defs, instance, "dimensions_job", None))
+    record(run_job(defs, instance, "dimensions_job", None, **options))
     return outcomes

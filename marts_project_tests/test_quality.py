@@ -5,6 +5,7 @@ rollback; the CI check command."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from decimal import Decimal
 
@@ -244,6 +245,20 @@ def test_a_broken_transform_fails_its_audit_and_readers_keep_the_last_good_data(
     )
     assert lakehouse.serving().read(identifier).num_rows == served.num_rows
 
+    # The refused write's snapshot stays in the table's history, but it never was on main: an
+    # operator cannot roll the mart back onto it.
+    monkeypatch.setenv("MARTS_DATA_DIR", str(lakehouse.settings.data_dir))
+    table = lakehouse.warehouse.load_table(identifier)
+    refused = {s.snapshot_id for s in table.snapshots()} - {
+        e.snapshot_id for e in table.metadata.snapshot_log
+    }
+    assert refused, "the refused write left no snapshot to try"
+    for snapshot_id in refused:
+        assert main(["rollback", "mkt_campaign_performance_fact", "--to", str(snapshot_id)]) == 2
+        assert "was never published on main" in capsys.readouterr().err
+    assert lakehouse.warehouse.load_table(identifier).current_snapshot().snapshot_id == snapshot
+    assert lakehouse.serving().read(identifier).num_rows == served.num_rows
+
 
 def test_time_travel_and_rollback_restore_an_earlier_snapshot(lakehouse, monkeypatch, capsys):
     monkeypatch.setenv("MARTS_DATA_DIR", str(lakehouse.settings.data_dir))
@@ -315,3 +330,20 @@ def test_sql_on_the_serving_database_and_clear_errors(lakehouse, monkeypatch, ca
     assert not (lakehouse.settings.data_dir / "dump").exists()
     assert main(["snapshots", "not_a_mart"]) == 2
     assert "unknown mart 'not_a_mart'" in capsys.readouterr().err
+
+
+def test_a_backfill_prints_each_step_as_it_finishes(lakehouse, monkeypatch, capsys):
+    monkeypatch.setenv("MARTS_DATA_DIR", str(lakehouse.settings.data_dir))
+    lakehouse.seed(DAY, 1)
+    assert main(["backfill", "--start", str(DAY)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line.split() for line in lines if re.match(r"\s+\d+/\d+\s", line)]
+    daily = [s for s in steps if s[0].endswith("/48")]  # every step of the daily job, in order
+    assert [s[0] for s in daily] == [f"{i}/48" for i in range(1, 49)]
+    assert all(s[1] == "OK" for s in steps)
+    built = {s[2]: s for s in daily if "rows" in s}
+    fact = lakehouse.warehouse.read("marketing.mkt_campaign_performance_fact").num_rows
+    assert built["marketing.mkt_campaign_performance_fact"][3] == f"{fact:,}"
+    assert any("check" in s and "quarantine_share" in s for s in daily)
+    # each run still ends with its summary line, after its steps
+    assert any(line.lstrip().startswith("daily_assets_job") for line in lines)
