@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 import duckdb
+from dagster import DagsterInstance
 
 from marts_project.automation.loop import (
     LoopState,
@@ -23,6 +24,8 @@ from marts_project.automation.loop import (
     failed_partitions,
 )
 from marts_project.checks.report import check_table
+from marts_project.cluster import backfill as cluster_backfill
+from marts_project.cluster import supervisor
 from marts_project.definitions import build_definitions
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
@@ -99,6 +102,8 @@ def backfill_days(
     """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions),
     printing each step and each run as it finishes; 1 if a run or an ERROR check failed."""
     partition_range(start, end)  # refuse a bad range before touching anything
+    if settings.cluster:
+        return _cluster_backfill(settings, start, end)
     defs, instance = build_definitions(settings), instance_for(_home(settings))
     click.echo(
         f"backfilling {start} .. {end}: daily tables in runs of at most {chunk_days} days, "
@@ -125,6 +130,27 @@ def backfill_days(
     )
     failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
     return 0 if failed == 0 else 1
+
+
+def _cluster_backfill(settings: Settings, start: dt.date, end: dt.date) -> int:
+    """The range as one Dagster backfill on the cluster, as the UI launches one: the daemon runs
+    its chunks side by side; a line per run as it finishes; 1 unless it all succeeded."""
+    defs, instance = build_definitions(settings), DagsterInstance.get()
+    who = os.environ.get("USER", "unknown")
+    backfill_id = cluster_backfill.launch(
+        settings.webserver_url, defs, start, end, {"marts/trigger": "cli", "marts/user": who}
+    )
+    click.echo(f"backfill {backfill_id} of {start} .. {end} launched on {settings.webserver_url}")
+
+    def report(run) -> None:
+        days = run.tags.get("dagster/asset_partition_range_start", "")
+        if days:
+            days += f" .. {run.tags.get('dagster/asset_partition_range_end', '')}"
+        click.echo(f"  run {run.run_id[:8]} {run.job_name:<22} {days:<24} {run.status.value}")
+
+    status = cluster_backfill.wait(settings.webserver_url, instance, backfill_id, report)
+    click.echo(f"backfill {backfill_id}: {status}")
+    return 0 if status in cluster_backfill.SUCCEEDED else 1
 
 
 def _seed_options(command):
@@ -164,9 +190,9 @@ def cli(ctx: click.Context) -> None:
     if missing := ctx.obj.missing_secrets():
         verb = "is" if len(missing) == 1 else "are"
         raise OperatorError(
-            f"the warehouse or landing zone is on S3 ({ctx.obj.warehouse}, {ctx.obj.landing}) "
-            f"but {' and '.join(missing)} {verb} not set; set them in the environment (never "
-            "in a file of this project)"
+            f"this deployment (warehouse {ctx.obj.warehouse}, executor {ctx.obj.executor}) "
+            f"reads secrets from {' and '.join(missing)}, which {verb} not set; set them in "
+            "the environment (never in a file of this project)"
         )
 
 
@@ -437,6 +463,49 @@ def demo(days: int, rows_per_day: int, seed: int, chunk_days: int, log_level: st
     status = backfill_days(settings, start, end, chunk_days, log_level.upper())
     click.echo(mart_summary(settings))
     return status
+
+
+@cli.group()
+def cluster() -> None:
+    """The cluster deployment on this host: daemon, webserver and Celery workers."""
+
+
+@cluster.command("up")
+@click.option("--workers", type=POSITIVE, default=2, show_default=True, help="Celery workers")
+@click.option(
+    "--max-runs", type=POSITIVE, default=3, show_default=True, help="runs at once (queued beyond)"
+)
+@click.option("--port", type=POSITIVE, default=3000, show_default=True, help="webserver port")
+def cluster_up(workers: int, max_runs: int, port: int) -> None:
+    """Start the cluster (settings from the environment) and wait until it is ready."""
+    try:
+        started = supervisor.up(workers, max_runs, port)
+    except supervisor.ClusterError as exc:
+        raise OperatorError(str(exc)) from exc
+    for process in started:
+        click.echo(f"  {process.name:<10} pid {process.pid:<8} log {process.log}")
+    click.echo(
+        f"cluster up: UI on http://127.0.0.1:{port}, {workers} workers, {max_runs} runs at once"
+    )
+
+
+@cluster.command("down")
+def cluster_down() -> None:
+    """Stop every process of the cluster and all they started."""
+    stopped = supervisor.down(_home(_settings()))
+    click.echo(f"cluster down: stopped {len(stopped)} processes and their children")
+
+
+@cluster.command("status")
+def cluster_status() -> int:
+    """The cluster's processes and whether each is alive; 1 if any died."""
+    processes = supervisor.recorded(_home(_settings()))
+    for process in processes:
+        state = "up" if supervisor.alive(process.pid) else "DEAD"
+        click.echo(f"  {process.name:<10} pid {process.pid:<8} {state}")
+    if not processes:
+        click.echo("cluster down")
+    return 0 if all(supervisor.alive(p.pid) for p in processes) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,6 @@ from dagster import (
     colored_console_logger,
     define_asset_job,
     definitions,
-    in_process_executor,
-    multiprocess_executor,
 )
 
 from marts_project.automation.maintenance_job import (
@@ -22,6 +20,7 @@ from marts_project.automation.schedules import (
 from marts_project.automation.sensors import build_sensors
 from marts_project.checks.contract_checks import build_contract_checks
 from marts_project.checks.raw_checks import raw_checks
+from marts_project.cluster.executor import executor_for
 from marts_project.intermediate.assets import int_mkt_campaign_daily, int_orders_enriched
 from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import Mart
@@ -96,7 +95,7 @@ def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> De
         resources=build_resources(settings),
         # the console logger stays every run's default; progress is used when a run asks for it
         loggers={"console": colored_console_logger, "progress": progress_logger},
-        executor=in_process_executor if settings.in_process else multiprocess_executor,
+        executor=executor_for(settings.executor),
     )
 
 

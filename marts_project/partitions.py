@@ -2,6 +2,7 @@
 that map onto it, and how ranges of them run."""
 
 import datetime as dt
+import os
 
 from dagster import (
     BackfillPolicy,
@@ -49,7 +50,11 @@ days_of_period = TimeWindowPartitionMapping(allow_nonexistent_upstream_partition
 # memory by its chunk, whatever its length. Chunks are independent (every daily input is read
 # on the same day), so the daemon may run them one after another (embedded: one run at a time)
 # or side by side (a cluster), and the result equals one run over the whole range.
-CHUNK_DAYS = 7
+# MARTS_CHUNK_DAYS sets it per deployment (read when the assets are defined: a backfill policy
+# is part of an asset's definition, so the daemon, the UI and the workers must agree on it).
+CHUNK_DAYS = int(os.environ.get("MARTS_CHUNK_DAYS", "7"))
+if CHUNK_DAYS < 1:
+    raise ValueError(f"MARTS_CHUNK_DAYS={CHUNK_DAYS}: a chunk holds at least one day")
 # Weeks and months are chunked too, so a long range never puts all its periods in one run: the
 # monthly P&L reads every order of its months, and a year of months would hold a year of orders.
 PERIODS_PER_RUN: dict[str, int] = {"daily": CHUNK_DAYS, "weekly": 4, "monthly": 1}

@@ -25,10 +25,20 @@ class Settings:
     landing: str
     s3_endpoint: str | None = None
     s3_region: str = "us-east-1"
-    in_process: bool = True
+    executor: str = "in_process"
     pii_key_from_env: bool = False
     sensor_interval_seconds: int = 30
     sensors_running: bool = True
+    webserver_url: str = "http://127.0.0.1:3000"
+
+    @property
+    def in_process(self) -> bool:
+        return self.executor == "in_process"
+
+    @property
+    def cluster(self) -> bool:
+        """The cluster deployment: runs queue on the daemon and steps go to Celery workers."""
+        return self.executor == "celery"
 
     @property
     def uses_s3(self) -> bool:
@@ -38,6 +48,8 @@ class Settings:
         """Environment variables this deployment reads secrets from that are not set."""
         env = os.environ if environ is None else environ
         needed = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] if self.uses_s3 else []
+        if self.executor == "celery":
+            needed += ["MARTS_CELERY_BROKER", "MARTS_CELERY_BACKEND"]
         return [name for name in needed if not env.get(name)]
 
     @property
@@ -67,8 +79,9 @@ class Settings:
             landing=env.get("MARTS_LANDING", base.landing),
             s3_endpoint=env.get("MARTS_S3_ENDPOINT") or None,
             s3_region=env.get("MARTS_S3_REGION", "us-east-1"),
-            in_process=env.get("MARTS_EXECUTOR", "in_process") == "in_process",
+            executor=env.get("MARTS_EXECUTOR", "in_process"),
             pii_key_from_env="MARTS_PII_KEY" in env,
             sensor_interval_seconds=int(env.get("MARTS_SENSOR_INTERVAL_SECONDS", "30")),
             sensors_running=env.get("MARTS_SENSORS", "on") != "off",
+            webserver_url=env.get("MARTS_WEBSERVER_URL", "http://127.0.0.1:3000"),
         )

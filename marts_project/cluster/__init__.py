@@ -1,0 +1,1 @@
+"""The cluster deployment: Dagster on PostgreSQL, concurrent runs, steps on Celery workers."""
