@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import socket
+import subprocess
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +120,53 @@ def s3_lakehouse(
     tmp_path: Path, instance: DagsterInstance, s3_endpoint: str, s3_credentials: None
 ) -> Lakehouse:
     return s3_lakehouse_at(tmp_path, instance, s3_endpoint)
+
+
+def required_service(name: str, exc: Exception) -> None:
+    """Skip a test whose local service is missing, unless CI requires them (it has them all)."""
+    if os.environ.get("MARTS_REQUIRE_POSTGRES"):
+        raise exc
+    pytest.skip(f"no {name} here ({exc}); CI sets MARTS_REQUIRE_POSTGRES and has it")
+
+
+def pg_connect(database: str = "postgres"):
+    psycopg2 = pytest.importorskip("psycopg2")
+    return psycopg2.connect(
+        host="127.0.0.1", port=5432, user="postgres", dbname=database, connect_timeout=3
+    )
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL at 127.0.0.1:5432, dropped afterwards."""
+    try:
+        admin = pg_connect()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
+        required_service("PostgreSQL on 127.0.0.1:5432", exc)
+    admin.autocommit = True
+    name = f"marts_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f"create database {name}")
+    yield name
+    with admin.cursor() as cur:
+        cur.execute(f"drop database if exists {name} with (force)")
+    admin.close()
+
+
+@pytest.fixture
+def rabbitmq_vhost() -> Iterator[str]:
+    """A fresh virtual host on the RabbitMQ at 127.0.0.1:5672 (guest may use it), deleted
+    afterwards: no message of another test or run can reach this one's workers."""
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    name = f"marts_test_{uuid.uuid4().hex[:10]}"
+
+    def ctl_run(*args: str) -> None:
+        subprocess.run([ctl, *args], check=True, capture_output=True, timeout=60)
+
+    try:
+        ctl_run("add_vhost", name)
+    except (OSError, subprocess.SubprocessError) as exc:
+        required_service("RabbitMQ (rabbitmqctl)", exc)
+    ctl_run("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    yield name
+    ctl_run("delete_vhost", name)

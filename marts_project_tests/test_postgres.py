@@ -5,48 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
-import uuid
 
 import pyarrow as pa
-import pytest
 from dagster import DagsterInstance
 
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.runs import materialize_days
 from marts_project.settings import Settings
-from marts_project_tests.conftest import DAY, Lakehouse, days
+from marts_project_tests.conftest import DAY, Lakehouse, days, pg_connect
 from marts_project_tests.expected import expected_campaign_performance, mart_rows
 
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
-
-
-def _connect(database: str = "postgres"):
-    psycopg2 = pytest.importorskip("psycopg2")
-    return psycopg2.connect(
-        host="127.0.0.1", port=5432, user="postgres", dbname=database, connect_timeout=3
-    )
-
-
-@pytest.fixture
-def database():
-    """A fresh PostgreSQL database, dropped afterwards."""
-    try:
-        admin = _connect()
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
-        if os.environ.get("MARTS_REQUIRE_POSTGRES"):
-            raise
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({exc}); CI sets MARTS_REQUIRE_POSTGRES")
-    admin.autocommit = True
-    name = f"marts_test_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f"create database {name}")
-    yield name
-    with admin.cursor() as cur:
-        cur.execute(f"drop database if exists {name} with (force)")
-    admin.close()
 
 
 def test_pipeline_on_postgres_catalog_and_postgres_dagster_storage(database, tmp_path):
@@ -74,7 +45,7 @@ def test_pipeline_on_postgres_catalog_and_postgres_dagster_storage(database, tmp
     assert outcome.success and again.success and not outcome.checks_failed
     expected = expected_campaign_performance(lake.landing, days(DAY, 2), tmp_path / "x")
     assert mart_rows(lake.mart()) == expected
-    with _connect(database) as con, con.cursor() as cur:
+    with pg_connect(database) as con, con.cursor() as cur:
         cur.execute("select count(*) from iceberg_tables where catalog_name = 'marts'")
         assert cur.fetchone()[0] == 27  # raw 9 + quarantine + staging 9 + int 2 + daily marts 6
         cur.execute("select count(*) from runs")

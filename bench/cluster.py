@@ -1,0 +1,174 @@
+"""Scale-out: one backfill on the cluster deployment with 1, 2 and 4 Celery workers, against the
+same range built by the embedded deployment (one process) in the same run.
+
+Services: the PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and a moto S3 server this script
+starts. Each configuration gets a fresh database, RabbitMQ virtual host and warehouse prefix;
+the landing files are seeded once and shared. Wall time is `marts backfill` as a user runs it
+(launch through the webserver, wait for the daemon's runs); peak RSS is the largest high-water
+mark of a worker's processes (its pool process executes the steps).
+
+    .venv/bin/python -m bench.cluster --days 60 --rows-per-day 50000 --workers 1,2,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import psycopg2
+
+from bench.common import END, MARTS, days_before, marts
+from marts_project.cluster import supervisor
+from marts_project.resources.deployment import open_resource
+from marts_project.settings import Settings
+from marts_project.simulator import FAR_FUTURE, SimConfig, land
+
+PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+
+
+def _admin(sql: str) -> None:
+    con = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute(sql)
+    con.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True)
+
+
+def _peak_gb(pids: set[int]) -> float:
+    """The largest peak RSS (VmHWM) among `pids`, in GB."""
+    peak = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak / 1024**2
+
+
+def run_cluster(
+    root: Path, endpoint: str, bucket: str, workers: int, max_runs: int, days: list[dt.date]
+) -> tuple[float, float]:
+    """Wall seconds of the backfill and the peak RSS (GB) of a worker, on a fresh cluster."""
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    _admin(f"create database {name}")
+    _rabbitmqctl("add_vhost", name)
+    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    home = root / name
+    env = {
+        **os.environ,
+        **CREDENTIALS,
+        "DAGSTER_HOME": str(home),
+        "MARTS_DATA_DIR": str(root / name / "data"),
+        "MARTS_DAGSTER_PG_URL": f"{PG}/{name}",
+        "MARTS_CATALOG_URI": f"{PG}/{name}",
+        "MARTS_WAREHOUSE": f"s3://{bucket}/{name}",
+        "MARTS_LANDING": f"s3://{bucket}/landing",
+        "MARTS_S3_ENDPOINT": endpoint,
+        "MARTS_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{name}",
+        "MARTS_CELERY_BACKEND": "redis://127.0.0.1:6379/2",
+        "MARTS_EXECUTOR": "celery",
+        "MARTS_WEBSERVER_URL": "http://127.0.0.1:3191",
+        "MARTS_SENSORS": "off",
+    }
+    try:
+        supervisor.up(workers, max_runs, 3191, env)
+        started = time.perf_counter()
+        out = subprocess.run(
+            [MARTS, "backfill", "--start", str(days[0]), "--end", str(days[-1])],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        if out.returncode:
+            raise RuntimeError(
+                f"cluster backfill failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
+            )
+        pids = set()
+        for process in supervisor.recorded(home):
+            if process.name.startswith("worker-"):
+                pids |= {process.pid, *supervisor.descendants(process.pid)}
+        return seconds, _peak_gb(pids)
+    finally:
+        supervisor.down(home)
+        _rabbitmqctl("delete_vhost", name)
+        _admin(f"drop database if exists {name} with (force)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--rows-per-day", type=int, default=50_000)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--max-runs", type=int, default=3)
+    args = parser.parse_args()
+    days = days_before(END, args.days)
+    cfg = SimConfig(seed=7, rows_per_day=args.rows_per_day)
+    with tempfile.TemporaryDirectory(prefix="marts-bench-cluster-") as tmp:
+        root = Path(tmp)
+        port = 3192
+        moto = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("moto_server")),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        endpoint, bucket = f"http://127.0.0.1:{port}", "marts-bench"
+        try:
+            time.sleep(3)
+            boto3.client(
+                "s3", endpoint_url=endpoint, region_name="us-east-1", **_boto(CREDENTIALS)
+            ).create_bucket(Bucket=bucket)
+            os.environ.update(CREDENTIALS)
+            landing = Settings.local(root / "seed")
+            s3 = Settings(
+                data_dir=landing.data_dir,
+                warehouse=f"s3://{bucket}/seed",
+                catalog_uri=landing.catalog_uri,
+                landing=f"s3://{bucket}/landing",
+                s3_endpoint=endpoint,
+            )
+            land(open_resource(s3, "landing"), days, FAR_FUTURE, cfg)
+            land(open_resource(landing, "landing"), days, FAR_FUTURE, cfg)
+            base_s, base_gb = marts(
+                root / "seed", "backfill", "--start", str(days[0]), "--end", str(days[-1])
+            )
+            print(f"embedded (one process, local disk): {base_s:.1f} s, peak {base_gb:.2f} GB")
+            print("| workers | wall | vs embedded | peak RSS per worker |")
+            print("| --- | --- | --- | --- |")
+            for workers in [int(w) for w in args.workers.split(",")]:
+                seconds, peak = run_cluster(root, endpoint, bucket, workers, args.max_runs, days)
+                print(f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x | {peak:.2f} GB |")
+        finally:
+            moto.terminate()
+
+
+def _boto(credentials: dict[str, str]) -> dict[str, str]:
+    return {
+        "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+if __name__ == "__main__":
+    main()

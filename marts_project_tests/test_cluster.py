@@ -1,0 +1,260 @@
+"""The cluster deployment, for real: Dagster's instance and the Iceberg catalog on PostgreSQL,
+the warehouse and landing zone on S3 (moto's server over HTTP), steps on Celery workers
+(RabbitMQ broker, Redis results), each started as its own process by `marts cluster up`."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+
+from marts_project.cluster import supervisor
+from marts_project.maintenance import MaintenancePolicy, remove_orphans
+from marts_project.partitions import daily_partitions
+from marts_project.resources.deployment import open_resource
+from marts_project.runs import refresh_days
+from marts_project.settings import Settings
+from marts_project.simulator import SimConfig, land
+from marts_project_tests.conftest import Lakehouse, days, free_port
+
+MARTS = str(Path(sys.executable).with_name("marts"))
+SIM = SimConfig(seed=23, rows_per_day=20)
+LANDED = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+WORKER = "Celery worker"
+
+
+class Cluster:
+    """A cluster deployment under test: its environment, settings and Dagster instance."""
+
+    def __init__(self, root: Path, database: str, vhost: str, endpoint: str) -> None:
+        bucket = f"marts-{root.name.lower().replace('_', '-')[-40:]}"
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=bucket)
+        self.port = free_port()
+        pg = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+        self.home = root / "dagster_home"
+        self.env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "MARTS_DATA_DIR": str(root / "data"),
+            "MARTS_DAGSTER_PG_URL": pg,
+            "MARTS_CATALOG_URI": pg,
+            "MARTS_WAREHOUSE": f"s3://{bucket}/warehouse",
+            "MARTS_LANDING": f"s3://{bucket}/landing",
+            "MARTS_S3_ENDPOINT": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "MARTS_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
+            "MARTS_CELERY_BACKEND": "redis://127.0.0.1:6379/1",
+            "MARTS_EXECUTOR": "celery",
+            "MARTS_WEBSERVER_URL": f"http://127.0.0.1:{self.port}",
+            "MARTS_SENSORS": "off",  # the backfill alone, not the landing sensor
+        }
+        self.settings = Settings.from_env(self.env)
+
+    def marts(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [MARTS, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def instance(self) -> DagsterInstance:
+        os.environ["MARTS_DAGSTER_PG_URL"] = self.env["MARTS_DAGSTER_PG_URL"]
+        os.environ["MARTS_MAX_CONCURRENT_RUNS"] = "3"
+        return DagsterInstance.from_config(str(self.home))
+
+    def processes(self) -> set[int]:
+        """Every live process of the cluster: those `up` started and all they started."""
+        found = set()
+        for process in supervisor.recorded(self.home):
+            if supervisor.alive(process.pid):
+                found |= {process.pid, *supervisor.descendants(process.pid)}
+        return found
+
+
+@pytest.fixture
+def cluster(tmp_path, database, rabbitmq_vhost, s3_endpoint, s3_credentials):
+    """A cluster of two workers, at most three runs at once, on fresh services; taken down
+    afterwards with nothing left running."""
+    deployment = Cluster(tmp_path, database, rabbitmq_vhost, s3_endpoint)
+    up = deployment.marts(
+        "cluster",
+        "up",
+        "--workers",
+        "2",
+        "--max-runs",
+        "3",
+        "--port",
+        str(deployment.port),
+        timeout=300,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield deployment
+    finally:
+        running = deployment.processes()
+        down = deployment.marts("cluster", "down", timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not [pid for pid in running if supervisor.alive(pid)]
+
+
+def _max_overlap(spans: list[tuple[float, float]]) -> int:
+    return max((sum(a <= start < b for a, b in spans) for start, _ in spans), default=0)
+
+
+def _steps_and_workers(instance: DagsterInstance, run_id: str) -> dict[str, str | None]:
+    """Each step a run started, and the Celery worker that executed it (from its events)."""
+    steps: dict[str, str | None] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            steps.setdefault(event.step_key, None)
+        if event.event_type == DagsterEventType.ENGINE_EVENT:
+            metadata = event.event_specific_data.metadata if event.event_specific_data else {}
+            if WORKER in metadata:
+                steps[event.step_key] = metadata[WORKER].value
+    return steps
+
+
+def _comparable(lake_warehouse, identifier: str, landing: str) -> list[str]:
+    """A table's rows, sorted, without the refresh time, with landing paths made relative."""
+    table = lake_warehouse.read(identifier)
+    table = table.drop_columns([c for c in table.column_names if c == "_last_refreshed_at"])
+    rows = []
+    for row in table.to_pylist():
+        if isinstance(row.get("_source_file"), str):
+            row["_source_file"] = row["_source_file"].removeprefix(landing)
+        rows.append(repr(sorted(row.items())))
+    return sorted(rows)
+
+
+def test_a_30_day_backfill_runs_as_concurrent_chunks_on_two_workers(cluster, tmp_path):
+    """`marts backfill` launches one backfill through the webserver; the daemon runs its chunks
+    of 7 days three at a time and every step on a Celery worker, both workers busy. Every
+    partition is materialized exactly once, and every table equals the same days built by one
+    run of the embedded deployment."""
+    first = dt.date(2026, 9, 1)
+    window = days(first, 30)
+    land(open_resource(cluster.settings, "landing"), window, LANDED, SIM)
+
+    started = time.monotonic()
+    backfill = cluster.marts("backfill", "--start", str(window[0]), "--end", str(window[-1]))
+    assert backfill.returncode == 0, backfill.stdout + backfill.stderr
+    print(f"cluster: 30-day backfill in {time.monotonic() - started:.0f}s\n{backfill.stdout}")
+
+    instance = cluster.instance()
+    records = instance.get_run_records(RunsFilter(tags={"marts/trigger": "cli"}))
+    assert records and all(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in records)
+    daily = [
+        r
+        for r in records
+        if r.dagster_run.tags.get("dagster/asset_partition_range_start", "").startswith("2026-09")
+        and r.dagster_run.tags.get("dagster/asset_partition_range_end", "")
+        <= window[-1].isoformat()
+    ]
+    assert len(daily) >= 5  # 30 days in chunks of at most 7
+    assert _max_overlap([(r.start_time, r.end_time) for r in records]) >= 3
+
+    placed = {
+        r.dagster_run.run_id: _steps_and_workers(instance, r.dagster_run.run_id) for r in records
+    }
+    unplaced = {(run, step) for run, steps in placed.items() for step, w in steps.items() if not w}
+    assert not unplaced, f"steps with no recorded worker: {sorted(unplaced)[:5]}"
+    workers = collections.Counter(w for steps in placed.values() for w in steps.values())
+    assert len(workers) >= 2, workers
+
+    lake = Lakehouse(cluster.settings, instance)
+    for spec in lake.defs.resolve_all_asset_specs():
+        counts = collections.Counter(
+            record.partition_key
+            for record in instance.fetch_materializations(spec.key, limit=10_000).records
+        )
+        assert set(counts.values()) == {1}, (spec.key, counts)
+        if spec.partitions_def == daily_partitions:
+            assert set(counts) == {d.isoformat() for d in window}, spec.key
+
+    with DagsterInstance.ephemeral() as embedded_instance:
+        embedded = Lakehouse(Settings.local(tmp_path / "embedded"), embedded_instance)
+        land(embedded.landing, window, LANDED, SIM)
+        outcomes = refresh_days(embedded.defs, embedded_instance, window[0], window[-1], 30)
+        assert all(o.success for o in outcomes), outcomes
+        identifiers = sorted(embedded.warehouse.table_identifiers())
+        assert identifiers == sorted(lake.warehouse.table_identifiers())
+        for identifier in identifiers:
+            assert _comparable(lake.warehouse, identifier, cluster.settings.landing) == (
+                _comparable(embedded.warehouse, identifier, embedded.settings.landing)
+            ), identifier
+
+
+def _in_flight(log: Path) -> str | None:
+    """A step task the worker received and has not finished, from its log."""
+    received, finished = [], set()
+    for line in log.read_text(errors="replace").splitlines():
+        if "Task execute_plan[" in line:
+            task = line.split("Task execute_plan[", 1)[1].split("]", 1)[0]
+            (received.append(task) if line.rstrip().endswith("received") else finished.add(task))
+    pending = [t for t in received if t not in finished]
+    return pending[-1] if pending else None
+
+
+def test_a_worker_killed_mid_step_loses_nothing(cluster, tmp_path):
+    """SIGKILL one worker (and its pool) while it executes a step: the broker hands the step to
+    the other worker (tasks are acknowledged when done), the backfill completes, every table
+    equals the embedded build (a step run twice replaced its days, it did not add to them),
+    and the files the killed attempt left behind are orphans that maintenance removes."""
+    window = days(dt.date(2026, 9, 1), 7)
+    land(open_resource(cluster.settings, "landing"), window, LANDED, SIM)
+    backfill = subprocess.Popen(
+        [MARTS, "backfill", "--start", str(window[0]), "--end", str(window[-1])],
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    victim = next(p for p in supervisor.recorded(cluster.home) if p.name == "worker-1")
+    deadline = time.monotonic() + 300
+    while (task := _in_flight(Path(victim.log))) is None:
+        assert backfill.poll() is None and time.monotonic() < deadline, "worker-1 got no step"
+        time.sleep(0.2)
+    time.sleep(0.5)  # into the step's work
+    os.killpg(victim.pid, signal.SIGKILL)
+    output, _ = backfill.communicate(timeout=900)
+    assert backfill.returncode == 0, output
+
+    survivor = next(p for p in supervisor.recorded(cluster.home) if p.name == "worker-2")
+    assert f"Task execute_plan[{task}] succeeded" in Path(survivor.log).read_text()
+
+    instance = cluster.instance()
+    records = instance.get_run_records(RunsFilter(tags={"marts/trigger": "cli"}))
+    assert all(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in records)
+    lake = Lakehouse(cluster.settings, instance)
+    with DagsterInstance.ephemeral() as embedded_instance:
+        embedded = Lakehouse(Settings.local(tmp_path / "embedded"), embedded_instance)
+        land(embedded.landing, window, LANDED, SIM)
+        refresh_days(embedded.defs, embedded_instance, window[0], window[-1], 7)
+        for identifier in sorted(embedded.warehouse.table_identifiers()):
+            assert _comparable(lake.warehouse, identifier, cluster.settings.landing) == (
+                _comparable(embedded.warehouse, identifier, embedded.settings.landing)
+            ), identifier
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # past the orphan age limit
+    policy = MaintenancePolicy()
+    for identifier in lake.warehouse.table_identifiers():
+        table = lake.warehouse.load_table(identifier)
+        remove_orphans(lake.warehouse, table, policy, later)
+        assert remove_orphans(lake.warehouse, table, policy, later)[0] == 0, identifier
