@@ -103,6 +103,11 @@ def backfill_days(
     printing each step and each run as it finishes; 1 if a run or an ERROR check failed."""
     partition_range(start, end)  # refuse a bad range before touching anything
     if settings.cluster:
+        if chunk_days != CHUNK_DAYS:
+            raise OperatorError(
+                f"on the cluster a backfill's chunk is MARTS_CHUNK_DAYS ({CHUNK_DAYS} days), "
+                "which the daemon and the workers share; --chunk-days is for the embedded one"
+            )
         return _cluster_backfill(settings, start, end)
     defs, instance = build_definitions(settings), instance_for(_home(settings))
     click.echo(

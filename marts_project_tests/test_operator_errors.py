@@ -107,3 +107,19 @@ def test_a_sync_that_does_not_converge_says_so_and_keeps_its_cursor(lakehouse, m
     assert "NOT in sync: automation still had work after 1 ticks" in out
     saved = json.loads((lakehouse.settings.data_dir / "sync_state.json").read_text())
     assert f"mkt_campaigns/{DAY}.csv" in json.loads(saved["sensor_cursor"])  # not forgotten
+
+
+def test_the_cluster_refuses_to_start_without_its_settings(tmp_path, monkeypatch, capsys):
+    """No PostgreSQL URL or Celery broker in the environment: exit 2, naming what is missing,
+    and nothing started."""
+    monkeypatch.setenv("MARTS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    for name in ("MARTS_DAGSTER_PG_URL", "MARTS_CELERY_BROKER", "MARTS_CELERY_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["cluster", "up", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "MARTS_DAGSTER_PG_URL" in err and "MARTS_CELERY_BROKER" in err
+    assert not (tmp_path / "home" / "cluster").exists()
+    monkeypatch.setenv("MARTS_EXECUTOR", "celery")  # any command of the cluster deployment
+    assert main(["summary"]) == 2
+    assert "MARTS_CELERY_BROKER and MARTS_CELERY_BACKEND" in capsys.readouterr().err
