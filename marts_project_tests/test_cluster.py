@@ -72,8 +72,7 @@ class Cluster:
         )
 
     def instance(self) -> DagsterInstance:
-        os.environ["MARTS_DAGSTER_PG_URL"] = self.env["MARTS_DAGSTER_PG_URL"]
-        os.environ["MARTS_MAX_CONCURRENT_RUNS"] = "3"
+        """The cluster's Dagster instance (its config reads the URL from the environment)."""
         return DagsterInstance.from_config(str(self.home))
 
     def processes(self) -> set[int]:
@@ -86,10 +85,13 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path, database, rabbitmq_vhost, s3_endpoint, s3_credentials):
+def cluster(tmp_path, database, rabbitmq_vhost, s3_endpoint, s3_credentials, monkeypatch):
     """A cluster of two workers, at most three runs at once, on fresh services; taken down
     afterwards with nothing left running."""
     deployment = Cluster(tmp_path, database, rabbitmq_vhost, s3_endpoint)
+    for name in ("MARTS_DAGSTER_PG_URL", "MARTS_CELERY_BROKER", "MARTS_CELERY_BACKEND"):
+        monkeypatch.setenv(name, deployment.env[name])
+    monkeypatch.setenv("MARTS_MAX_CONCURRENT_RUNS", "3")
     up = deployment.marts(
         "cluster",
         "up",
