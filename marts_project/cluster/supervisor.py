@@ -118,8 +118,14 @@ def up(workers: int, max_runs: int, port: int, env: dict[str, str] | None = None
     home = Path(env["DAGSTER_HOME"])
     if [p for p in recorded(home) if alive(p.pid)]:
         raise ClusterError(f"a cluster is already up for {home}: `marts cluster down` first")
+    config = home / "dagster.yaml"
+    if config.exists() and config.read_text() != INSTANCE_TEMPLATE.read_text():
+        raise ClusterError(
+            f"{config} is another deployment's instance (its run history would be left behind): "
+            "point DAGSTER_HOME at a folder for the cluster"
+        )
     state_dir(home).mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    shutil.copyfile(INSTANCE_TEMPLATE, config)
     env.update(MARTS_EXECUTOR="celery", MARTS_MAX_CONCURRENT_RUNS=str(max_runs))
     started = []
     try:
