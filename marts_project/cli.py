@@ -195,9 +195,9 @@ def cli(ctx: click.Context) -> None:
     if missing := ctx.obj.missing_secrets():
         verb = "is" if len(missing) == 1 else "are"
         raise OperatorError(
-            f"this deployment (warehouse {ctx.obj.warehouse}, executor {ctx.obj.executor}) "
-            f"reads secrets from {' and '.join(missing)}, which {verb} not set; set them in "
-            "the environment (never in a file of this project)"
+            f"{' and '.join(missing)} {verb} not set: this deployment (warehouse "
+            f"{ctx.obj.warehouse}, executor {ctx.obj.executor}) reads its secrets from the "
+            "environment (never from a file of this project)"
         )
 
 
