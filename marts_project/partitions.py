@@ -3,6 +3,7 @@ that map onto it, and how ranges of them run."""
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 
 from dagster import (
     BackfillPolicy,
@@ -14,7 +15,38 @@ from dagster import (
     WeeklyPartitionsDefinition,
 )
 
-PARTITIONS_START = "2024-01-01"  # a Monday, so weeks and months both start on it
+
+def default_partitions_start(today: dt.date) -> dt.date:
+    """The first partition when no setting names one: the Monday on or before the 1st of the
+    month three months before `today`'s, so the monthly 90-day catch-up window, its weeks and
+    its months are all partitions, and a new deployment's partitions bar (a few months, not
+    every day since some fixed year) shows how much of it is filled."""
+    month = today.month - 3
+    first = dt.date(today.year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
+    return first - dt.timedelta(days=first.weekday())
+
+
+def partitions_start(environ: Mapping[str, str] | None = None, today: dt.date | None = None) -> str:
+    """The first daily partition: `MARTS_PARTITIONS_START` (YYYY-MM-DD), else the default.
+
+    A deployment that keeps history sets it once and never moves it: days before it are not
+    partitions (the landing sensor reports their files as never built), so the default, which
+    follows the calendar, suits a demo or a trial, not a lake with years of history.
+    """
+    env = os.environ if environ is None else environ
+    if value := env.get("MARTS_PARTITIONS_START", "").strip():
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise ValueError(
+                f"MARTS_PARTITIONS_START={value!r} is not a date (expected YYYY-MM-DD)"
+            ) from None
+    return default_partitions_start(today or dt.datetime.now(dt.UTC).date()).isoformat()
+
+
+# Read when the assets are defined, like the chunk size below: the daemon, the UI and every
+# worker of a deployment must agree on it (`marts cluster up` pins it for all its processes).
+PARTITIONS_START = partitions_start()
 
 # A day is a partition once it has closed (end_offset=0): landing files for day D arrive after D.
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")

@@ -107,6 +107,7 @@ def test_code_services_get_every_setting_the_code_reads():
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "MARTS_PII_KEY",
+        "MARTS_PARTITIONS_START",
         "DAGSTER_PG_USER",
         "DAGSTER_PG_PASSWORD",
         "DAGSTER_PG_HOST",

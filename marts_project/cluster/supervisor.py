@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from marts_project.partitions import partitions_start
+
 INSTANCE_TEMPLATE = Path(__file__).with_name("dagster.yaml")
 CODE = ["-m", "marts_project.definitions", "-a", "defs"]
 REQUIRED_ENV = (
@@ -126,7 +128,13 @@ def up(workers: int, max_runs: int, port: int, env: dict[str, str] | None = None
         )
     state_dir(home).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(INSTANCE_TEMPLATE, config)
-    env.update(MARTS_EXECUTOR="celery", MARTS_MAX_CONCURRENT_RUNS=str(max_runs))
+    # Every process must see the same partitions: one started after a month boundary would
+    # otherwise compute another default first partition than the daemon's.
+    env.update(
+        MARTS_EXECUTOR="celery",
+        MARTS_MAX_CONCURRENT_RUNS=str(max_runs),
+        MARTS_PARTITIONS_START=partitions_start(env),
+    )
     started = []
     try:
         for name, argv in commands(workers, port).items():

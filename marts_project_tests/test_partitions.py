@@ -1,0 +1,47 @@
+"""The time vocabulary: the first partition, day windows, periods, the last closed day."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+
+from marts_project.partitions import default_partitions_start, partitions_start
+
+
+@pytest.mark.parametrize(
+    ("today", "first"),
+    [
+        (dt.date(2026, 11, 24), dt.date(2026, 7, 27)),  # Aug 1 is a Saturday
+        (dt.date(2027, 1, 15), dt.date(2026, 9, 28)),  # across a year boundary: Oct 1
+        (dt.date(2026, 3, 31), dt.date(2025, 12, 1)),  # Dec 1 2025 is a Monday itself
+    ],
+)
+def test_the_default_first_partition_is_a_monday_before_the_last_three_months(today, first):
+    assert default_partitions_start(today) == first
+    assert first.weekday() == 0 and (today - first).days > 90
+
+
+def test_a_setting_names_the_first_partition_and_a_bad_one_is_refused_by_name():
+    assert partitions_start({"MARTS_PARTITIONS_START": "2025-02-03"}) == "2025-02-03"
+    assert partitions_start({}, today=dt.date(2026, 11, 24)) == "2026-07-27"
+    with pytest.raises(ValueError, match="MARTS_PARTITIONS_START='2025-13-01' is not a date"):
+        partitions_start({"MARTS_PARTITIONS_START": "2025-13-01"})
+
+
+def test_a_new_deployment_shows_months_of_partitions_not_every_day_since_a_fixed_year():
+    env = {k: v for k, v in os.environ.items() if k != "MARTS_PARTITIONS_START"}
+    probe = (
+        "from marts_project.partitions import daily_partitions as d, monthly_partitions as m;"
+        "print(d.get_first_partition_key(), len(d.get_partition_keys()), "
+        "m.get_first_partition_key())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    today = dt.datetime.now(dt.UTC).date()
+    first = default_partitions_start(today)
+    assert out[0] == first.isoformat()
+    assert 90 <= int(out[1]) <= 130  # the last closed day is the last partition
+    assert dt.date.fromisoformat(out[2]) == (first + dt.timedelta(days=6)).replace(day=1)
