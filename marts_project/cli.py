@@ -29,7 +29,7 @@ from marts_project.cluster import supervisor
 from marts_project.definitions import build_definitions
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
-from marts_project.partitions import CHUNK_DAYS
+from marts_project.partitions import CHUNK_DAYS, last_closed_day
 from marts_project.report import build_report, write_report
 from marts_project.resources.deployment import open_resource
 from marts_project.resources.duck import connect
@@ -70,7 +70,7 @@ POSITIVE = click.IntRange(min=1)
 
 
 def _yesterday() -> dt.date:
-    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    return last_closed_day(dt.datetime.now(dt.UTC))
 
 
 def _home(settings: Settings) -> Path:

@@ -10,7 +10,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
-from dagster import TableColumn, TableColumnConstraints, TableSchema
+from dagster import (
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+    TimeWindowPartitionsDefinition,
+)
+
+from marts_project.partitions import PARTITIONINGS
 
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _TYPES = {
@@ -111,6 +118,11 @@ class Contract:
     def policy(self, check: str) -> CheckPolicy | None:
         """The contract's policy for a check, None if the contract does not ask for it."""
         return dict(self.checks).get(check)
+
+    @property
+    def partitions_def(self) -> TimeWindowPartitionsDefinition | None:
+        """The partitions definition the contract's `partitioning` names."""
+        return PARTITIONINGS[self.partitioning]
 
     @property
     def column_names(self) -> list[str]:

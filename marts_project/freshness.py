@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 from marts_project.lineage import upstream_sources
 from marts_project.marts.common import Mart
+from marts_project.partitions import last_closed_day, period_of
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
@@ -36,14 +37,6 @@ def _files_feeding(source: str, day: dt.date) -> list[dt.date]:
     return [day + dt.timedelta(days=n) for n in range(late + 1)]
 
 
-def _period_start(day: dt.date, partitioning: str) -> dt.date:
-    if partitioning == "weekly":
-        return day - dt.timedelta(days=day.weekday())
-    if partitioning == "monthly":
-        return day.replace(day=1)
-    return day
-
-
 def partition_freshness(
     mart: Mart,
     serving: ServingDatabase,
@@ -54,9 +47,9 @@ def partition_freshness(
     """Freshness of each of the `window_days` closed days before `now` (oldest first): what
     the serving database holds for the day against when its landing files last changed."""
     contract = mart.contract
-    last = now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    last = last_closed_day(now)
     days = [last - dt.timedelta(days=i) for i in reversed(range(window_days))]
-    first_period = _period_start(days[0], contract.partitioning)
+    first_period = period_of(contract.partitions_def, days[0]).start
     refreshed = serving.refreshed_by_day(
         table_identifier(mart.asset.key), contract.partition_column, first_period, last
     )
@@ -71,7 +64,7 @@ def partition_freshness(
             if (t := landing.modified_at(s, file_day)) is not None
         ]
         changed = max(stamps) if stamps else None
-        done = refreshed.get(_period_start(day, contract.partitioning))
+        done = refreshed.get(period_of(contract.partitions_def, day).start)
         if changed is None:
             status = "no_landing_data"
         elif done is not None and done >= changed:

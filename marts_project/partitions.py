@@ -1,14 +1,22 @@
-"""The one daily partitioning every fact shares, the week/month partitions of the aggregates
-that map onto it, and how ranges of them run."""
+"""The time vocabulary: the one daily partitioning every fact shares, the week/month partitions
+of the aggregates that map onto it, the day window a run covers, the last closed day, and how
+ranges of partitions run. Every other module asks this one about days."""
+
+from __future__ import annotations
 
 import datetime as dt
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from dagster import (
+    AssetCheckExecutionContext,
     BackfillPolicy,
     DailyPartitionsDefinition,
+    InputContext,
     MonthlyPartitionsDefinition,
+    OpExecutionContext,
+    OutputContext,
     TimeWindow,
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
@@ -155,3 +163,56 @@ def range_tags(first_key: str, last_key: str) -> dict[str, str]:
         "dagster/asset_partition_range_start": first_key,
         "dagster/asset_partition_range_end": last_key,
     }
+
+
+def last_closed_day(now: dt.datetime) -> dt.date:
+    """The newest day that has closed at `now`: days are UTC days and close at 00:00 UTC, so the
+    answer is the same on a machine in any time zone."""
+    return now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    """The days [start, end) a run, a step or a period covers."""
+
+    start: dt.date
+    end: dt.date  # exclusive
+
+    @classmethod
+    def of(cls, window: TimeWindow) -> DayWindow:
+        return cls(window.start.date(), window.end.date())
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days)]
+
+    @property
+    def last(self) -> dt.date:
+        return self.end - dt.timedelta(days=1)
+
+    def __str__(self) -> str:
+        return f"{self.start}..{self.end}"
+
+
+def day_window(
+    context: OpExecutionContext | AssetCheckExecutionContext | InputContext | OutputContext,
+) -> DayWindow | None:
+    """The days the step's partitions cover (one key or a range), None when it has none."""
+    if isinstance(context, InputContext | OutputContext):
+        partitioned = context.has_asset_partitions
+        return DayWindow.of(context.asset_partitions_time_window) if partitioned else None
+    if isinstance(context, AssetCheckExecutionContext):
+        context = context.op_execution_context
+    if context.has_partition_key or context.has_partition_key_range:
+        return DayWindow.of(context.partition_time_window)
+    return None
+
+
+def period_of(partitions_def: TimeWindowPartitionsDefinition | None, day: dt.date) -> DayWindow:
+    """The partition (day, week or month) holding `day`, as its partitions definition says; an
+    unpartitioned table's period is all time."""
+    if partitions_def is None:
+        return DayWindow(dt.date.fromisoformat(PARTITIONS_START), dt.date.max)
+    noon = dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp()
+    key = partitions_def.get_partition_key_for_timestamp(noon)
+    return DayWindow.of(partitions_def.time_window_for_partition_key(key))

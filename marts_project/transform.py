@@ -14,16 +14,20 @@ from dagster import AssetExecutionContext, PartitionsDefinition, asset
 from dagster_duckdb import DuckDBResource
 
 from marts_project.automation.conditions import propagate_updates
-from marts_project.partitions import backfill_policy, daily_partitions, partitioning_of
+from marts_project.partitions import (
+    backfill_policy,
+    daily_partitions,
+    day_window,
+    partitioning_of,
+)
 from marts_project.resources.sql import run_sql
 
 
 def window_params(context: AssetExecutionContext) -> dict[str, Any]:
     """Bound SQL parameters every transform may use: the run's day window and refresh time."""
     params: dict[str, Any] = {"refreshed_at": dt.datetime.now(dt.UTC)}
-    if context.has_partition_key_range or context.has_partition_key:
-        window = context.partition_time_window
-        params["start"], params["end"] = window.start.date(), window.end.date()
+    if window := day_window(context):
+        params["start"], params["end"] = window.start, window.end
     return params
 
 

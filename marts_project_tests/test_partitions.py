@@ -7,7 +7,16 @@ import sys
 
 import pytest
 
-from marts_project.partitions import default_partitions_start, partitions_start
+from marts_project.partitions import (
+    DayWindow,
+    daily_partitions,
+    default_partitions_start,
+    last_closed_day,
+    monthly_partitions,
+    partitions_start,
+    period_of,
+    weekly_partitions,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +54,30 @@ def test_a_new_deployment_shows_months_of_partitions_not_every_day_since_a_fixed
     assert out[0] == first.isoformat()
     assert 90 <= int(out[1]) <= 130  # the last closed day is the last partition
     assert dt.date.fromisoformat(out[2]) == (first + dt.timedelta(days=6)).replace(day=1)
+
+
+def test_the_last_closed_day_is_a_utc_day_whatever_the_clock_zone():
+    tokyo = dt.timezone(dt.timedelta(hours=9))
+    assert last_closed_day(dt.datetime(2026, 11, 25, 5, 0, tzinfo=tokyo)) == dt.date(2026, 11, 23)
+    assert last_closed_day(dt.datetime(2026, 11, 25, 0, 0, tzinfo=dt.UTC)) == dt.date(2026, 11, 24)
+
+
+def test_a_day_window_lists_its_days_and_names_its_last():
+    window = DayWindow(dt.date(2026, 2, 27), dt.date(2026, 3, 2))
+    assert window.days == [dt.date(2026, 2, 27), dt.date(2026, 2, 28), dt.date(2026, 3, 1)]
+    assert window.last == dt.date(2026, 3, 1)
+    assert str(window) == "2026-02-27..2026-03-02"
+
+
+@pytest.mark.parametrize(
+    ("partitions_def", "day", "start", "end"),
+    [
+        (daily_partitions, dt.date(2026, 3, 4), dt.date(2026, 3, 4), dt.date(2026, 3, 5)),
+        (weekly_partitions, dt.date(2026, 3, 1), dt.date(2026, 2, 23), dt.date(2026, 3, 2)),
+        (weekly_partitions, dt.date(2026, 3, 2), dt.date(2026, 3, 2), dt.date(2026, 3, 9)),
+        (monthly_partitions, dt.date(2024, 2, 29), dt.date(2024, 2, 1), dt.date(2024, 3, 1)),
+        (monthly_partitions, dt.date(2026, 12, 31), dt.date(2026, 12, 1), dt.date(2027, 1, 1)),
+    ],
+)
+def test_the_period_of_a_day_comes_from_its_partitions_definition(partitions_def, day, start, end):
+    assert period_of(partitions_def, day) == DayWindow(start, end)

@@ -9,14 +9,14 @@ from dagster import (
     schedule,
 )
 
-from marts_project.partitions import daily_partitions, day_chunks, range_tags
+from marts_project.partitions import daily_partitions, day_chunks, last_closed_day, range_tags
 
 
 def last_days_requests(now: dt.datetime, days: int, reason: str) -> list[RunRequest]:
     """Range runs of the daily job over the `days` closed days before `now`, one per chunk of
     at most CHUNK_DAYS days (memory stays bounded by a chunk; a cluster runs them side by side).
     """
-    end = now.astimezone(dt.UTC).date() - dt.timedelta(days=1)  # the last closed day
+    end = last_closed_day(now)
     first = max(
         end - dt.timedelta(days=days - 1),
         dt.date.fromisoformat(daily_partitions.get_first_partition_key()),

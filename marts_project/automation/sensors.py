@@ -7,7 +7,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from dagster import (
-    AssetKey,
     AssetSelection,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
@@ -18,8 +17,10 @@ from dagster import (
     sensor,
 )
 
+from marts_project.lineage import asset_key_for_table
 from marts_project.partitions import (
     CHUNK_DAYS,
+    DayWindow,
     contiguous_key_ranges,
     daily_partitions,
     range_tags,
@@ -77,9 +78,9 @@ def plan_runs(
         for first, last in contiguous_key_ranges(daily_partitions, day_keys, CHUNK_DAYS):
             start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
             keys = sorted(
-                f"{n}/{d}.csv"
+                LandingZone.key(n, d)
                 for n in names
-                for d in (start + dt.timedelta(days=i) for i in range((end - start).days + 1))
+                for d in DayWindow(start, end + dt.timedelta(days=1)).days
             )
             digest = hashlib.sha256(
                 json.dumps([(k, changed.get(k, "")) for k in keys]).encode()
@@ -87,7 +88,7 @@ def plan_runs(
             runs.append(
                 RunRequest(
                     run_key=f"landing:{start}:{end}:{digest}",
-                    asset_selection=[AssetKey(["raw", f"raw_{n}"]) for n in sorted(names)],
+                    asset_selection=[asset_key_for_table(f"raw_{n}") for n in sorted(names)],
                     tags={
                         **range_tags(start.isoformat(), end.isoformat()),
                         "marts/trigger": "landing_sensor",

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marts_project.contracts import Contract, arrow_type, compatible, null_count
+from marts_project.partitions import last_closed_day, period_of
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,8 @@ def audit_value_ranges(contract: Contract, table: pa.Table) -> Audit:
 def audit_recency(contract: Contract, latest: dt.date | None, now: dt.datetime) -> Audit:
     """The newest partition reaches the last day the SLA says must be in (days close at 00:00
     UTC; a week or month counts from its last day)."""
-    due = (now - dt.timedelta(hours=contract.freshness_sla_hours)).date() - dt.timedelta(days=1)
-    last_day = latest
-    if latest is not None and contract.partitioning == "weekly":
-        last_day = latest + dt.timedelta(days=6)
-    elif latest is not None and contract.partitioning == "monthly":
-        last_day = (latest.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(
-            days=1
-        )
+    due = last_closed_day(now - dt.timedelta(hours=contract.freshness_sla_hours))
+    last_day = None if latest is None else period_of(contract.partitions_def, latest).last
     passed = last_day is not None and last_day >= due
     return Audit(
         "recency",

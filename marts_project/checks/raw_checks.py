@@ -6,18 +6,18 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
-    AssetKey,
     asset_check,
 )
 
 from marts_project.checks.windows import run_window
+from marts_project.lineage import asset_key_for_table
 from marts_project.raw.assets import QUARANTINE_TABLE
 from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.resources.iceberg import IcebergWarehouse
 
 
 def build_quarantine_check(spec: SourceSpec) -> AssetChecksDefinition:
-    key = AssetKey(["raw", f"raw_{spec.name}"])
+    key = asset_key_for_table(f"raw_{spec.name}")
 
     @asset_check(
         asset=key,

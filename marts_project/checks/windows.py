@@ -11,13 +11,10 @@ import datetime as dt
 
 from dagster import AssetCheckExecutionContext
 
-from marts_project.partitions import PARTITIONS_START
+from marts_project.partitions import day_window, period_of
 
 
 def run_window(context: AssetCheckExecutionContext) -> tuple[dt.date, dt.date]:
     """[start, end) of the days the current run covers, or all days when it covers none."""
-    run = context.op_execution_context
-    if run.has_partition_key or run.has_partition_key_range:
-        window = run.partition_time_window
-        return window.start.date(), window.end.date()
-    return dt.date.fromisoformat(PARTITIONS_START), dt.date.max
+    window = day_window(context) or period_of(None, dt.date.min)
+    return window.start, window.end

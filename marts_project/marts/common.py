@@ -25,7 +25,12 @@ from marts_project.checks.audits import Audit, blocking_failures, write_audits
 from marts_project.checks.specs import check_result, write_audit_specs
 from marts_project.contracts import Contract, load_contract
 from marts_project.lineage import asset_key_for_table, column_lineage, sql_inputs
-from marts_project.partitions import PARTITIONINGS, daily_partitions, days_of_period, periods_in
+from marts_project.partitions import (
+    daily_partitions,
+    day_window,
+    days_of_period,
+    periods_in,
+)
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import write_metadata
 from marts_project.resources.serving import ServingDatabase
@@ -68,7 +73,7 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
     if contract.kind == "view":
         return Mart(_build_view(contract, sql_file), contract, sql_file)
     sql = sql_file.read_text()
-    partitions_def = PARTITIONINGS[contract.partitioning]
+    partitions_def = contract.partitions_def
     periodic = partitions_def not in (None, daily_partitions)
     ins = {
         table: AssetIn(
@@ -129,11 +134,10 @@ def publish(
     identifier = f"{contract.domain}.{contract.name}"
     properties = {"dagster.run_id": context.run_id}
     column = start = end = periods = None
-    if context.has_partition_key or context.has_partition_key_range:
-        window = context.partition_time_window
-        column, start, end = contract.partition_column, window.start.date(), window.end.date()
+    if window := day_window(context):
+        column, start, end = contract.partition_column, window.start, window.end
         periods = periods_in(context.assets_def.partitions_def, start, end)
-        properties["dagster.partitions"] = f"{start}..{end}"
+        properties["dagster.partitions"] = str(window)
     audits: list[Audit] = []
     audit_seconds = 0.0
 

@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
 from marts_project.automation.conditions import retry_failed
+from marts_project.partitions import day_window
 from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.raw.validation import LandingFile, parse_landing_files
 from marts_project.resources.iceberg import IcebergWarehouse
@@ -22,13 +23,6 @@ QUARANTINE_TABLE = "raw.quarantine"
 
 class MissingLandingFileError(FileNotFoundError):
     """A partition was requested before its source delivered the day's file."""
-
-
-def days_of(context: AssetExecutionContext) -> list[dt.date]:
-    """The days of the run's partition window (one key or a whole range)."""
-    window = context.partition_time_window
-    start, end = window.start.date(), window.end.date()
-    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
 def landing_file(landing: LandingZone, spec: SourceSpec, day: dt.date) -> LandingFile:
@@ -108,16 +102,16 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         warehouse: IcebergWarehouse,
         duckdb: DuckDBResource,
     ) -> pa.Table:
-        days = days_of(context)
+        window = day_window(context)
         with measured(context, rows_in=None) as done:
-            published, quarantine, stats = ingest(spec, days, landing, duckdb)
+            published, quarantine, stats = ingest(spec, window.days, landing, duckdb)
             done(published.num_rows)
         warehouse.overwrite_days(
             QUARANTINE_TABLE,
             quarantine,
             "partition_date",
-            days[0],
-            days[-1] + dt.timedelta(days=1),
+            window.start,
+            window.end,
             {"dagster.run_id": context.run_id},
             extra_filter=EqualTo("source", spec.name),
         )

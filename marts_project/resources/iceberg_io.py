@@ -19,6 +19,7 @@ from dagster import (
     ResourceDependency,
 )
 
+from marts_project.partitions import day_window
 from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
 
 PARTITION_COLUMN = "partition_expr"  # asset metadata key naming the day column, as dagster-iceberg
@@ -89,11 +90,10 @@ class IcebergIOManager(ConfigurableIOManager):
         identifier = table_identifier(context.asset_key)
         properties = {"dagster.run_id": context.run_id}
         column, start, end = None, None, None
-        if context.has_asset_partitions:
-            window = context.asset_partitions_time_window
+        if window := day_window(context):
             column = context.definition_metadata[PARTITION_COLUMN]
-            start, end = window.start.date(), window.end.date()
-            properties["dagster.partitions"] = f"{start}..{end}"
+            start, end = window.start, window.end
+            properties["dagster.partitions"] = str(window)
         if column:
             result = self.warehouse.overwrite_days(identifier, obj, column, start, end, properties)
         else:
@@ -109,10 +109,9 @@ class IcebergIOManager(ConfigurableIOManager):
         when it wrote exactly that window (no scan), else an Iceberg scan pruned to it."""
         identifier = table_identifier(context.asset_key)
         start = end = column = None
-        if context.has_asset_partitions:
-            window = context.asset_partitions_time_window
+        if window := day_window(context):
             column = context.upstream_output.definition_metadata[PARTITION_COLUMN]
-            start, end = window.start.date(), window.end.date()
+            start, end = window.start, window.end
         return read_in_run(
             context.step_context.run_id, self.warehouse, identifier, column, start, end
         )
