@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,22 +15,20 @@ from dagster import (
     TableSchema,
     TimeWindowPartitionsDefinition,
 )
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
+from marts_project.column_types import TypeName, arrow_type
 from marts_project.partitions import PARTITIONINGS
 
-_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
-_TYPES = {
-    "date": pa.date32(),
-    "string": pa.string(),
-    "bigint": pa.int64(),
-    "integer": pa.int32(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-}
-
-
-KNOWN_CHECKS = {
+CheckName = Literal[
     "matches_contract",
     "unique_key",
     "row_count_floor",
@@ -39,27 +36,26 @@ KNOWN_CHECKS = {
     "value_ranges",
     "recency",
     "partition_freshness",
-}
+]
 
 
 class ContractViolation(ValueError):
     """The table a mart's SQL produced does not match its contract."""
 
 
-def arrow_type(name: str) -> pa.DataType:
-    """Arrow type of a contract type name (`date`, `bigint`, `decimal(18,2)`, ...)."""
-    if match := _DECIMAL.match(name):
-        return pa.decimal128(int(match[1]), int(match[2]))
-    try:
-        return _TYPES[name]
-    except KeyError:
-        raise ValueError(f"unknown contract type {name!r}; use one of {sorted(_TYPES)}") from None
+class ContractFileError(ValueError):
+    """A contract file is malformed: says which file, which field and why."""
 
 
-@dataclass(frozen=True)
-class ContractColumn:
+class _Model(BaseModel):
+    """A part of a contract: immutable, and any key the model does not know is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ContractColumn(_Model):
     name: str
-    type: str
+    type: TypeName
     nullable: bool
     description: str
     pii: bool = False
@@ -68,25 +64,26 @@ class ContractColumn:
     max: float | None = None
 
 
-@dataclass(frozen=True)
-class CheckPolicy:
+class CheckPolicy(_Model):
     """How a check failure is treated, as the contract says (`error, blocking` / `warn`)."""
 
-    severity: str  # error | warn
-    blocking: bool
+    severity: Literal["error", "warn"]
+    blocking: bool = False
 
+    @model_validator(mode="before")
     @classmethod
-    def parse(cls, text: str) -> CheckPolicy:
-        words = [w.strip().lower() for w in str(text).split(",")]
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        words = [w.strip().lower() for w in value.split(",")]
         if words[0] not in ("error", "warn") or set(words[1:]) - {"blocking"}:
             raise ValueError(
-                f"check policy {text!r}: expected 'error', 'error, blocking' or 'warn'"
+                f"check policy {value!r}: expected 'error', 'error, blocking' or 'warn'"
             )
-        return cls(words[0], "blocking" in words[1:])
+        return {"severity": words[0], "blocking": "blocking" in words[1:]}
 
 
-@dataclass(frozen=True)
-class Reconciliation:
+class Reconciliation(_Model):
     """A cross-mart check: SQL over this mart and others returning the rows that disagree."""
 
     name: str
@@ -95,8 +92,20 @@ class Reconciliation:
     policy: CheckPolicy
 
 
-@dataclass(frozen=True)
-class Contract:
+def _items(value: Any) -> Any:
+    """A YAML mapping as the (key, value) pairs a frozen model keeps, in file order."""
+    return tuple(value.items()) if isinstance(value, dict) else value
+
+
+def _rules(value: Any) -> Any:
+    """Rules as (topic, text) pairs, each text's line breaks and indentation folded."""
+    pairs = _items(value)
+    if isinstance(pairs, tuple):
+        return tuple((str(k), " ".join(str(v).split())) for k, v in pairs)
+    return pairs
+
+
+class Contract(_Model):
     """What a mart promises its consumers."""
 
     name: str
@@ -104,16 +113,39 @@ class Contract:
     owner: str
     charter: str
     grain: str
-    freshness_sla_hours: int
+    freshness_sla_hours: PositiveInt
     unique_key: tuple[str, ...]
     columns: tuple[ContractColumn, ...]
     partition_column: str | None = None
-    partitioning: str = "daily"  # daily | weekly | monthly | none
-    kind: str = "table"  # table (Iceberg) | view (in the serving database, always fresh)
-    row_count_floor: int = 1  # rows each partition (or the whole unpartitioned table) must have
-    checks: tuple[tuple[str, CheckPolicy], ...] = ()
+    # daily | weekly | monthly | none (default: daily when there is a partition column)
+    partitioning: Literal["daily", "weekly", "monthly", "none"] = "none"
+    kind: Literal["table", "view"] = "table"  # view: in the serving database, always fresh
+    row_count_floor: NonNegativeInt = 1  # rows each partition (or the whole table) must have
+    checks: Annotated[tuple[tuple[CheckName, CheckPolicy], ...], BeforeValidator(_items)] = ()
     reconciliations: tuple[Reconciliation, ...] = ()
-    rules: tuple[tuple[str, str], ...] = ()  # (topic, rule) a consumer needs to read a number
+    # (topic, rule) a consumer needs to read a number; the rule's whitespace is folded
+    rules: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_rules)] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, body: Any) -> Any:
+        if isinstance(body, dict) and "partitioning" not in body:
+            body = {**body, "partitioning": "daily" if body.get("partition_column") else "none"}
+        return body
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        names = set(self.column_names)
+        if unknown := [c for c in self.unique_key if c not in names]:
+            raise ValueError(f"unique_key names columns the contract does not have: {unknown}")
+        if self.partition_column and self.partition_column not in names:
+            raise ValueError(f"partition_column {self.partition_column!r} is not a column")
+        if (self.partition_column is None) != (self.partitioning == "none"):
+            raise ValueError(
+                f"partitioning {self.partitioning!r} and partition_column "
+                f"{self.partition_column!r} disagree: a partitioned mart names its day column"
+            )
+        return self
 
     def policy(self, check: str) -> CheckPolicy | None:
         """The contract's policy for a check, None if the contract does not ask for it."""
@@ -231,38 +263,9 @@ def null_count(table: pa.Table, columns: list[str]) -> int:
 
 @functools.cache
 def load_contract(path: Path) -> Contract:
-    """Parse a contract file; a malformed one fails loudly at definition load."""
-    body = yaml.safe_load(Path(path).read_text())
-    allowed = set(ContractColumn.__dataclass_fields__)
-    columns = []
-    for column in body.get("columns", []):
-        if unknown := set(column) - allowed:
-            raise ValueError(f"{path}: column {column.get('name')!r} has unknown keys {unknown}")
-        arrow_type(column["type"])
-        if column.get("accepted_values") is not None:
-            column = {**column, "accepted_values": tuple(column["accepted_values"])}
-        columns.append(ContractColumn(**column))
-    checks = tuple((name, CheckPolicy.parse(text)) for name, text in body.get("checks", {}).items())
-    if unknown := {n for n, _ in checks} - KNOWN_CHECKS:
-        raise ValueError(f"{path}: unknown checks {unknown}; known: {sorted(KNOWN_CHECKS)}")
-    reconciliations = tuple(
-        Reconciliation(r["name"], r["description"], r["sql"], CheckPolicy.parse(r["policy"]))
-        for r in body.get("reconciliations", [])
-    )
-    return Contract(
-        name=body["name"],
-        domain=body["domain"],
-        owner=body["owner"],
-        charter=body["charter"],
-        grain=body["grain"],
-        freshness_sla_hours=int(body["freshness_sla_hours"]),
-        unique_key=tuple(body["unique_key"]),
-        columns=tuple(columns),
-        partition_column=body.get("partition_column"),
-        partitioning=body.get("partitioning", "daily" if body.get("partition_column") else "none"),
-        kind=body.get("kind", "table"),
-        row_count_floor=int(body.get("row_count_floor", 1)),
-        checks=checks,
-        reconciliations=reconciliations,
-        rules=tuple((str(k), " ".join(str(v).split())) for k, v in body.get("rules", {}).items()),
-    )
+    """Parse a contract file; a malformed one fails loudly at definition load, naming the file,
+    the field and the rule it breaks."""
+    try:
+        return Contract.model_validate(yaml.safe_load(Path(path).read_text()))
+    except ValidationError as exc:
+        raise ContractFileError(f"{path}: {exc}") from None

@@ -21,7 +21,7 @@ from marts_project.automation.sensors import build_sensors
 from marts_project.checks.contract_checks import build_contract_checks
 from marts_project.checks.raw_checks import raw_checks
 from marts_project.cluster.executor import executor_for
-from marts_project.intermediate.assets import int_mkt_campaign_daily, int_orders_enriched
+from marts_project.intermediate.assets import intermediate_assets
 from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import Mart
 from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
@@ -31,7 +31,7 @@ from marts_project.resources.deployment import build_resources
 from marts_project.settings import Settings
 from marts_project.staging.assets import staging_assets
 
-SHARED_LAYERS = [*raw_assets, *staging_assets, int_mkt_campaign_daily, int_orders_enriched]
+SHARED_LAYERS = [*raw_assets, *staging_assets, *intermediate_assets]
 
 
 def _marts_partitioned_by(partitions_def) -> list:

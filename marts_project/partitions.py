@@ -156,6 +156,23 @@ def periods_in(
     return periods
 
 
+def keys_covering(
+    partitions_def: TimeWindowPartitionsDefinition, start: dt.date, end: dt.date
+) -> list[str]:
+    """The partition keys whose periods overlap the days [start, end] (the weeks and months a
+    range of days touches, partly or whole)."""
+    span = TimeWindow(
+        dt.datetime.combine(start, dt.time(), dt.UTC),
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC),
+    )
+    return [
+        key
+        for key in partitions_def.get_partition_keys()
+        if (w := partitions_def.time_window_for_partition_key(key)).start < span.end
+        and w.end > span.start
+    ]
+
+
 def range_tags(first_key: str, last_key: str) -> dict[str, str]:
     """Run tags that make one run cover the partition keys [first_key, last_key] (the tags
     Dagster documents for a range run requested by a schedule or sensor)."""

@@ -16,7 +16,6 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
-    TimeWindowPartitionsDefinition,
 )
 
 from marts_project.partitions import (
@@ -25,6 +24,7 @@ from marts_project.partitions import (
     contiguous_key_ranges,
     daily_partitions,
     day_chunks,
+    keys_covering,
     monthly_partitions,
     range_tags,
     weekly_partitions,
@@ -104,19 +104,6 @@ def instance_for(home: Path) -> DagsterInstance:
         instance.get_runs(limit=1)  # run, event and schedule storage exist from here on
         instance.all_instigator_state()
         return instance
-
-
-def keys_covering(
-    partitions_def: TimeWindowPartitionsDefinition, start: dt.date, end: dt.date
-) -> list[str]:
-    """The partition keys whose windows overlap the days [start, end]."""
-    begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
-    stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    return [
-        key
-        for key in partitions_def.get_partition_keys()
-        if (w := partitions_def.time_window_for_partition_key(key)).start < stop and w.end > begin
-    ]
 
 
 def run_job(

@@ -1,25 +1,37 @@
-"""Shared glue for SQL assets: run the asset's `.sql` over its inputs for the run's window."""
-
-from __future__ import annotations
+"""The one way to build a table: an Iceberg asset whose inputs are the tables its `.sql` reads,
+run in DuckDB over those inputs for the run's window. Staging and intermediate are built here
+from `tables.yml` + SQL; marts (`marts/common.py`) add their contract on the same decorator."""
 
 import contextlib
 import datetime as dt
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, PartitionsDefinition, asset
+import yaml
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    PartitionMapping,
+    PartitionsDefinition,
+    asset,
+)
 from dagster_duckdb import DuckDBResource
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from marts_project.automation.conditions import propagate_updates
+from marts_project.lineage import asset_key_for_table, sql_inputs
 from marts_project.partitions import (
     backfill_policy,
     daily_partitions,
     day_window,
     partitioning_of,
 )
+from marts_project.resources.pii import PiiMasking
 from marts_project.resources.sql import run_sql
 
 
@@ -97,3 +109,68 @@ def iceberg_table(
 def daily_table(layer: str, partition_column: str, **kwargs: Any):
     """`@asset` for a day-partitioned Iceberg table in namespace `layer`."""
     return iceberg_table(layer, partition_column, daily_partitions, **kwargs)
+
+
+def sql_ins(sql: str, partition_mapping: PartitionMapping | None = None) -> dict[str, AssetIn]:
+    """The asset inputs of a transform: every table its SQL reads, never listed by hand."""
+    return {
+        table: AssetIn(key=asset_key_for_table(table), partition_mapping=partition_mapping)
+        for table in sql_inputs(sql)
+    }
+
+
+class LayerTable(BaseModel):
+    """A table of `tables.yml`: what its day column is and what it holds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partition_column: str
+    description: str
+
+
+# Turns a step's input tables into what its SQL reads (e.g. staging deduplicates raw rows).
+Prepare = Callable[[DuckDBResource, dict[str, pa.Table]], dict[str, pa.Table]]
+
+
+def sql_layer(layer: str, folder: Path, prepare: Prepare | None = None) -> list[AssetsDefinition]:
+    """Every table of a layer: `<folder>/tables.yml` lists them, `<folder>/<name>.sql` computes
+    each from the tables it reads. A listed table without SQL, or SQL no table lists, is an
+    error at definition load."""
+    listing = folder / "tables.yml"
+    tables = yaml.safe_load(listing.read_text())
+    sql_files = {f.stem for f in folder.glob("*.sql")}
+    if sorted(tables) != sorted(sql_files):
+        raise ValueError(
+            f"{listing}: tables without SQL {sorted(set(tables) - sql_files) or 'none'}, "
+            f"SQL without a table {sorted(sql_files - set(tables)) or 'none'}"
+        )
+    try:
+        specs = {name: LayerTable.model_validate(body) for name, body in tables.items()}
+    except ValidationError as exc:
+        raise ValueError(f"{listing}: {exc}") from None
+    return [sql_table(layer, folder / f"{name}.sql", spec, prepare) for name, spec in specs.items()]
+
+
+def sql_table(
+    layer: str, sql_file: Path, spec: LayerTable, prepare: Prepare | None = None
+) -> AssetsDefinition:
+    """A day-partitioned table computed by `sql_file`; its inputs are the tables the SQL reads."""
+
+    @daily_table(
+        layer,
+        spec.partition_column,
+        name=sql_file.stem,
+        description=spec.description,
+        ins=sql_ins(sql_file.read_text()),
+    )
+    def _table(
+        context: AssetExecutionContext,
+        duckdb: DuckDBResource,
+        pii: PiiMasking,
+        **tables: pa.Table,
+    ) -> pa.Table:
+        if prepare is not None:
+            tables = prepare(duckdb, tables)
+        return transform(context, duckdb, sql_file, tables, pii_key=pii.key)
+
+    return _table

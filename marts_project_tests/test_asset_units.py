@@ -17,10 +17,15 @@ DAY = dt.date(2026, 10, 5)
 
 
 def _stage(name: str, raw: pa.Table) -> pa.Table:
+    """Staging table `name` over its one raw input (named after the table its SQL reads)."""
     asset = next(a for a in staging_assets if a.key.path[-1] == name)
+    (raw_input,) = asset.keys_by_input_name
     context = build_asset_context(partition_key=DAY.isoformat())
     return asset(
-        context=context, duckdb=UtcDuckDB(database=":memory:"), pii=PiiMasking(), raw_table=raw
+        context=context,
+        duckdb=UtcDuckDB(database=":memory:"),
+        pii=PiiMasking(),
+        **{raw_input: raw},
     )
 
 

@@ -16,8 +16,12 @@ from collections.abc import Callable
 
 from dagster import DagsterInstance, DagsterRun, Definitions, RunsFilter
 
-from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
-from marts_project.runs import keys_covering
+from marts_project.partitions import (
+    daily_partitions,
+    keys_covering,
+    monthly_partitions,
+    weekly_partitions,
+)
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {

@@ -11,7 +11,6 @@ import pyarrow as pa
 from dagster import (
     AssetDep,
     AssetExecutionContext,
-    AssetIn,
     AssetKey,
     AssetsDefinition,
     FreshnessPolicy,
@@ -34,7 +33,7 @@ from marts_project.partitions import (
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import write_metadata
 from marts_project.resources.serving import ServingDatabase
-from marts_project.transform import iceberg_table, transform
+from marts_project.transform import iceberg_table, sql_ins, transform
 
 
 @dataclass(frozen=True)
@@ -75,12 +74,7 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
     sql = sql_file.read_text()
     partitions_def = contract.partitions_def
     periodic = partitions_def not in (None, daily_partitions)
-    ins = {
-        table: AssetIn(
-            key=asset_key_for_table(table), partition_mapping=days_of_period if periodic else None
-        )
-        for table in sql_inputs(sql)
-    }
+    ins = sql_ins(sql, days_of_period if periodic else None)
     # Marts a reconciliation compares against are built first, so the check sees their update.
     reconciled = {
         table

@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
+
+from marts_project.column_types import TypeName
 
 SOURCES_FILE = Path(__file__).with_name("sources.yml")
 
 
-@dataclass(frozen=True)
-class SourceColumn:
+class SourcesFileError(ValueError):
+    """`sources.yml` is malformed: says which source, which field and why."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceColumn(_Model):
     name: str
-    type: str
+    type: TypeName
     required: bool
     pii: bool = False
     accepted_values: tuple[str, ...] | None = None  # compared case-insensitively
 
 
-@dataclass(frozen=True)
-class SourceSpec:
+class SourceSpec(_Model):
     """What one source must deliver in each landing file."""
 
     name: str
@@ -32,10 +41,20 @@ class SourceSpec:
     columns: tuple[SourceColumn, ...]
     derive_date_from: str | None = None
     date_from_file: bool = False
-    max_quarantine_share: float = 0.05
-    extra_columns: str = "ignore"  # ignore | carry (kept as text in the raw table)
-    late_days: int = 0  # a row of day D may arrive in the files of D .. D + late_days
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    extra_columns: Literal["ignore", "carry"] = "ignore"  # carry: kept as text in the raw table
+    late_days: NonNegativeInt = 0  # a row of day D may arrive in the files of D .. D + late_days
     latest: tuple[str, ...] = ()  # among duplicates of `key`, the greatest of these wins first
+
+    @model_validator(mode="after")
+    def _names_its_own_columns(self) -> SourceSpec:
+        names = {c.name for c in self.columns}
+        if self.derive_date_from or self.date_from_file:
+            names.add(self.date_column)  # derived by the raw layer, not delivered
+        named = {*self.key, *self.latest, self.date_column, self.derive_date_from} - {None}
+        if unknown := sorted(named - names):
+            raise ValueError(f"names columns it does not list: {unknown}")
+        return self
 
     @property
     def required(self) -> list[str]:
@@ -54,31 +73,12 @@ class SourceSpec:
 
 @functools.cache
 def source_specs() -> dict[str, SourceSpec]:
-    raw = yaml.safe_load(SOURCES_FILE.read_text())
-    return {
-        name: SourceSpec(
-            name=name,
-            description=body["description"],
-            date_column=body["date_column"],
-            key=tuple(body["key"]),
-            columns=tuple(_column(c) for c in body["columns"]),
-            derive_date_from=body.get("derive_date_from"),
-            date_from_file=bool(body.get("date_from_file", False)),
-            max_quarantine_share=float(body.get("max_quarantine_share", 0.05)),
-            extra_columns=_extra_rule(name, body.get("extra_columns", "ignore")),
-            late_days=int(body.get("late_days", 0)),
-            latest=tuple(body.get("latest", ())),
-        )
-        for name, body in raw.items()
-    }
-
-
-def _column(body: dict) -> SourceColumn:
-    accepted = body.pop("accepted_values", None)
-    return SourceColumn(**body, accepted_values=tuple(accepted) if accepted else None)
-
-
-def _extra_rule(source: str, rule: str) -> str:
-    if rule not in ("ignore", "carry"):
-        raise ValueError(f"{source}: extra_columns must be 'ignore' or 'carry', not {rule!r}")
-    return rule
+    """Every source's contract; a malformed `sources.yml` fails at definition load, naming the
+    source, the field and the rule it breaks."""
+    specs = {}
+    for name, body in yaml.safe_load(SOURCES_FILE.read_text()).items():
+        try:
+            specs[name] = SourceSpec.model_validate({"name": name, **body})
+        except ValidationError as exc:
+            raise SourcesFileError(f"{SOURCES_FILE}: source {name}: {exc}") from None
+    return specs

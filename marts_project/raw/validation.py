@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from dagster_duckdb import DuckDBResource
 
+from marts_project.column_types import duckdb_type
 from marts_project.raw.sources import SourceSpec
 from marts_project.resources.sql import run_sql
 
@@ -318,7 +319,7 @@ class _DriftTally:
 
     def __init__(self, spec: SourceSpec):
         self.spec = spec
-        self.required = [c for c in spec.columns if c.required and c.type != "varchar"]
+        self.required = [c for c in spec.columns if c.required and c.type != "string"]
         self.files: dict[str, dict[str, list]] = {}
 
     def add(self, strings: pa.Table, duckdb: DuckDBResource) -> None:
@@ -327,11 +328,12 @@ class _DriftTally:
         parts = []
         for col in self.required:
             value = f"nullif(trim(\"{col.name}\"), '')"
+            cast = f"try_cast({value} as {duckdb_type(col.type)})"
             parts.append(
                 f'count({value}) as "{col.name}__present", '
-                f"count(*) filter (where {value} is not null and try_cast({value} as {col.type}) "
+                f"count(*) filter (where {value} is not null and {cast} "
                 f'is null) as "{col.name}__bad", '
-                f"any_value({value}) filter (where try_cast({value} as {col.type}) is null) "
+                f"any_value({value}) filter (where {cast} is null) "
                 f'as "{col.name}__example"'
             )
         stats = run_sql(
@@ -380,7 +382,7 @@ def _typing_sql(spec: SourceSpec) -> str:
     checks, issues, typed = [], [], []
     for col in spec.columns:
         value = f"nullif(trim(\"{col.name}\"), '')"
-        cast = f"try_cast({value} as {col.type})"
+        cast = f"try_cast({value} as {duckdb_type(col.type)})"
         invalid = (
             f"case when {value} is not null and {cast} is null "
             f"then '{col.name}: not a valid {col.type}' end"
