@@ -87,10 +87,9 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def s3_lakehouse_at(tmp_path: Path, instance: DagsterInstance, endpoint: str) -> Lakehouse:
-    """A lakehouse whose warehouse and landing zone live in a new bucket reached at `endpoint`
-    (credentials come from the environment, as in production)."""
-    bucket = f"marts-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+def new_bucket(endpoint: str, folder: Path) -> str:
+    """A new bucket on the S3 server at `endpoint`, named after a test's own folder."""
+    bucket = f"marts-{folder.name.lower().replace('_', '-')[-40:]}"
     boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -98,6 +97,13 @@ def s3_lakehouse_at(tmp_path: Path, instance: DagsterInstance, endpoint: str) ->
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     ).create_bucket(Bucket=bucket)
+    return bucket
+
+
+def s3_lakehouse_at(tmp_path: Path, instance: DagsterInstance, endpoint: str) -> Lakehouse:
+    """A lakehouse whose warehouse and landing zone live in a new bucket reached at `endpoint`
+    (credentials come from the environment, as in production)."""
+    bucket = new_bucket(endpoint, tmp_path)
     local = Settings.local(tmp_path / "data")
     settings = Settings(
         data_dir=local.data_dir,

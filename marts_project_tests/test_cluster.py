@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
@@ -24,7 +23,7 @@ from marts_project.resources.deployment import open_resource
 from marts_project.runs import refresh_days
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
-from marts_project_tests.conftest import Lakehouse, days, free_port
+from marts_project_tests.conftest import Lakehouse, days, free_port, new_bucket
 
 MARTS = str(Path(sys.executable).with_name("marts"))
 SIM = SimConfig(seed=23, rows_per_day=20)
@@ -36,14 +35,7 @@ class Cluster:
     """A cluster deployment under test: its environment, settings and Dagster instance."""
 
     def __init__(self, root: Path, database: str, vhost: str, endpoint: str) -> None:
-        bucket = f"marts-{root.name.lower().replace('_', '-')[-40:]}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ).create_bucket(Bucket=bucket)
+        bucket = new_bucket(endpoint, root)
         self.port = free_port()
         pg = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
         self.home = root / "dagster_home"
