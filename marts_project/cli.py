@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import duckdb
 from dagster import DagsterInstance
+from rich.console import Console
 
 from marts_project.automation.loop import (
     LoopState,
@@ -43,6 +44,7 @@ from marts_project.runs import (
 )
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
+from marts_project.slo_history import mart_slo, slo_table
 from marts_project.summary import mart_summary
 
 
@@ -409,6 +411,27 @@ def rollback(mart: str, snapshot_id: int) -> None:
     click.echo(
         f"{identifier}: main is now snapshot {snapshot_id} ({data.num_rows} rows); serving updated"
     )
+
+
+@cli.command()
+@click.option(
+    "--mart", "mart_name", help="one mart (default: every mart whose contract has an SLO)"
+)
+@click.option("--json", "as_json", is_flag=True, help="print JSON, incidents included")
+def slo(mart_name: str | None, as_json: bool) -> int:
+    """Each mart's SLIs against its contract's SLOs: budget left, burn rate, what burned it.
+    Exits 1 when a mart is out of budget."""
+    settings = _settings()
+    marts = [_mart(mart_name)] if mart_name else [m for m in ALL_MARTS if m.contract.slo]
+    instance = instance_for(_home(settings))
+    warehouse, landing = open_resource(settings, "warehouse"), open_resource(settings, "landing")
+    now = dt.datetime.now(dt.UTC)
+    reports = [mart_slo(m, instance, warehouse, landing, now) for m in marts]
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in reports], indent=2))
+    else:
+        Console(width=140).print(slo_table(reports))
+    return 1 if any(r.out_of_budget for r in reports) else 0
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     NonNegativeInt,
     PositiveInt,
     ValidationError,
@@ -92,6 +93,20 @@ class Reconciliation(_Model):
     policy: CheckPolicy
 
 
+class Slo(_Model):
+    """A mart's service-level objectives over a rolling window: each ratio is the share of good
+    (time fresh, rows complete, writes conformant, runs succeeded; `marts_project/slo.py` says
+    exactly how each is measured); latency is the p95 hours from a landing file's arrival to
+    the refresh that served it. An objective left out is not promised."""
+
+    freshness: float | None = Field(None, gt=0, lt=1)
+    completeness: float | None = Field(None, gt=0, lt=1)
+    conformance: float | None = Field(None, gt=0, lt=1)
+    success_rate: float | None = Field(None, gt=0, lt=1)
+    latency_p95_hours: float | None = Field(None, gt=0)
+    window_days: PositiveInt = 28
+
+
 def _items(value: Any) -> Any:
     """A YAML mapping as the (key, value) pairs a frozen model keeps, in file order."""
     return tuple(value.items()) if isinstance(value, dict) else value
@@ -123,6 +138,7 @@ class Contract(_Model):
     row_count_floor: NonNegativeInt = 1  # rows each partition (or the whole table) must have
     checks: Annotated[tuple[tuple[CheckName, CheckPolicy], ...], BeforeValidator(_items)] = ()
     reconciliations: tuple[Reconciliation, ...] = ()
+    slo: Slo | None = None
     # (topic, rule) a consumer needs to read a number; the rule's whitespace is folded
     rules: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_rules)] = ()
 

@@ -38,39 +38,48 @@ def _marts_partitioned_by(partitions_def) -> list:
     return [m.asset for m in ALL_MARTS if m.asset.partitions_def == partitions_def]
 
 
+MART_CHECKS = [check for mart in ALL_MARTS for check in build_contract_checks(mart)]
+
+
+def _checks_named(*names: str) -> list:
+    return [c for c in MART_CHECKS if next(iter(c.check_keys)).name in names]
+
+
+# An SLO budget reads weeks of run history: judged hourly (freshness_checks_job), not by every
+# refresh run.
+NOT_IN_REFRESHES = AssetSelection.checks(*_checks_named("slo_budget"))
+
 # Jobs by partitioning: a run covers one range of one partitioning (a Dagster rule).
 daily_assets_job = define_asset_job(
     "daily_assets_job",
-    selection=AssetSelection.assets(*SHARED_LAYERS, *_marts_partitioned_by(daily_partitions)),
+    selection=AssetSelection.assets(*SHARED_LAYERS, *_marts_partitioned_by(daily_partitions))
+    - NOT_IN_REFRESHES,
     partitions_def=daily_partitions,
     description="Every day-partitioned table, raw to marts, for a day or a range of days.",
 )
 weekly_marts_job = define_asset_job(
     "weekly_marts_job",
-    selection=AssetSelection.assets(*_marts_partitioned_by(weekly_partitions)),
+    selection=AssetSelection.assets(*_marts_partitioned_by(weekly_partitions)) - NOT_IN_REFRESHES,
     partitions_def=weekly_partitions,
     description="Weekly aggregates for a week or a range of weeks.",
 )
 monthly_marts_job = define_asset_job(
     "monthly_marts_job",
-    selection=AssetSelection.assets(*_marts_partitioned_by(monthly_partitions)),
+    selection=AssetSelection.assets(*_marts_partitioned_by(monthly_partitions)) - NOT_IN_REFRESHES,
     partitions_def=monthly_partitions,
     description="Monthly aggregates for a month or a range of months.",
 )
 dimensions_job = define_asset_job(
     "dimensions_job",
-    selection=AssetSelection.assets(*_marts_partitioned_by(None)),
+    selection=AssetSelection.assets(*_marts_partitioned_by(None)) - NOT_IN_REFRESHES,
     description="Unpartitioned marts: dimensions and the serving views.",
 )
 REFRESH_JOBS = [daily_assets_job, weekly_marts_job, monthly_marts_job, dimensions_job]
 
-MART_CHECKS = [check for mart in ALL_MARTS for check in build_contract_checks(mart)]
 freshness_checks_job = define_asset_job(
     "freshness_checks_job",
-    selection=AssetSelection.checks(
-        *(c for c in MART_CHECKS if next(iter(c.check_keys)).name == "partition_freshness")
-    ),
-    description="Per-partition freshness of every partitioned mart (no materialization).",
+    selection=AssetSelection.checks(*_checks_named("partition_freshness", "slo_budget")),
+    description="Per-partition freshness and SLO budgets of the marts (no materialization).",
 )
 
 

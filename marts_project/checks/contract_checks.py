@@ -24,6 +24,7 @@ from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
 from marts_project.resources.sql import run_sql
+from marts_project.slo_history import mart_slo
 
 DESCRIPTIONS = {
     "recency": "The newest partition is within the freshness SLA.",
@@ -42,7 +43,56 @@ def build_contract_checks(mart: Mart) -> list[AssetChecksDefinition]:
         if name not in WRITE_AUDITS
     ]
     checks += [_build_reconciliation(mart, rec) for rec in contract.reconciliations]
+    if contract.slo is not None:
+        checks.append(_build_slo_check(mart))
     return checks
+
+
+def _build_slo_check(mart: Mart) -> AssetChecksDefinition:
+    """Warns (never blocks) when an SLI of the mart is out of its error budget; the figures and
+    the incidents that spent the budget are the result's metadata."""
+
+    @asset_check(
+        asset=mart.asset.key,
+        name="slo_budget",
+        blocking=False,
+        description="Every SLI of the contract's SLO is within its error budget over the window.",
+        metadata={"contract/severity": "warn"},
+    )
+    def _slo(
+        context: AssetCheckExecutionContext, warehouse: IcebergWarehouse, landing: LandingZone
+    ) -> AssetCheckResult:
+        now = dt.datetime.now(dt.UTC)
+        report = mart_slo(mart, context.instance, warehouse, landing, now)
+        metadata: dict = {
+            f"{i.name}/{figure}": value
+            for i in report.indicators
+            for figure, value in (
+                ("value", i.value),
+                ("objective", i.objective),
+                ("budget_left", i.budget_left),
+                ("burn_rate", i.burn_rate),
+            )
+            if value is not None
+        }
+        metadata["incidents"] = MetadataValue.md(
+            "| sli | day | from | to | cause | detail |\n|---|---|---|---|---|---|\n"
+            + "\n".join(
+                f"| {i.sli} | {i.day or '-'} | {i.start:%Y-%m-%d %H:%M} | "
+                f"{f'{i.end:%Y-%m-%d %H:%M}' if i.end else 'ongoing'} | {i.cause} | {i.detail} |"
+                for i in report.incidents[-50:]
+            )
+        )
+        out = report.out_of_budget
+        audit = Audit(
+            "slo_budget",
+            not out,
+            f"out of budget: {', '.join(out)}" if out else "every SLI is within its budget",
+            metadata,
+        )
+        return check_result(audit, CheckPolicy(severity="warn"))
+
+    return _slo
 
 
 def _build_clock_check(mart: Mart, name: str, policy: CheckPolicy) -> AssetChecksDefinition:

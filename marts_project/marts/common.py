@@ -155,6 +155,7 @@ def publish(
             "write_cpu_seconds": round(time.process_time() - cpu, 3),
             "audit_seconds": round(audit_seconds, 3),
             "serving_seconds": round(done - served, 3),
+            "audits_failed": sum(not a.passed for a in audits),
         },
         check_results=[check_result(a, contract.policy(a.name)) for a in audits],
     )

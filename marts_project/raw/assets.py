@@ -77,6 +77,14 @@ def ingest(
         # rows kept with an invalid optional value set to null (why: column `_value_issues`)
         "values_nulled": published.num_rows - published.column("_value_issues").null_count,
         "files_read": len(files),
+        # when each file read was last written: the landing arrival history (marts_project/slo.py)
+        "landing/arrivals": MetadataValue.json(
+            {
+                f.source_file: stamp.isoformat()
+                for f in files
+                if (stamp := landing.modified_at(spec.name, f.day))
+            }
+        ),
         "ignored_columns": MetadataValue.text(", ".join(sorted(ignored)) or "none"),
         "carried_columns": MetadataValue.text(", ".join(sorted(carried)) or "none"),
     }

@@ -72,21 +72,30 @@ class LandingZone(ConfigurableResource):
 
         return with_retries(read, f"read {path}")
 
-    def fingerprints(self) -> dict[str, str]:
-        """Every file under the root as {key relative to root: size/mtime/etag fingerprint}.
+    def modified_times(self) -> dict[str, dt.datetime]:
+        """Every file under the root as {key relative to root: when it was last written}."""
+        return {key: at for key, (_, at) in self._listing().items() if at is not None}
 
-        A rewritten file gets a new fingerprint, so restatements of past days are noticed.
-        """
+    def _listing(self) -> dict[str, tuple[dict, dt.datetime | None]]:
         fs = self.filesystem()
         root = self.root.rstrip("/")
         listing = with_retries(
             lambda: fs.find(root, detail=True) if fs.exists(root) else {}, f"list {root}"
         )
         prefix = root.removeprefix("s3://") + "/"
+        return {
+            path.removeprefix("s3://").removeprefix(prefix): (info, file_modified_at(info))
+            for path, info in listing.items()
+        }
+
+    def fingerprints(self) -> dict[str, str]:
+        """Every file under the root as {key relative to root: size/mtime/etag fingerprint}.
+
+        A rewritten file gets a new fingerprint, so restatements of past days are noticed.
+        """
         result = {}
-        for path, info in listing.items():
-            key = path.removeprefix("s3://").removeprefix(prefix)
-            stamp = file_modified_at(info) or ""
+        for key, (info, modified) in self._listing().items():
+            stamp = modified or ""
             # S3: the ETag (a content hash). Local: the inode and change time, which no rewrite
             # can keep (unlike the modification time, which `touch -d` or a copy can restore).
             etag = str(info.get("ETag", "")).strip('"')

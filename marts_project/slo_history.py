@@ -1,0 +1,273 @@
+"""Reads what happened to a mart from the records (`slo.History`): its refreshes and failed
+materializations from Dagster's event log, its sources' landing arrivals from the raw layer's
+materializations and the landing zone, its rows landed and quarantined from the lake.
+
+Failures are the failed or canceled runs that planned the mart and did not materialize it, read
+through the instance's public run records and run logs (Dagster 1.13 records no
+failed-materialization event for an in-process run, so the asset's own failure records cannot be
+relied on).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+)
+from rich.table import Table
+
+from marts_project.contracts import Contract, Slo
+from marts_project.lineage import asset_key_for_table, upstream_sources
+from marts_project.marts.common import Mart
+from marts_project.partitions import DayWindow, last_closed_day, period_of
+from marts_project.raw.assets import QUARANTINE_TABLE
+from marts_project.raw.sources import source_specs
+from marts_project.resources.iceberg import IcebergWarehouse, TableNotFoundError
+from marts_project.resources.landing import LandingZone, parse_key
+from marts_project.slo import Arrival, Failure, History, Refresh, Scope, SloReport, measure
+
+PAGE = 1000
+ALL_TIME = DayWindow(dt.date.min, dt.date.max)
+
+
+def scope_of(contract: Contract) -> Scope:
+    """The mart's landing sources (from its SQL down to raw) and their late days."""
+    sources = upstream_sources(contract.name) if contract.kind != "view" else ()
+    specs = source_specs()
+    return Scope(contract, sources, {s: specs[s].late_days for s in sources})
+
+
+def _when(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)
+
+
+def _records(fetch, key: AssetKey, since: dt.datetime) -> list:
+    """Every record `fetch` holds for `key` after `since`, oldest first, page by page."""
+    records, cursor = [], None
+    while True:
+        page = fetch(
+            AssetRecordsFilter(asset_key=key, after_timestamp=since.timestamp()),
+            limit=PAGE,
+            cursor=cursor,
+            ascending=True,
+        )
+        records += page.records
+        if not page.has_more:
+            return records
+        cursor = page.cursor
+
+
+def _days(contract: Contract, partition: str | None) -> DayWindow:
+    if partition is None or contract.partitions_def is None:
+        return ALL_TIME
+    return period_of(contract.partitions_def, dt.date.fromisoformat(partition))
+
+
+def _failures(
+    contract: Contract, key: AssetKey, instance: DagsterInstance, since: dt.datetime
+) -> list[Failure]:
+    """Runs since `since` that planned the mart and ended without materializing it: failed or
+    canceled, the mart's own step refused by an audit, failed, or never run after an upstream
+    step failed."""
+    step = "__".join(key.path)
+    failures = []
+    unfinished = RunsFilter(
+        created_after=since, statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+    )
+    for record in instance.get_run_records(unfinished):
+        run = record.dagster_run
+        logged = instance.all_logs(run.run_id, of_type=_RUN_EVENTS)
+        events = [(e, e.dagster_event) for e in logged if e.dagster_event]
+        touched = {d.asset_key for _, d in events if d.is_asset_materialization_planned}
+        written = {d.asset_key for _, d in events if d.is_step_materialization}
+        if key not in touched or key in written:
+            continue
+        failed_steps = [e for e, d in events if d.is_step_failure]
+        own = [e for e in failed_steps if e.step_key == step]
+        cause = (own or failed_steps or [None])[0]
+        refused, message = _error_of(cause, step)
+        at = cause.timestamp if cause else (record.end_time or record.update_timestamp.timestamp())
+        days = _run_days(contract, run.tags)
+        failures.append(Failure(_when(at), run.run_id, days, refused, message))
+    return failures
+
+
+_RUN_EVENTS = {
+    DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.STEP_FAILURE,
+}
+
+
+def _run_days(contract: Contract, tags: dict[str, str]) -> DayWindow:
+    """The days a run was to cover, from its partition tags (all time when it had none)."""
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or first
+    if not first or contract.partitions_def is None:
+        return ALL_TIME
+    start = _days(contract, first).start
+    return DayWindow(start, _days(contract, last).end)
+
+
+def _error_of(event, step: str) -> tuple[bool, str]:
+    """(refused by an audit, what failed) of the step failure that stopped the mart."""
+    if event is None:
+        return False, "the run ended before the mart's step ran"
+    error = event.dagster_event.step_failure_data.error
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause
+    refused = any(e.cls_name == "AuditFailedError" for e in chain)
+    lines = chain[-1].message.strip().splitlines() if chain else []
+    first_line = lines[0] if lines else "no error recorded"
+    if event.step_key != step:
+        return refused, f"upstream step {event.step_key} failed: {first_line}"
+    return refused, first_line
+
+
+def read_history(
+    contract: Contract,
+    key: AssetKey,
+    instance: DagsterInstance,
+    warehouse: IcebergWarehouse,
+    landing: LandingZone,
+    since: dt.datetime,
+    now: dt.datetime,
+) -> History:
+    """What happened to the mart `key` and its sources since `since` (arrivals: a week more,
+    so a day due inside the window is judged against the files that fed it)."""
+    scope = scope_of(contract)
+    history = History()
+    records = _records(instance.fetch_materializations, key, since)
+    # a range run publishes its days in one commit and then records an event per day: the
+    # run's first event is when all of them were served
+    published: dict[str, float] = {}
+    for record in records:
+        published.setdefault(record.run_id, record.timestamp)
+    for record in records:
+        failed = record.asset_materialization.metadata.get("audits_failed")
+        history.refreshes.append(
+            Refresh(
+                _when(published[record.run_id]),
+                record.run_id,
+                _days(contract, record.partition_key),
+                int(failed.value) if failed is not None else 0,
+            )
+        )
+    history.failures = _failures(contract, key, instance, since)
+    arrivals_since = since - dt.timedelta(days=7)
+    history.arrivals = _arrivals(scope, instance, landing, arrivals_since, now)
+    history.rows = _rows(scope, warehouse, since.date(), last_closed_day(now))
+    return history
+
+
+def _arrivals(
+    scope: Scope,
+    instance: DagsterInstance,
+    landing: LandingZone,
+    since: dt.datetime,
+    now: dt.datetime,
+) -> list[Arrival]:
+    """Every version of the sources' landing files: as the raw runs that read them recorded
+    it, and as the landing zone holds it now (a version no run has read yet)."""
+    seen: set[tuple[str, str]] = set()
+    for source in scope.sources:
+        raw = asset_key_for_table(f"raw_{source}")
+        for record in _records(instance.fetch_materializations, raw, since):
+            recorded = record.asset_materialization.metadata.get("landing/arrivals")
+            seen.update((file, at) for file, at in (recorded.value if recorded else {}).items())
+    for file, at in landing.modified_times().items():
+        seen.add((file, at.isoformat()))
+    arrivals = []
+    for file, at in seen:
+        parsed = parse_key(file)
+        when = dt.datetime.fromisoformat(at)
+        if parsed and parsed[0] in scope.sources and since <= when <= now:
+            arrivals.append(Arrival(parsed[0], parsed[1], when))
+    return sorted(arrivals, key=lambda a: (a.at, a.source, a.file_day))
+
+
+def _rows(
+    scope: Scope, warehouse: IcebergWarehouse, first: dt.date, last: dt.date
+) -> dict[dt.date, tuple[int, int]]:
+    """Rows published and quarantined per day over the mart's sources, days [first, last]."""
+    end = last + dt.timedelta(days=1)
+    published: Counter[dt.date] = Counter()
+    quarantined: Counter[dt.date] = Counter()
+    specs = source_specs()
+    for source in scope.sources:
+        column = specs[source].date_column
+        try:
+            days = warehouse.read(f"raw.raw_{source}", column, first, end, columns=(column,))
+        except TableNotFoundError:
+            continue
+        published.update(days.column(column).to_pylist())
+    try:
+        rejected = warehouse.read(
+            QUARANTINE_TABLE, "partition_date", first, end, columns=("partition_date", "source")
+        )
+    except TableNotFoundError:
+        rejected = None
+    if rejected is not None and rejected.num_rows:
+        mine = rejected.filter(
+            pc.is_in(rejected["source"], value_set=pa.array(scope.sources, pa.string()))
+        )
+        quarantined.update(mine.column("partition_date").to_pylist())
+    days = set(published) | set(quarantined)
+    return {d: (published[d], quarantined[d]) for d in sorted(days)}
+
+
+def mart_slo(
+    mart: Mart,
+    instance: DagsterInstance,
+    warehouse: IcebergWarehouse,
+    landing: LandingZone,
+    now: dt.datetime,
+) -> SloReport:
+    """The mart's SLO report at `now`, measured from the records of its window."""
+    contract = mart.contract
+    window = dt.timedelta(days=(contract.slo or Slo()).window_days)
+    history = read_history(
+        contract, mart.asset.key, instance, warehouse, landing, now - window, now
+    )
+    return measure(scope_of(contract), history, now)
+
+
+def slo_table(reports: list[SloReport]) -> Table:
+    """One row per mart and SLI: value, objective, budget left, burn rate, incidents."""
+    table = Table(title="SLOs (budget left: 1 untouched, 0 spent, below 0 missed)")
+    for column in ("mart", "sli", "value", "objective", "budget left", "burn rate", "incidents"):
+        table.add_column(column, justify="left" if column in ("mart", "sli") else "right")
+    for report in reports:
+        for i in report.indicators:
+            if i.objective is None and i.value is None:
+                continue
+            count = sum(1 for x in report.incidents if x.sli == i.name)
+            style = "red" if i.met is False else None
+            table.add_row(
+                report.mart,
+                i.name,
+                _figure(i.value, hours=i.name == "latency"),
+                _figure(i.objective, hours=i.name == "latency"),
+                _figure(i.budget_left),
+                _figure(i.burn_rate, suffix="x"),
+                str(count),
+                style=style,
+            )
+    return table
+
+
+def _figure(value: float | None, hours: bool = False, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} h" if hours else f"{value:.4f}{suffix}"
