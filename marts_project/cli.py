@@ -445,6 +445,7 @@ def report(out: Path | None) -> None:
         instance_for(_home(settings)),
         open_resource(settings, "serving"),
         open_resource(settings, "landing"),
+        open_resource(settings, "warehouse"),
         dt.datetime.now(dt.UTC),
     )
     page, raw = write_report(data, out or settings.data_dir / "report")

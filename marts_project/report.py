@@ -1,5 +1,6 @@
 """The freshness and cost page: one self-contained HTML file (and its JSON) showing each mart's
-SLA, last refresh, per-partition freshness and the cost and rows of each refresh over time."""
+SLA, last refresh, per-partition freshness, its SLIs against its SLOs with the budget left and
+the incidents that spent it, and the cost and rows of each refresh over time."""
 
 import datetime as dt
 import json
@@ -11,8 +12,10 @@ from dagster import DagsterInstance
 
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
+from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
+from marts_project.slo_history import mart_slo
 
 HISTORY = 60  # refreshes plotted per mart
 COLORS = {
@@ -59,11 +62,13 @@ def build_report(
     instance: DagsterInstance,
     serving: ServingDatabase,
     landing: LandingZone,
+    warehouse: IcebergWarehouse,
     now: dt.datetime,
 ) -> dict:
     """Everything the page shows, as JSON-ready data."""
     marts = []
     for mart in ALL_MARTS:
+        slo = mart_slo(mart, instance, warehouse, landing, now) if mart.contract.slo else None
         history = refresh_history(instance, mart)
         partitions = (
             [p.as_json() for p in partition_freshness(mart, serving, landing, now)]
@@ -79,6 +84,7 @@ def build_report(
                 "last_refresh": history[-1]["at"] if history else None,
                 "partitions": partitions,
                 "refreshes": history,
+                "slo": slo.as_json() if slo else None,
             }
         )
     return {"generated_at": now.isoformat(timespec="seconds"), "marts": marts}
@@ -203,8 +209,20 @@ def render_html(report: dict) -> str:
         for mart in report["marts"]
     ]
     return _TEMPLATES.get_template("report.html.j2").render(
-        generated_at=_readable(report["generated_at"]), marts=marts, colors=COLORS
+        generated_at=_readable(report["generated_at"]),
+        marts=marts,
+        colors=COLORS,
+        slo_figure=_slo_figure,
     )
+
+
+def _slo_figure(value: float | None, sli: str) -> str:
+    """An SLI or objective as people read it: a percentage, or hours for latency."""
+    if value is None:
+        return "-"
+    if sli != "latency":
+        return f"{value * 100:.2f} %"
+    return f"{value:.1f} h" if value >= 1 else f"{value * 60:.0f} min"
 
 
 def write_report(report: dict, folder: Path) -> tuple[Path, Path]:

@@ -20,6 +20,7 @@ def _report(owner: str = "ana.ruiz") -> dict:
                 "owner": owner,
                 "sla_hours": 30,
                 "last_refresh": "2026-11-03T05:01:02+00:00",
+                "slo": None,
                 "partitions": [
                     {
                         "day": "2026-11-01",
@@ -91,3 +92,45 @@ def test_bars_sit_at_their_time_and_scale_from_zero():
     assert [text for _, text in chart["y_ticks"]] == ["0 s", "2.5 s", "5 s"]
     assert chart["threshold"][1] == "SLA 5 s"
     assert chart["threshold"][0] < second["y"]  # the SLA line is above the taller bar
+
+
+def test_each_mart_shows_its_slis_against_its_slos_and_what_spent_the_budget():
+    report = _report()
+    report["marts"][0]["slo"] = {
+        "window_days": 28,
+        "out_of_budget": ["freshness"],
+        "indicators": [
+            {
+                "sli": "freshness",
+                "value": 0.9,
+                "objective": 0.95,
+                "budget_left": -1.0,
+                "burn_rate": 3.25,
+                "met": False,
+            },
+            {
+                "sli": "latency",
+                "value": 0.5,
+                "objective": 30.0,
+                "budget_left": 1.0,
+                "burn_rate": 0.0,
+                "met": True,
+            },
+        ],
+        "incidents": [
+            {
+                "sli": "freshness",
+                "day": "2026-11-01",
+                "start": "2026-11-03T06:00:00+00:00",
+                "end": None,
+                "cause": "late source",
+                "detail": "<b>psp</b> had not delivered",
+            },
+        ],
+    }
+    page = render_html(report)
+    assert "out of budget: freshness" in page
+    assert "<td>90.00 %</td><td>95.00 %</td>" in page and "-100.0 %" in page and "3.25x" in page
+    assert "<td>30 min</td><td>30.0 h</td>" in page  # latency in time units
+    assert "2026-11-03 06:00" in page and "ongoing" in page and "late source" in page
+    assert "&lt;b&gt;psp&lt;/b&gt;" in page
