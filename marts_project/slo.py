@@ -76,6 +76,9 @@ class History:
     """What happened to one mart and its sources, as the records say."""
 
     arrivals: list[Arrival] = field(default_factory=list)
+    # from when every arrival is on record (None: all of them); a day that closed before it
+    # was first delivered before the records, so only its later rewrites are judged
+    arrivals_from: dt.datetime | None = None
     refreshes: list[Refresh] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     # day -> (rows published, rows quarantined) over the mart's sources
@@ -210,20 +213,34 @@ def _first_served(history: History, day: dt.date, after: dt.datetime) -> dt.date
 
 
 def freshness_incidents(scope: Scope, history: History, now: dt.datetime) -> list[Incident]:
-    """Every span during which a due day was not served with its latest landing data."""
+    """Every span during which a due day was not served with its latest landing data.
+
+    Judged: every day from the first the sources delivered (or the first whose delivery is on
+    record) to the last that is due, and any older day the mart serves whose files were
+    rewritten."""
     if not history.arrivals:
         return []
     sla = dt.timedelta(hours=scope.contract.freshness_sla_hours)
-    first_day = min(a.file_day for a in history.arrivals)
     fed: dict[dt.date, list[Arrival]] = {}
     for arrival in history.arrivals:
         for day in scope.days_fed(arrival):
             fed.setdefault(day, []).append(arrival)
-    incidents = []
-    day = first_day
+    first = min(a.file_day for a in history.arrivals)
+    if history.arrivals_from is not None:
+        first = max(first, history.arrivals_from.date())
+    days = {d for d in fed if _closes(d) + sla <= now}
+    day = first
     while _closes(day) + sla <= now:
-        incidents += _day_incidents(scope, history, day, fed.get(day, []), sla, now)
+        days.add(day)
         day += dt.timedelta(days=1)
+    incidents = []
+    for day in sorted(days):
+        arrivals = fed.get(day, [])
+        if day >= first:
+            incidents += _day_incidents(scope, history, day, arrivals, sla, now)
+        elif _first_served(history, day, dt.datetime.min.replace(tzinfo=dt.UTC)):
+            # an older day the mart serves (a day it never built is not part of the service)
+            incidents += _rewrite_incidents(history, day, arrivals, None, sla, now)
     return incidents
 
 
@@ -235,6 +252,7 @@ def _day_incidents(
     sla: dt.timedelta,
     now: dt.datetime,
 ) -> list[Incident]:
+    """The day's first serving against its due time, then each later rewrite of its files."""
     due = _closes(day) + sla
     own: dict[str, dt.datetime] = {}
     for a in arrivals:
@@ -247,16 +265,32 @@ def _day_incidents(
     if served is None or served > due:
         why = _cause(history, day, due, served or now, delivered, missing)
         incidents.append(Incident("freshness", day, due, served, *why))
+    if served is not None:
+        incidents += _rewrite_incidents(history, day, arrivals, served, sla, now)
+    return incidents
+
+
+def _rewrite_incidents(
+    history: History,
+    day: dt.date,
+    arrivals: list[Arrival],
+    served: dt.datetime | None,
+    sla: dt.timedelta,
+    now: dt.datetime,
+) -> list[Incident]:
+    """Each file of the day (re)written after `served` (None: before the records) makes the
+    day stale from its arrival + the SLA until a refresh after it."""
+    incidents = []
     for a in sorted(arrivals, key=lambda a: a.at):
-        if served is None or a.at <= served:
-            continue  # what was first served already held it
-        rewrite_due = a.at + sla
+        if served is not None and a.at <= served:
+            continue  # what was served already held it
+        due = a.at + sla
         fixed = _first_served(history, day, a.at)
-        if rewrite_due < now and (fixed is None or fixed > rewrite_due):
-            cause, detail = _cause(history, day, rewrite_due, fixed or now, None, [])
+        if due < now and (fixed is None or fixed > due):
+            cause, detail = _cause(history, day, due, fixed or now, None, [])
             if cause == "not refreshed":
                 detail = f"{a.source} rewrote its file of {a.file_day}; no refresh in time"
-            incidents.append(Incident("freshness", day, rewrite_due, fixed, cause, detail))
+            incidents.append(Incident("freshness", day, due, fixed, cause, detail))
     return incidents
 
 

@@ -167,6 +167,7 @@ def read_history(
     history.failures = _failures(contract, key, instance, since)
     arrivals_since = since - dt.timedelta(days=7)
     history.arrivals = _arrivals(scope, instance, landing, arrivals_since, now)
+    history.arrivals_from = arrivals_since
     history.rows = _rows(scope, warehouse, since.date(), last_closed_day(now))
     return history
 

@@ -272,3 +272,17 @@ def test_the_slis_of_real_runs_with_a_failed_run_a_refused_audit_and_quarantined
     metadata = evaluation.event.dagster_event.event_specific_data.metadata
     assert metadata["success_rate/value"].value == pytest.approx(0.5)
     assert metadata["success_rate/budget_left"].value == pytest.approx(1 - 0.5 / 0.05)
+
+
+def test_an_old_day_is_judged_only_on_its_rewrites_and_only_if_the_mart_serves_it():
+    history = _healthy()
+    history.arrivals_from = dt.datetime(2026, 9, 24, tzinfo=dt.UTC)  # records begin here
+    served_old, never_built = dt.date(2026, 8, 1), dt.date(2026, 7, 1)
+    history.refreshes.append(Refresh(_closes(served_old), "old-build", _one_day(served_old)))
+    rewrite = dt.datetime(2026, 10, 20, tzinfo=dt.UTC)
+    for day in (served_old, never_built):
+        history.arrivals.append(Arrival("s", day, rewrite))
+    history.refreshes.append(Refresh(rewrite + 40 * HOUR, "restated", _one_day(served_old)))
+    report = measure(_scope(), history, NOW)
+    (incident,) = report.incidents
+    assert incident.day == served_old and incident.end - incident.start == 10 * HOUR
