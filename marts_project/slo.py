@@ -225,18 +225,17 @@ def freshness_incidents(scope: Scope, history: History, now: dt.datetime) -> lis
     for arrival in history.arrivals:
         for day in scope.days_fed(arrival):
             fed.setdefault(day, []).append(arrival)
-    first = min(a.file_day for a in history.arrivals)
-    if history.arrivals_from is not None:
-        first = max(first, history.arrivals_from.date())
+    since = history.arrivals_from.date() if history.arrivals_from else dt.date.min
+    first = min((a.file_day for a in history.arrivals if a.file_day >= since), default=None)
     days = {d for d in fed if _closes(d) + sla <= now}
-    day = first
-    while _closes(day) + sla <= now:
+    day = first or dt.date.max
+    while day < dt.date.max and _closes(day) + sla <= now:
         days.add(day)
         day += dt.timedelta(days=1)
     incidents = []
     for day in sorted(days):
         arrivals = fed.get(day, [])
-        if day >= first:
+        if first is not None and day >= first:
             incidents += _day_incidents(scope, history, day, arrivals, sla, now)
         elif _first_served(history, day, dt.datetime.min.replace(tzinfo=dt.UTC)):
             # an older day the mart serves (a day it never built is not part of the service)
