@@ -11,13 +11,16 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 import duckdb
 from dagster import DagsterInstance
 from rich.console import Console
+from rich.table import Table
 
+from marts_project.audit import audited
 from marts_project.automation.loop import (
     LoopState,
     NotConvergedError,
@@ -219,7 +222,7 @@ def seed(days: int, rows_per_day: int, seed: int, end: dt.date | None) -> None:
 @_run_options
 def backfill(start: dt.date, end: dt.date | None, chunk_days: int, log_level: str) -> int:
     """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
-    return backfill_days(_settings(), start, end or start, chunk_days, log_level.upper())
+    return _audited_backfill("backfill", start, end or start, chunk_days, log_level)
 
 
 cli.add_command(backfill, "materialize")
@@ -231,7 +234,19 @@ cli.add_command(backfill, "materialize")
 def reprocess(days: int, chunk_days: int, log_level: str) -> int:
     """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
     start, end = _last_days(_yesterday(), days)
-    return backfill_days(_settings(), start, end, chunk_days, log_level.upper())
+    return _audited_backfill("reprocess", start, end, chunk_days, log_level)
+
+
+def _audited_backfill(
+    action: str, start: dt.date, end: dt.date, chunk_days: int, log_level: str
+) -> int:
+    """A backfill by hand, recorded in the audit trail with how it ended."""
+    settings = _settings()
+    params = {"start": start, "end": end, "chunk_days": chunk_days}
+    with audited(open_resource(settings, "audit"), action, f"{start}..{end}", params) as outcome:
+        code = backfill_days(settings, start, end, chunk_days, log_level.upper())
+        outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
+    return code
 
 
 @cli.command()
@@ -407,9 +422,11 @@ def rollback(mart: str, snapshot_id: int) -> None:
     settings = _settings()
     identifier = table_identifier(_mart(mart).asset.key)
     warehouse = open_resource(settings, "warehouse")
-    warehouse.rollback(identifier, snapshot_id)
-    data = warehouse.read(identifier)
-    open_resource(settings, "serving").publish(identifier, data, lambda: data)
+    trail = open_resource(settings, "audit")
+    with audited(trail, "rollback", identifier, {"snapshot_id": snapshot_id}):
+        warehouse.rollback(identifier, snapshot_id)
+        data = warehouse.read(identifier)
+        open_resource(settings, "serving").publish(identifier, data, lambda: data)
     click.echo(
         f"{identifier}: main is now snapshot {snapshot_id} ({data.num_rows} rows); serving updated"
     )
@@ -452,6 +469,34 @@ def report(out: Path | None) -> None:
     )
     page, raw = write_report(data, out or settings.data_dir / "report")
     click.echo(f"wrote {page} and {raw}")
+
+
+@cli.command()
+@click.option("--verify", is_flag=True, help="check that no entry was edited or removed")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.option("--limit", type=POSITIVE, default=50, show_default=True, help="latest N entries")
+def audit(verify: bool, as_json: bool, limit: int) -> int:
+    """The audit trail: who backfilled, reprocessed, rolled back or launched what by hand,
+    when, and how it ended."""
+    trail = open_resource(_settings(), "audit")
+    if verify:
+        problems = trail.verify()
+        for problem in problems:
+            click.echo(problem, err=True)
+        click.echo(f"{len(trail.entries())} entries, {'intact' if not problems else 'TAMPERED'}")
+        return 1 if problems else 0
+    entries = trail.entries()[-limit:]
+    if as_json:
+        click.echo(json.dumps([asdict(e) for e in entries], indent=2))
+        return 0
+    table = Table(title=f"audit trail ({trail.root})")
+    for column in ("when (UTC)", "who", "action", "target", "params", "result"):
+        table.add_column(column)
+    for e in entries:
+        params = " ".join(f"{k}={v}" for k, v in e.params.items())
+        table.add_row(e.at[:19].replace("T", " "), e.who, e.action, e.target, params, e.result)
+    Console(width=160).print(table)
+    return 0
 
 
 @cli.command()

@@ -117,7 +117,7 @@ def run_job(
 ) -> RunOutcome:
     """One in-process run of `job_name` (or of `asset_selection` within it) over a partition
     key range (or unpartitioned); with `progress`, a line per step as it finishes."""
-    tags = range_tags(*key_range) if key_range else {}
+    tags = {"marts/trigger": "cli", **(range_tags(*key_range) if key_range else {})}
     job = defs.resolve_job_def(job_name)
     loggers: dict = {"console": {"config": {"log_level": log_level}}}
     if progress:

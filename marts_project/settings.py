@@ -23,6 +23,7 @@ class Settings:
     warehouse: str
     catalog_uri: str
     landing: str
+    audit: str = ""  # the audit trail's folder or s3:// prefix (default: <data_dir>/audit)
     s3_endpoint: str | None = None
     s3_region: str = "us-east-1"
     executor: str = "in_process"
@@ -42,7 +43,12 @@ class Settings:
 
     @property
     def uses_s3(self) -> bool:
-        return self.warehouse.startswith("s3://") or self.landing.startswith("s3://")
+        roots = (self.warehouse, self.landing, self.audit_root)
+        return any(root.startswith("s3://") for root in roots)
+
+    @property
+    def audit_root(self) -> str:
+        return self.audit or str(self.data_dir / "audit")
 
     def missing_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Environment variables this deployment reads secrets from that are not set."""
@@ -77,6 +83,7 @@ class Settings:
             warehouse=env.get("MARTS_WAREHOUSE", base.warehouse),
             catalog_uri=env.get("MARTS_CATALOG_URI", base.catalog_uri),
             landing=env.get("MARTS_LANDING", base.landing),
+            audit=env.get("MARTS_AUDIT", ""),
             s3_endpoint=env.get("MARTS_S3_ENDPOINT") or None,
             s3_region=env.get("MARTS_S3_REGION", "us-east-1"),
             executor=env.get("MARTS_EXECUTOR", "in_process"),

@@ -17,6 +17,7 @@ from dagster import (
     sensor,
 )
 
+from marts_project.automation.audit_sensor import build_audit_sensor
 from marts_project.lineage import asset_key_for_table
 from marts_project.partitions import (
     CHUNK_DAYS,
@@ -156,4 +157,4 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         minimum_interval_seconds=interval_seconds,
         description="Carries refreshed partitions downstream (propagate_updates on every table).",
     )
-    return [landing_sensor, automation_sensor]
+    return [landing_sensor, automation_sensor, build_audit_sensor(interval_seconds, running)]

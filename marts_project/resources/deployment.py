@@ -6,6 +6,7 @@ building Definitions.
 
 from dagster import EnvVar
 
+from marts_project.audit import AuditTrail
 from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import IcebergIOManager
@@ -29,7 +30,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
         catalog_uri=settings.catalog_uri, warehouse=settings.warehouse, **s3
     )
     serving = ServingDatabase(path=str(settings.serving_db))
+    audit_s3 = s3 if settings.audit_root.startswith("s3://") else {}
     return {
+        "audit": AuditTrail(root=settings.audit_root, **audit_s3),
         "warehouse": warehouse,
         "serving": serving,
         "iceberg_io": IcebergIOManager(warehouse=warehouse),
