@@ -18,7 +18,12 @@ from marts_project.audit import AuditTrail
 
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 # Tags of runs nobody launched by hand (or that the CLI records itself).
-NOT_MANUAL = ("marts/trigger", "dagster/schedule_name", "dagster/sensor_name")
+NOT_MANUAL = (
+    "marts/trigger",
+    "dagster/schedule_name",
+    "dagster/sensor_name",
+    "dagster/auto_materialize",
+)
 ANONYMOUS = "ui (open-source Dagster has no login)"
 
 
