@@ -44,6 +44,7 @@ from marts_project.runs import (
     parse_day,
     partition_range,
     refresh_days,
+    step_errors,
 )
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
@@ -157,8 +158,8 @@ def _cluster_backfill(settings: Settings, start: dt.date, end: dt.date) -> int:
         if days:
             days += f" .. {run.tags.get('dagster/asset_partition_range_end', '')}"
         click.echo(f"  run {run.run_id[:8]} {run.job_name:<22} {days:<24} {run.status.value}")
-        for step, error in cluster_backfill.step_errors(instance, run.run_id):
-            click.echo(f"    {step} failed: {error}")
+        for failed in step_errors(instance, run.run_id):
+            click.echo(f"    {failed.step} failed: {failed.message}")
 
     status = cluster_backfill.wait(settings.webserver_url, instance, backfill_id, report)
     click.echo(f"backfill {backfill_id}: {status}")

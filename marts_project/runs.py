@@ -13,6 +13,7 @@ from pathlib import Path
 from dagster import (
     AssetKey,
     AssetSelection,
+    DagsterEventType,
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
@@ -240,3 +241,34 @@ def refresh_days(
                 return outcomes
     record(run_job(defs, instance, "dimensions_job", None, **options))
     return outcomes
+
+
+@dataclass(frozen=True)
+class StepError:
+    """A step that failed in a run: when, the first line of its innermost error, and the class
+    of every error in its chain (e.g. `AuditFailedError` under Dagster's wrapper)."""
+
+    step: str
+    at: float
+    message: str
+    classes: tuple[str, ...]
+
+
+def step_errors(instance: DagsterInstance, run_id: str) -> list[StepError]:
+    """Every step failure of a run, in order."""
+    failures = []
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        chain, error = [], entry.dagster_event.step_failure_data.error
+        while error is not None:
+            chain.append(error)
+            error = error.cause
+        lines = chain[-1].message.strip().splitlines() if chain else []
+        failures.append(
+            StepError(
+                entry.step_key or "?",
+                entry.timestamp,
+                lines[0] if lines else "no error recorded",
+                tuple(e.cls_name or "" for e in chain),
+            )
+        )
+    return failures

@@ -33,6 +33,7 @@ from marts_project.raw.assets import QUARANTINE_TABLE
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg import IcebergWarehouse, TableNotFoundError
 from marts_project.resources.landing import LandingZone, parse_key
+from marts_project.runs import step_errors
 from marts_project.slo import Arrival, Failure, History, Refresh, Scope, SloReport, measure
 
 PAGE = 1000
@@ -86,16 +87,21 @@ def _failures(
     for record in instance.get_run_records(unfinished):
         run = record.dagster_run
         logged = instance.all_logs(run.run_id, of_type=_RUN_EVENTS)
-        events = [(e, e.dagster_event) for e in logged if e.dagster_event]
-        touched = {d.asset_key for _, d in events if d.is_asset_materialization_planned}
-        written = {d.asset_key for _, d in events if d.is_step_materialization}
+        events = [e.dagster_event for e in logged if e.dagster_event]
+        touched = {d.asset_key for d in events if d.is_asset_materialization_planned}
+        written = {d.asset_key for d in events if d.is_step_materialization}
         if key not in touched or key in written:
             continue
-        failed_steps = [e for e, d in events if d.is_step_failure]
-        own = [e for e in failed_steps if e.step_key == step]
-        cause = (own or failed_steps or [None])[0]
-        refused, message = _error_of(cause, step)
-        at = cause.timestamp if cause else (record.end_time or record.update_timestamp.timestamp())
+        errors = step_errors(instance, run.run_id)
+        cause = next((e for e in errors if e.step == step), errors[0] if errors else None)
+        if cause is None:
+            at = record.end_time or record.update_timestamp.timestamp()
+            refused, message = False, "the run ended before the mart's step ran"
+        else:
+            at, refused = cause.at, "AuditFailedError" in cause.classes
+            message = cause.message
+            if cause.step != step:
+                message = f"upstream step {cause.step} failed: {message}"
         days = _run_days(contract, run.tags)
         failures.append(Failure(_when(at), run.run_id, days, refused, message))
     return failures
@@ -104,7 +110,6 @@ def _failures(
 _RUN_EVENTS = {
     DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
     DagsterEventType.ASSET_MATERIALIZATION,
-    DagsterEventType.STEP_FAILURE,
 }
 
 
@@ -116,23 +121,6 @@ def _run_days(contract: Contract, tags: dict[str, str]) -> DayWindow:
         return ALL_TIME
     start = _days(contract, first).start
     return DayWindow(start, _days(contract, last).end)
-
-
-def _error_of(event, step: str) -> tuple[bool, str]:
-    """(refused by an audit, what failed) of the step failure that stopped the mart."""
-    if event is None:
-        return False, "the run ended before the mart's step ran"
-    error = event.dagster_event.step_failure_data.error
-    chain = []
-    while error is not None:
-        chain.append(error)
-        error = error.cause
-    refused = any(e.cls_name == "AuditFailedError" for e in chain)
-    lines = chain[-1].message.strip().splitlines() if chain else []
-    first_line = lines[0] if lines else "no error recorded"
-    if event.step_key != step:
-        return refused, f"upstream step {event.step_key} failed: {first_line}"
-    return refused, first_line
 
 
 def read_history(

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, Definitions, RunsFilter
+from dagster import DagsterInstance, DagsterRun, Definitions, RunsFilter
 
 from marts_project.partitions import (
     daily_partitions,
@@ -123,15 +123,3 @@ def wait(
         if answer["status"] not in UNFINISHED:
             return answer["status"]
         time.sleep(poll_seconds)
-
-
-def step_errors(instance: DagsterInstance, run_id: str) -> list[tuple[str, str]]:
-    """(step, the first line of its innermost error) of every step that failed in a run."""
-    failures = []
-    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        error = entry.dagster_event.step_failure_data.error
-        while error is not None and error.cause is not None:
-            error = error.cause
-        lines = (error.message if error else "").strip().splitlines()
-        failures.append((entry.step_key or "?", lines[0] if lines else "no error recorded"))
-    return failures
