@@ -260,3 +260,30 @@ def test_s3_credentials_never_reach_logs_or_metadata(s3_lakehouse, monkeypatch):
         assert secret not in str(run.run_config) and secret not in str(run.tags)
         for event in instance.all_logs(run.run_id):
             assert secret not in str(event), event
+
+
+def test_a_lost_commit_race_is_tried_longer_than_an_io_error(monkeypatch):
+    """Several runs committing to one table at once (a cluster) lose races for a while: that
+    is retried up to CONFLICT_ATTEMPTS; a failing store still gives up after ATTEMPTS."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    from marts_project.resources import retry
+
+    monkeypatch.setattr(retry.time, "sleep", lambda seconds: None)
+    races = iter(range(retry.CONFLICT_ATTEMPTS - 2))
+
+    def commit() -> str:
+        if next(races, None) is not None:
+            raise CommitFailedException("table metadata changed")
+        return "committed"
+
+    assert retry.with_retries(commit, "commit") == "committed"
+    calls = []
+
+    def broken_store() -> None:
+        calls.append(1)
+        raise ConnectionError("connection reset by peer")
+
+    with pytest.raises(ConnectionError):
+        retry.with_retries(broken_store, "write")
+    assert len(calls) == retry.ATTEMPTS

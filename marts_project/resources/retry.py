@@ -14,6 +14,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 6
+# A lost race with another writer (several runs committing to one table at once, on a cluster)
+# is not a fault: it is tried longer, up to about a minute, before the step fails.
+CONFLICT_ATTEMPTS = 15
 BASE_DELAY_SECONDS = 0.2
 MAX_DELAY_SECONDS = 5.0
 
@@ -50,6 +53,22 @@ def is_transient(exc: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if _is_transient_one(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A lost commit race or a locked catalog, anywhere along the exception chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, CommitFailedException | ValidationException):
+            return True
+        if type(current).__name__ == "MainMovedError":
+            return True
+        if isinstance(current, OperationalError) and "locked" in str(current).lower():
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -96,7 +115,8 @@ def with_retries(
     def pause(exc: Exception) -> None:
         nonlocal failures
         failures += 1
-        if not is_transient(exc) or failures >= attempts:
+        limit = max(attempts, CONFLICT_ATTEMPTS) if is_conflict(exc) else attempts
+        if not is_transient(exc) or failures >= limit:
             raise exc
         delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** (failures - 1))
         delay *= random.uniform(0.5, 1.5)

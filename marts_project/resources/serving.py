@@ -12,7 +12,9 @@ from dagster import ConfigurableResource
 
 from marts_project.resources.duck import connect
 
-LOCK_RETRIES = 20  # DuckDB allows one writing process; wait for a reader/writer to let go
+# DuckDB allows one writing process: wait (up to about two minutes, as several runs of a cluster
+# publish at once) for a reader or writer to let go
+LOCK_RETRIES = 60
 
 
 def _quoted(identifier: str) -> tuple[str, str]:
