@@ -2,7 +2,8 @@
 contract, with the error budget left, its burn rate and the incidents that burned it.
 
 What is measured, over the rolling window of `window_days` before `now` (time-based SLIs from
-the mart's first refresh on: a mart is not charged for the time before it went live):
+when the mart went live: the end of its first backfill, at most a day after its first refresh;
+a mart is not charged for the time it was being built):
 - **freshness**: the share of time every due day was served with its latest landing data. Day
   D is due `freshness_sla_hours` after it closes (00:00 UTC of D + 1); it is stale from then
   until a refresh of the mart covering D after every source delivered D's own file; a landing
@@ -37,6 +38,7 @@ from marts_project.partitions import DayWindow
 
 LATENCY_ALLOWED = 0.05  # a p95 objective: 5 % of arrivals may be slower
 BURN_DAYS = 1  # the recent window a burn rate is measured over
+CATCH_UP = dt.timedelta(days=1)  # at most this long after its first refresh a mart is live
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Incident:
     end: dt.datetime | None  # None: still going on at `now`
     cause: str  # late source | failed run | audit refused | not refreshed | quarantined rows ...
     detail: str
+    # when the data the day waited for had arrived (None: not yet): the mart was only behind
+    # on it from then on
+    delivered: dt.datetime | None = None
 
     def as_json(self) -> dict:
         return {
@@ -263,7 +268,7 @@ def _day_incidents(
     incidents = []
     if served is None or served > due:
         why = _cause(history, day, due, served or now, delivered, missing)
-        incidents.append(Incident("freshness", day, due, served, *why))
+        incidents.append(Incident("freshness", day, due, served, *why, delivered))
     if served is not None:
         incidents += _rewrite_incidents(history, day, arrivals, served, sla, now)
     return incidents
@@ -289,7 +294,7 @@ def _rewrite_incidents(
             cause, detail = _cause(history, day, due, fixed or now, None, [])
             if cause == "not refreshed":
                 detail = f"{a.source} rewrote its file of {a.file_day}; no refresh in time"
-            incidents.append(Incident("freshness", day, due, fixed, cause, detail))
+            incidents.append(Incident("freshness", day, due, fixed, cause, detail, a.at))
     return incidents
 
 
@@ -336,7 +341,7 @@ class _Window:
         days_from: dt.datetime,
     ) -> None:
         self.scope, self.history, self.begin, self.now = scope, history, begin, now
-        self.days_from = days_from  # completeness counts the days closing from here on
+        self.days_from = days_from  # counts (days, runs, writes, arrivals) start at the window
 
     def freshness(self, incidents: list[Incident]) -> float | None:
         length = (self.now - self.begin).total_seconds()
@@ -354,10 +359,10 @@ class _Window:
         """Each run's write of the mart in the window: conformant or not."""
         writes: dict[str, bool] = {}
         for r in self.history.refreshes:
-            if r.at >= self.begin:
+            if r.at >= self.days_from:
                 writes[r.run_id] = writes.get(r.run_id, True) and r.audits_failed == 0
         for f in self.history.failures:
-            if f.at >= self.begin and f.audit_refused:
+            if f.at >= self.days_from and f.audit_refused:
                 writes[f.run_id] = False
         return writes
 
@@ -367,8 +372,8 @@ class _Window:
 
     def runs(self) -> tuple[set[str], set[str]]:
         """(runs that touched the mart, runs that failed to materialize it) in the window."""
-        failed = {f.run_id for f in self.history.failures if f.at >= self.begin}
-        touched = failed | {r.run_id for r in self.history.refreshes if r.at >= self.begin}
+        failed = {f.run_id for f in self.history.failures if f.at >= self.days_from}
+        touched = failed | {r.run_id for r in self.history.refreshes if r.at >= self.days_from}
         return touched, failed
 
     def success_rate(self) -> float | None:
@@ -395,16 +400,32 @@ class _Window:
         return hours, pending
 
 
+def went_live(history: History, incidents: list[Incident], now: dt.datetime) -> dt.datetime | None:
+    """When the mart's service began: the first moment after its first refresh at which it
+    served every due day whose data it already had (the end of its first backfill), or a day
+    after that first refresh, whichever comes first. A source that had not delivered does not
+    delay it: that is an outage of the live mart. A mart never refreshed is not live yet."""
+    first = min((r.at for r in history.refreshes), default=None)
+    if first is None:
+        return None
+    live, deadline = first, first + CATCH_UP
+    for incident in sorted(incidents, key=lambda i: i.start):
+        had_data = incident.delivered is not None and incident.delivered <= live
+        if had_data and incident.start <= live < (incident.end or now):
+            live = incident.end or now
+    return min(live, deadline)
+
+
 def measure(scope: Scope, history: History, now: dt.datetime) -> SloReport:
     """The mart's SLIs over its SLO window at `now`, against its objectives."""
     slo = scope.contract.slo or Slo()
     start = now - dt.timedelta(days=slo.window_days)
-    first = min((r.at for r in history.refreshes), default=None)  # the mart went live
-    begin = max(start, first) if first else now
+    incidents = freshness_incidents(scope, history, now)
+    live = went_live(history, incidents, now)
+    begin = max(start, live) if live else now
     recent = max(now - dt.timedelta(days=BURN_DAYS), begin)
     window = _Window(scope, history, begin, now, start)
     last_day = _Window(scope, history, recent, now, now - dt.timedelta(days=BURN_DAYS))
-    incidents = freshness_incidents(scope, history, now)
     incidents = [i for i in incidents if (i.end or now) > begin]
     hours, pending = window.latencies()
     recent_hours, _ = last_day.latencies()
@@ -423,7 +444,7 @@ def measure(scope: Scope, history: History, now: dt.datetime) -> SloReport:
         mart=scope.contract.name,
         now=now,
         window_days=slo.window_days,
-        measured_from=first and begin,
+        measured_from=live and begin,
         indicators=tuple(indicators),
         latency_median_hours=statistics.median(hours) if hours else None,
         latency_p95_hours=_p95(hours),
@@ -482,13 +503,13 @@ def _other_incidents(window: _Window) -> list[Incident]:
             )
     seen: set[str] = set()  # a range run records one event per partition: one incident a run
     for f in window.history.failures:
-        if f.at >= window.begin and f.run_id not in seen:
+        if f.at >= window.days_from and f.run_id not in seen:
             seen.add(f.run_id)
             cause = "audit refused" if f.audit_refused else "failed run"
             sli = "conformance" if f.audit_refused else "success_rate"
             incidents.append(Incident(sli, None, f.at, f.at, cause, f"run {f.run_id}: {f.message}"))
     for r in window.history.refreshes:
-        if r.at >= window.begin and r.audits_failed and r.run_id not in seen:
+        if r.at >= window.days_from and r.audits_failed and r.run_id not in seen:
             seen.add(r.run_id)
             incidents.append(
                 Incident(

@@ -286,3 +286,19 @@ def test_an_old_day_is_judged_only_on_its_rewrites_and_only_if_the_mart_serves_i
     report = measure(_scope(), history, NOW)
     (incident,) = report.incidents
     assert incident.day == served_old and incident.end - incident.start == 10 * HOUR
+
+
+def test_a_first_backfill_in_chunks_is_not_an_outage_but_a_missing_source_is():
+    landed = NOW - 10 * HOUR
+    days_ = [dt.date(2026, 10, 24) + dt.timedelta(days=i) for i in range(6)]  # the last is due
+    history = History(arrivals=[Arrival("s", d, landed) for d in days_[:5]])
+    history.refreshes += [
+        Refresh(landed + HOUR, "chunk-1", DayWindow(days_[0], days_[3])),
+        Refresh(landed + 2 * HOUR, "chunk-2", DayWindow(days_[3], days_[5] + dt.timedelta(1))),
+    ]
+    report = measure(_scope(), history, NOW)
+    assert report.measured_from == landed + 2 * HOUR  # live once the backfill caught up
+    # the sixth day's file never came: the live mart is stale on it from then on
+    (missing,) = [i for i in report.incidents if i.sli == "freshness"]
+    assert missing.day == days_[5] and missing.cause == "late source" and missing.end is None
+    assert report.indicator("freshness").value == 0.0
