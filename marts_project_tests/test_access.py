@@ -1,0 +1,161 @@
+"""Access is enforced by the storage, not by our code: against an S3 server that authorizes every
+request by IAM policy (moto with INITIAL_NO_AUTH_ACTION_COUNT), the pipeline's identity builds
+the lake and a domain's reader reads its own marts and nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from dagster import DagsterInstance
+
+from marts_project.access import DOMAINS, POLICIES_DIR, policies, render
+from marts_project.settings import Settings
+from marts_project_tests.conftest import DAY, Lakehouse, free_port
+
+BUCKET = "lake"
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+}
+SOURCE_POLICY = {  # a source system: drops its files in the landing zone, nothing else
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:GetObject"],
+            "Resource": f"arn:aws:s3:::{BUCKET}/landing/*",
+        },
+    ],
+}
+
+
+def test_the_shipped_policies_are_the_ones_rendered_from_the_layout():
+    for name, policy in policies("BUCKET").items():
+        assert (POLICIES_DIR / name).read_text() == render(policy), name
+
+
+@pytest.fixture(scope="module")
+def enforcing_s3(tmp_path_factory) -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
+    """A moto server that authorizes every request after the setup's own: a bucket, and an IAM
+    user with its policy and access key per identity."""
+    identities = {
+        "admin": ADMIN_POLICY,
+        "source": SOURCE_POLICY,
+        "pipeline": policies(BUCKET)["marts-pipeline.json"],
+        **{d: policies(BUCKET)[f"marts-reader-{d}.json"] for d in DOMAINS},
+    }
+    setup_actions = 1 + 3 * len(identities)
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(setup_actions)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:  # no request: it would count
+        assert time.monotonic() < deadline, "moto server did not start"
+        time.sleep(0.2)
+    endpoint = f"http://127.0.0.1:{port}"
+    anonymous = {"aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **anonymous).create_bucket(
+        Bucket=BUCKET
+    )
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", **anonymous)
+    keys = {}
+    for name, policy in identities.items():
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        keys[name] = {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }
+    yield endpoint, keys
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+def _s3(endpoint: str, key: dict[str, str]):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=key["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def _denied(call, **request) -> bool:
+    """Whether the storage refuses the request (AccessDenied), not whether it failed."""
+    try:
+        call(**request)
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] in ("AccessDenied", "403")
+    return False
+
+
+def test_each_domain_reads_its_own_marts_and_nothing_else(enforcing_s3, tmp_path, monkeypatch):
+    endpoint, keys = enforcing_s3
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        warehouse=f"s3://{BUCKET}/warehouse",
+        catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}",
+        landing=f"s3://{BUCKET}/landing",
+        audit=f"s3://{BUCKET}/audit",
+        s3_endpoint=endpoint,
+    )
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    for name, value in keys["source"].items():  # the source systems deliver
+        monkeypatch.setenv(name, value)
+    with DagsterInstance.ephemeral() as instance:
+        lake = Lakehouse(settings, instance)
+        lake.seed(DAY, 1)
+        for name, value in keys["pipeline"].items():  # the pipeline builds every layer
+            monkeypatch.setenv(name, value)
+        lake = Lakehouse(settings, instance)
+        lake.run(DAY)
+
+    admin = _s3(endpoint, keys["admin"])
+    objects = [
+        o["Key"]
+        for page in admin.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for o in page.get("Contents", [])
+    ]
+    by_prefix = {}
+    for key in objects:
+        parts = key.split("/")
+        by_prefix.setdefault("/".join(parts[:2]) if parts[0] == "warehouse" else parts[0], key)
+    assert {"warehouse/raw", "warehouse/staging", "warehouse/finance", "landing"} <= set(by_prefix)
+    quarantine = next(k for k in objects if k.startswith("warehouse/raw/quarantine/"))
+
+    for domain in DOMAINS:
+        reader = _s3(endpoint, keys[domain])
+        own = by_prefix[f"warehouse/{domain}"]
+        assert reader.get_object(Bucket=BUCKET, Key=own)["ContentLength"] > 0
+        for prefix, key in by_prefix.items():
+            if prefix != f"warehouse/{domain}":
+                assert _denied(reader.get_object, Bucket=BUCKET, Key=key), (domain, key)
+        assert _denied(reader.get_object, Bucket=BUCKET, Key=quarantine)
+        assert _denied(reader.put_object, Bucket=BUCKET, Key=own, Body=b"x")
+
+
+def test_the_pipeline_appends_to_the_audit_trail_but_cannot_delete_from_it(enforcing_s3):
+    endpoint, keys = enforcing_s3
+    pipeline = _s3(endpoint, keys["pipeline"])
+    pipeline.put_object(Bucket=BUCKET, Key="audit/20261124T000000-a.json", Body=b"{}")
+    assert _denied(pipeline.delete_object, Bucket=BUCKET, Key="audit/20261124T000000-a.json")
+    assert _denied(pipeline.put_object, Bucket=BUCKET, Key="landing/x.csv", Body=b"x")
