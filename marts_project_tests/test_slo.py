@@ -4,7 +4,10 @@ history read back from real runs (a failed run, a refused audit, quarantined row
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import time
+from pathlib import Path
 
 import pytest
 from dagster import AssetCheckKey, AssetKey
@@ -302,3 +305,50 @@ def test_a_first_backfill_in_chunks_is_not_an_outage_but_a_missing_source_is():
     (missing,) = [i for i in report.incidents if i.sli == "freshness"]
     assert missing.day == days_[5] and missing.cause == "late source" and missing.end is None
     assert report.indicator("freshness").value == 0.0
+
+
+def test_an_outage_of_n_hours_through_real_runs_costs_those_hours(lakehouse, monkeypatch):
+    """The mart went live five hours ago (its run's records carry a clock set back five hours),
+    a restated file landed three hours ago (its modification time), and only now does a run
+    serve it: the day was stale three hours, plus the run's own seconds."""
+    hours = 3
+    real_time = time.time
+    now = dt.datetime.now(dt.UTC)
+    day = now.date() - dt.timedelta(days=1)  # closed, and the last closed: no later day is due
+    lakehouse.seed(day, 1)
+    for source in scope_of(MART.contract).sources:
+        path = lakehouse.landing.path(source, day)
+        landed = (now - (hours + 3) * HOUR).timestamp()
+        os.utime(path, (landed, landed))
+    with monkeypatch.context() as clock:
+        clock.setattr(time, "time", lambda: real_time() - (hours + 2) * 3600)
+        lakehouse.run(day)  # went live five hours ago
+    restated = lakehouse.landing.path("mkt_ad_stats", day)
+    lakehouse.landing.write_bytes("mkt_ad_stats", day, Path(restated).read_bytes() + b"")
+    arrived = (now - hours * HOUR).timestamp()
+    os.utime(restated, (arrived, arrived))
+    lakehouse.run(day)  # served now
+
+    later = dt.datetime.now(dt.UTC)
+    history = read_history(
+        MART.contract,
+        AssetKey(["marketing", MART.contract.name]),
+        lakehouse.instance,
+        lakehouse.warehouse,
+        lakehouse.landing,
+        later - dt.timedelta(days=28),
+        later,
+    )
+    scope = scope_of(MART.contract.model_copy(update={"freshness_sla_hours": 0}))
+    report = measure(scope, history, later)
+    (outage,) = [i for i in report.incidents if i.sli == "freshness"]
+    assert outage.day == day and outage.start == dt.datetime.fromtimestamp(arrived, dt.UTC)
+    assert hours * HOUR <= outage.end - outage.start <= hours * HOUR + (later - now)
+    live = report.measured_from
+    assert live == min(r.at for r in history.refreshes)
+    assert (now - live) == pytest.approx((hours + 2) * HOUR, abs=dt.timedelta(minutes=2))
+    expected = 1 - (outage.end - outage.start) / (later - live)
+    assert report.indicator("freshness").value == pytest.approx(expected, abs=1e-9)
+    assert report.indicator("freshness").budget_left == pytest.approx(
+        1 - (1 - expected) / (1 - 0.95), abs=1e-9
+    )
