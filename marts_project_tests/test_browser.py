@@ -203,10 +203,11 @@ def test_the_marts_checks_show_as_passed(ui, page):
     skip = page.get_by_role("button", name="Skip")
     if skip.count():
         skip.click()
-    # seven judged by the refresh runs, and the SLO budget, judged hourly (not run yet here)
+    # seven judged by every refresh run, and the SLO budget: judged hourly, and by a run
+    # launched from the UI (the backfill test's), which runs every check of what it selects
     assert page.get_by_text("Checks (8)").count() == 1
     assert page.get_by_text("slo_budget").count() >= 1
-    assert page.get_by_text("Succeeded", exact=True).count() == 7  # every check's last run
+    assert page.get_by_text("Succeeded", exact=True).count() in (7, 8)  # every check that ran
     assert page.get_by_text("Passed", exact=True).count() == 1  # the selected check's result
     assert page.get_by_text("Failed", exact=True).count() == 0
     _screenshot(page, ui, "checks.png")
