@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import fsspec
-from dagster import ConfigurableResource
 
-from marts_project.resources.files import filesystem
+from marts_project.resources.files import StorageAccess
 
 
 def actor(environ: Mapping[str, str] | None = None) -> str:
@@ -57,23 +56,13 @@ class AuditEntry:
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-class AuditTrail(ConfigurableResource):
+class AuditTrail(StorageAccess):
     """The trail under `root` (a folder or `s3://bucket/prefix`)."""
 
     root: str
-    s3_endpoint: str | None = None
-    s3_region: str = "us-east-1"
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
 
     def _fs(self) -> fsspec.AbstractFileSystem:
-        return filesystem(
-            self.root,
-            self.s3_endpoint,
-            self.s3_region,
-            self.s3_access_key_id,
-            self.s3_secret_access_key,
-        )
+        return self.filesystem_of(self.root)
 
     def _names(self) -> list[str]:
         fs, root = self._fs(), self.root.rstrip("/")

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import fsspec
+from dagster import ConfigurableResource
 
 
 def filesystem(
@@ -34,3 +35,19 @@ def modified_at(info: dict) -> dt.datetime | None:
     if isinstance(stamp, dt.datetime):
         return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
     return dt.datetime.fromtimestamp(float(stamp), tz=dt.UTC)
+
+
+class StorageAccess(ConfigurableResource):
+    """The S3 connection every storage resource shares (endpoint, region, credentials bound to
+    `dagster.EnvVar` by the composition root); unused for local folders."""
+
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    def filesystem_of(self, uri: str) -> fsspec.AbstractFileSystem:
+        """The file system of `uri` reached with this connection."""
+        return filesystem(
+            uri, self.s3_endpoint, self.s3_region, self.s3_access_key_id, self.s3_secret_access_key
+        )

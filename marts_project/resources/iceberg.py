@@ -12,7 +12,6 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from dagster import ConfigurableResource
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
@@ -23,7 +22,7 @@ from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import DayTransform
 
 from marts_project.resources import pyiceberg_fix  # noqa: F401  (installs before any commit)
-from marts_project.resources.files import filesystem as open_filesystem
+from marts_project.resources.files import StorageAccess
 from marts_project.resources.retry import with_retries
 
 EPOCH = dt.date(1970, 1, 1)  # Iceberg's day transform counts days from here
@@ -71,7 +70,7 @@ def _open_catalog(uri: str, properties: tuple[tuple[str, str], ...]) -> Catalog:
     return SqlCatalog(CATALOG_NAME, uri=uri, **dict(properties))
 
 
-class IcebergWarehouse(ConfigurableResource):
+class IcebergWarehouse(StorageAccess):
     """The Iceberg catalog and warehouse of one deployment (local folder or S3-compatible store).
 
     Secrets (`s3_access_key_id`, `s3_secret_access_key`) are bound to `dagster.EnvVar` by the
@@ -80,10 +79,6 @@ class IcebergWarehouse(ConfigurableResource):
 
     catalog_uri: str
     warehouse: str
-    s3_endpoint: str | None = None
-    s3_region: str = "us-east-1"
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
 
     def catalog(self) -> Catalog:
         """The (process-wide cached) pyiceberg catalog for this configuration."""
@@ -103,13 +98,7 @@ class IcebergWarehouse(ConfigurableResource):
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
         """The warehouse's file system (for maintenance: listing and removing orphan files)."""
-        return open_filesystem(
-            self.warehouse,
-            self.s3_endpoint,
-            self.s3_region,
-            self.s3_access_key_id,
-            self.s3_secret_access_key,
-        )
+        return self.filesystem_of(self.warehouse)
 
     def table_identifiers(self) -> list[str]:
         """Every table of the catalog, `namespace.name`."""

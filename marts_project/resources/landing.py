@@ -7,9 +7,8 @@ import re
 from typing import BinaryIO
 
 import fsspec
-from dagster import ConfigurableResource
 
-from marts_project.resources.files import filesystem as open_filesystem
+from marts_project.resources.files import StorageAccess
 from marts_project.resources.files import modified_at as file_modified_at
 from marts_project.resources.retry import with_retries
 
@@ -20,7 +19,7 @@ class HostilePathError(ValueError):
     """A source name or day that would address a file outside the landing zone."""
 
 
-class LandingZone(ConfigurableResource):
+class LandingZone(StorageAccess):
     """Files at `<root>/<source>/<YYYY-MM-DD>.csv`, on a local folder or `s3://bucket/prefix`.
 
     Paths are built only from a validated source name and a real date, so no caller can make
@@ -28,19 +27,9 @@ class LandingZone(ConfigurableResource):
     """
 
     root: str
-    s3_endpoint: str | None = None
-    s3_region: str = "us-east-1"
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
-        return open_filesystem(
-            self.root,
-            self.s3_endpoint,
-            self.s3_region,
-            self.s3_access_key_id,
-            self.s3_secret_access_key,
-        )
+        return self.filesystem_of(self.root)
 
     @staticmethod
     def key(source: str, day: dt.date) -> str:
