@@ -6,6 +6,7 @@ prints a line per step as it finishes; `dagster asset materialize --partition-ra
 beside it on the same instance.
 """
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -30,6 +31,7 @@ from marts_project.automation.loop import (
 from marts_project.checks.report import check_table
 from marts_project.cluster import backfill as cluster_backfill
 from marts_project.cluster import supervisor
+from marts_project.contracts import DOMAINS
 from marts_project.definitions import build_definitions
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
@@ -388,10 +390,12 @@ def snapshots(mart: str) -> None:
     click.echo("* current   x never published (refused by an audit, or a step inside a write)")
 
 
-def _print_rows(cursor) -> None:
+def _print_rows(cursor, rows: list[tuple] | None = None) -> None:
     """A result as tab-separated lines under a header (easy to pipe into other tools)."""
+    if cursor.description is None:
+        return
     click.echo("\t".join(d[0] for d in cursor.description))
-    for row in cursor.fetchall():
+    for row in cursor.fetchall() if rows is None else rows:
         click.echo("\t".join("" if v is None else str(v) for v in row))
 
 
@@ -502,24 +506,74 @@ def audit(verify: bool, as_json: bool, limit: int) -> int:
 
 @cli.command()
 @click.argument("query", required=False)
-def sql(query: str | None) -> None:
-    """SQL on the serving database (read-only): one query, or one per line from stdin.
+@click.option(
+    "--domain", type=click.Choice(DOMAINS), help="that domain's serving database (its analysts')"
+)
+@click.option("--mart", "mart_name", help="a regulated mart's own database (each query audited)")
+def sql(query: str | None, domain: str | None, mart_name: str | None) -> None:
+    """SQL on a serving database (read-only): one query, or one per line from stdin.
 
-    The connection is read-only and locked down: no file, network or extension access and no
-    settings can change, so nothing outside the serving database can be read or written.
+    `--domain D` opens the database of D's analysts (D's marts and those granted to D),
+    `--mart M` a regulated mart's own database, and neither the operator's view of every
+    domain's database. The connection is read-only and locked down: no file, network or
+    extension access and no settings can change, so nothing outside it can be read or written.
     """
     settings = _settings()
-    if not settings.serving_db.exists():
-        raise OperatorError(f"no serving database at {settings.serving_db}: run `marts demo` first")
+    serving = open_resource(settings, "serving")
     queries = [query] if query else [q for q in sys.stdin.read().split(";\n") if q.strip()]
-    with connect(str(settings.serving_db), read_only=True, locked=True) as con:
+    if domain and mart_name:
+        raise OperatorError("--domain and --mart each name one database: give one of them")
+    if mart_name:
+        contract = _mart(mart_name).contract
+        if not contract.regulated:
+            raise OperatorError(
+                f"{mart_name} is not regulated: it is served in `--domain {contract.domain}`"
+            )
+        database = serving.home(f"{contract.domain}.{contract.name}")
+        trail = open_resource(settings, "audit")
+        with _serving_connection(serving, database) as con:
+            for text in queries:
+                with audited(trail, "sql", database, {"query": text}) as outcome:
+                    cursor, rows = _run(con, text)
+                    outcome["result"] = f"ok: {len(rows)} rows"
+                _print_rows(cursor, rows)
+        return
+    if not domain and not any(serving.path(d).exists() for d in DOMAINS):
+        raise OperatorError(f"no serving database under {settings.serving_dir}: run `marts demo`")
+    opened = _serving_connection(serving, domain) if domain else serving.operator_view()
+    with opened as con:
         for text in queries:
-            try:
-                cursor = con.execute(text)
-            except duckdb.Error as exc:
-                raise OperatorError(f"query failed: {exc}") from None
-            if cursor.description is not None:
-                _print_rows(cursor)
+            cursor, rows = _run(con, text)
+            _print_rows(cursor, rows)
+
+
+@contextlib.contextmanager
+def _serving_connection(serving, database: str):
+    """One serving database, read-only and locked down; a clear error when it is missing or
+    this user may not read it."""
+    path = serving.path(database)
+    if not path.parent.exists():
+        raise OperatorError(f"no serving database {database} at {path}: run `marts demo` first")
+    try:
+        con = connect(str(path), read_only=True, locked=True)
+    except (duckdb.IOException, PermissionError) as exc:
+        if "permission denied" in str(exc).lower():
+            raise OperatorError(
+                f"serving database {database}: permission denied (its readers are the members "
+                "of the group MARTS_SERVING_GROUPS names for it)"
+            ) from None
+        raise
+    with con:
+        yield con
+
+
+def _run(con, text: str):
+    """A query's cursor and rows; a failing query is the operator's error, one line."""
+    try:
+        cursor = con.execute(text)
+        return cursor, (cursor.fetchall() if cursor.description is not None else [])
+    except duckdb.Error as exc:
+        raise OperatorError(f"query failed: {exc}") from None
 
 
 @cli.command()
@@ -537,7 +591,7 @@ def demo(days: int, rows_per_day: int, seed: int, chunk_days: int, log_level: st
     end = _yesterday()
     seed_days(settings, days, rows_per_day, seed, end)
     start, end = _last_days(end, days)
-    status = backfill_days(settings, start, end, chunk_days, log_level.upper())
+    status = _audited_backfill("demo", start, end, chunk_days, log_level)
     click.echo(mart_summary(settings))
     return status
 

@@ -29,6 +29,10 @@ from pydantic import (
 from marts_project.column_types import TypeName, arrow_type
 from marts_project.partitions import PARTITIONINGS
 
+# The data domains: each owns its marts, its warehouse namespace and its serving database.
+Domain = Literal["marketing", "finance", "operations"]
+DOMAINS: tuple[str, ...] = Domain.__args__
+
 CheckName = Literal[
     "matches_contract",
     "unique_key",
@@ -124,7 +128,7 @@ class Contract(_Model):
     """What a mart promises its consumers."""
 
     name: str
-    domain: str
+    domain: Domain
     owner: str
     charter: str
     grain: str
@@ -139,6 +143,12 @@ class Contract(_Model):
     checks: Annotated[tuple[tuple[CheckName, CheckPolicy], ...], BeforeValidator(_items)] = ()
     reconciliations: tuple[Reconciliation, ...] = ()
     slo: Slo | None = None
+    # Other domains whose analysts (and marts) may read this mart: served into their databases
+    # too and readable by their storage identity. Nothing crosses a domain without it.
+    serve_to: tuple[Domain, ...] = ()
+    # Served only from a database of its own, never granted to another domain, every `marts
+    # sql` on it recorded in the audit trail.
+    regulated: bool = False
     # (topic, rule) a consumer needs to read a number; the rule's whitespace is folded
     rules: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_rules)] = ()
 
@@ -156,6 +166,12 @@ class Contract(_Model):
             raise ValueError(f"unique_key names columns the contract does not have: {unknown}")
         if self.partition_column and self.partition_column not in names:
             raise ValueError(f"partition_column {self.partition_column!r} is not a column")
+        if self.domain in self.serve_to:
+            raise ValueError(f"serve_to names the mart's own domain {self.domain!r}")
+        if self.regulated and self.serve_to:
+            raise ValueError("a regulated mart is served only from its own database: no serve_to")
+        if self.regulated and self.kind == "view":
+            raise ValueError("a view cannot be regulated: it is served from its domain's database")
         if (self.partition_column is None) != (self.partitioning == "none"):
             raise ValueError(
                 f"partitioning {self.partitioning!r} and partition_column "

@@ -31,6 +31,9 @@ class Settings:
     sensor_interval_seconds: int = 30
     sensors_running: bool = True
     webserver_url: str = "http://127.0.0.1:3000"
+    # serving database -> the OS group that may read it (MARTS_SERVING_GROUPS="finance=fin-bi,
+    # operations=ops-bi"); without one a database is readable by the pipeline's user only
+    serving_groups: tuple[tuple[str, str], ...] = ()
 
     @property
     def in_process(self) -> bool:
@@ -59,8 +62,9 @@ class Settings:
         return [name for name in needed if not env.get(name)]
 
     @property
-    def serving_db(self) -> Path:
-        return self.data_dir / "serving.duckdb"
+    def serving_dir(self) -> Path:
+        """One folder per serving database (`marts_project/resources/serving.py`)."""
+        return self.data_dir / "serving"
 
     @classmethod
     def local(cls, data_dir: Path) -> Settings:
@@ -91,4 +95,16 @@ class Settings:
             sensor_interval_seconds=int(env.get("MARTS_SENSOR_INTERVAL_SECONDS", "30")),
             sensors_running=env.get("MARTS_SENSORS", "on") != "off",
             webserver_url=env.get("MARTS_WEBSERVER_URL", "http://127.0.0.1:3000"),
+            serving_groups=_pairs(env.get("MARTS_SERVING_GROUPS", "")),
         )
+
+
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """`a=b,c=d` as ((a, b), (c, d)); a part without `=` is an error naming it."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"MARTS_SERVING_GROUPS: {part!r} is not database=group")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)

@@ -1,7 +1,7 @@
-"""A short, human-readable summary of the published marts, read from the serving database."""
+"""A short, human-readable summary of the published marts, read from the serving databases."""
 
 from marts_project.marts import ALL_MARTS
-from marts_project.resources.duck import connect
+from marts_project.resources.deployment import open_resource
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.settings import Settings
 
@@ -18,11 +18,11 @@ HEADLINES = {
 
 
 def mart_summary(settings: Settings) -> str:
-    """Rows, period covered and headline figures of every mart in the serving database."""
-    if not settings.serving_db.exists():
-        return f"no serving database at {settings.serving_db}: materialize the marts first"
-    lines = [f"serving database: {settings.serving_db}"]
-    with connect(str(settings.serving_db), read_only=True) as con:
+    """Rows, period covered and headline figures of every mart, as the operator's view of the
+    serving databases shows them (a regulated mart is only named: reading it is audited)."""
+    serving = open_resource(settings, "serving")
+    lines = [f"serving databases: {settings.serving_dir}"]
+    with serving.operator_view() as con:
         served = {
             f"{s}.{t}"
             for s, t in con.execute(
@@ -31,6 +31,12 @@ def mart_summary(settings: Settings) -> str:
         }
         for mart in ALL_MARTS:
             identifier = table_identifier(mart.asset.key)
+            if mart.contract.regulated:
+                lines.append(
+                    f"  {identifier:<45} regulated: `marts sql --mart {mart.contract.name}` "
+                    "(audited)"
+                )
+                continue
             if identifier not in served:
                 lines.append(f"  {identifier:<45} not published yet")
                 continue

@@ -18,11 +18,15 @@ import pytest
 from botocore.exceptions import ClientError
 from dagster import DagsterInstance
 
-from marts_project.access import DOMAINS, POLICIES_DIR, policies, render
+from marts_project.access import POLICIES_DIR, policies, reader_databases, render
+from marts_project.contracts import DOMAINS
+from marts_project.marts import ALL_MARTS
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, free_port
 
 BUCKET = "lake"
+CONTRACTS = [m.contract for m in ALL_MARTS]
+REGULATED = "finance__fin_payment_reconciliation_fact"
 ADMIN_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
@@ -41,8 +45,10 @@ SOURCE_POLICY = {  # a source system: drops its files in the landing zone, nothi
 
 
 def test_the_shipped_policies_are_the_ones_rendered_from_the_layout():
-    for name, policy in policies("BUCKET").items():
+    for name, policy in policies("BUCKET", CONTRACTS).items():
         assert (POLICIES_DIR / name).read_text() == render(policy), name
+    shipped = {p.name for p in POLICIES_DIR.glob("*.json")}
+    assert shipped == set(policies("BUCKET", CONTRACTS)), "a shipped policy no contract needs"
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +58,11 @@ def enforcing_s3(tmp_path_factory) -> Iterator[tuple[str, dict[str, dict[str, st
     identities = {
         "admin": ADMIN_POLICY,
         "source": SOURCE_POLICY,
-        "pipeline": policies(BUCKET)["marts-pipeline.json"],
-        **{d: policies(BUCKET)[f"marts-reader-{d}.json"] for d in DOMAINS},
+        "pipeline": policies(BUCKET, CONTRACTS)["marts-pipeline.json"],
+        **{
+            d: policies(BUCKET, CONTRACTS)[f"marts-reader-{d}.json"]
+            for d in reader_databases(CONTRACTS)
+        },
     }
     setup_actions = 1 + 3 * len(identities)
     port = free_port()
@@ -142,15 +151,40 @@ def test_each_domain_reads_its_own_marts_and_nothing_else(enforcing_s3, tmp_path
     assert {"warehouse/raw", "warehouse/staging", "warehouse/finance", "landing"} <= set(by_prefix)
     quarantine = next(k for k in objects if k.startswith("warehouse/raw/quarantine/"))
 
+    def table_object(namespace: str, table: str) -> str:
+        return next(k for k in objects if k.startswith(f"warehouse/{namespace}/{table}/"))
+
+    regulated = table_object("finance", "fin_payment_reconciliation_fact")
+    granted = {  # serve_to in the contracts: object -> the domain it is granted to
+        table_object("marketing", "mkt_campaign_performance_fact"): "finance",
+        table_object("finance", "fin_revenue_daily_fact"): "operations",
+    }
     for domain in DOMAINS:
         reader = _s3(endpoint, keys[domain])
-        own = by_prefix[f"warehouse/{domain}"]
+        own = table_object(domain, next(c.name for c in CONTRACTS if c.domain == domain))
         assert reader.get_object(Bucket=BUCKET, Key=own)["ContentLength"] > 0
         for prefix, key in by_prefix.items():
-            if prefix != f"warehouse/{domain}":
+            if prefix != f"warehouse/{domain}" and granted.get(key) != domain:
                 assert _denied(reader.get_object, Bucket=BUCKET, Key=key), (domain, key)
         assert _denied(reader.get_object, Bucket=BUCKET, Key=quarantine)
+        assert _denied(reader.get_object, Bucket=BUCKET, Key=regulated), domain
         assert _denied(reader.put_object, Bucket=BUCKET, Key=own, Body=b"x")
+        for key, grantee in granted.items():
+            if grantee == domain:
+                assert reader.get_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
+            elif not key.startswith(f"warehouse/{domain}/"):
+                assert _denied(reader.get_object, Bucket=BUCKET, Key=key), (domain, key)
+    finance = _s3(endpoint, keys["finance"])
+    listed = finance.list_objects_v2(Bucket=BUCKET, Prefix="warehouse/finance/fin_revenue")
+    assert listed["KeyCount"] > 0
+    assert _denied(
+        finance.list_objects_v2, Bucket=BUCKET, Prefix="warehouse/finance/fin_payment_recon"
+    )
+
+    auditor = _s3(endpoint, keys[REGULATED])  # the regulated mart's own reader: that mart only
+    assert auditor.get_object(Bucket=BUCKET, Key=regulated)["ContentLength"] > 0
+    for key in [*by_prefix.values(), *granted]:
+        assert _denied(auditor.get_object, Bucket=BUCKET, Key=key), key
 
 
 def test_the_pipeline_appends_to_the_audit_trail_but_cannot_delete_from_it(enforcing_s3):

@@ -198,7 +198,7 @@ def test_every_contract_states_its_rules_for_consumers():
 def test_a_view_whose_new_definition_fails_its_audit_keeps_serving_the_old_one(tmp_path):
     from marts_project.resources.serving import ServingDatabase, ViewAuditError
 
-    serving = ServingDatabase(path=str(tmp_path / "serving.duckdb"))
+    serving = ServingDatabase(root=str(tmp_path / "serving"))
     serving.create_view("marketing.v", "select 1 as campaign_id", lambda rows: [])
 
     def unique(rows: pa.Table) -> list[str]:

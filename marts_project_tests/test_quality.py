@@ -124,23 +124,25 @@ def test_reconciliation_sql_finds_marketing_cost_that_disagrees_with_spend():
     assert mismatches("14.00") == 1
 
 
-def test_order_count_reconciliation_finds_days_finance_and_operations_disagree_on():
-    (rec,) = contract_of("ops_orders_fact").reconciliations
+def test_order_count_reconciliations_find_days_finance_and_operations_disagree_on():
+    (ops_vs_revenue,) = contract_of("ops_orders_fact").reconciliations
+    (payments_vs_revenue,) = contract_of("fin_payment_reconciliation_fact").reconciliations
     ops = pa.table({"order_id": ["a", "b", "c"], "order_date": [DAY, DAY, DAY]})
     payments = pa.table({"order_date": [DAY], "orders": [3]})
     duck = UtcDuckDB(database=":memory:")
 
-    def mismatches(revenue_orders: list[int]) -> int:
+    def mismatches(sql: str, revenue_orders: list[int]) -> int:
         revenue = pa.table({"order_date": [DAY] * len(revenue_orders), "orders": revenue_orders})
         tables = {
             "ops_orders_fact": ops,
             "fin_revenue_daily_fact": revenue,
             "fin_payment_reconciliation_fact": payments,
         }
-        return run_sql(duck, rec.sql, tables).num_rows
+        return run_sql(duck, sql, tables).num_rows
 
-    assert mismatches([2, 1]) == 0
-    assert mismatches([2, 2]) == 1
+    for sql in (ops_vs_revenue.sql, payments_vs_revenue.sql):
+        assert mismatches(sql, [2, 1]) == 0
+        assert mismatches(sql, [2, 2]) == 1
 
 
 def test_a_retyped_required_column_blocks_the_partition():

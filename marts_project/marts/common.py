@@ -122,8 +122,9 @@ def publish(
     warehouse: IcebergWarehouse,
     serving: ServingDatabase,
 ) -> MaterializeResult:
-    """Write-audit-publish the mart's rows for the run's window, mirror them into the serving
-    database, and report the one audit pass as the materialization's check results."""
+    """Write-audit-publish the mart's rows for the run's window, mirror them into its serving
+    databases (its own, then its grantees'), and report the one audit pass as the
+    materialization's check results."""
     wall, cpu = time.perf_counter(), time.process_time()
     identifier = f"{contract.domain}.{contract.name}"
     properties = {"dagster.run_id": context.run_id}
@@ -144,12 +145,15 @@ def publish(
 
     written = warehouse.write_audit_publish(identifier, data, column, start, end, audit, properties)
     served = time.perf_counter()
-    serving.publish(identifier, data, lambda: warehouse.read(identifier), column, start, end)
+    databases = serving.publish(
+        identifier, data, lambda: warehouse.read(identifier), column, start, end
+    )
     done = time.perf_counter()
     return MaterializeResult(
         metadata={
             **write_metadata(written),
             "serving/table": identifier,
+            "serving/databases": ", ".join(databases),
             # write_seconds is the whole publish; the audit and serving parts are inside it
             "write_seconds": round(done - wall, 3),
             "write_cpu_seconds": round(time.process_time() - cpu, 3),
@@ -189,6 +193,7 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         return MaterializeResult(
             metadata={
                 "serving/view": identifier,
+                "serving/databases": serving.home(identifier),
                 "columns": len(columns),
                 "dagster/row_count": rows,
             },

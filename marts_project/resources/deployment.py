@@ -6,7 +6,9 @@ building Definitions.
 
 from dagster import EnvVar
 
+from marts_project.access import serving_plan
 from marts_project.audit import AuditTrail
+from marts_project.marts import ALL_MARTS
 from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import IcebergIOManager
@@ -29,7 +31,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
     warehouse = IcebergWarehouse(
         catalog_uri=settings.catalog_uri, warehouse=settings.warehouse, **s3
     )
-    serving = ServingDatabase(path=str(settings.serving_db))
+    serving = ServingDatabase(
+        root=str(settings.serving_dir),
+        plan={k: list(v) for k, v in serving_plan(m.contract for m in ALL_MARTS).items()},
+        groups=dict(settings.serving_groups),
+    )
     audit_s3 = s3 if settings.audit_root.startswith("s3://") else {}
     return {
         "audit": AuditTrail(root=settings.audit_root, **audit_s3),
