@@ -114,22 +114,15 @@ def _reader(arn: str, sid: str, prefixes: list[str], denied: list[str]) -> dict:
             "Resource": [f"{arn}/{p}*" for p in prefixes],
         },
     ]
-    if denied:  # a domain's regulated marts: their own reader only
-        statements += [
-            {
-                "Sid": "NoListingOfRegulatedMarts",
-                "Effect": "Deny",
-                "Action": ["s3:ListBucket"],
-                "Resource": [arn],
-                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in denied]}},
-            },
+    if denied:  # a domain's regulated marts: their own reader only (names stay listable)
+        statements.append(
             {
                 "Sid": "NoReadingOfRegulatedMarts",
                 "Effect": "Deny",
                 "Action": ["s3:GetObject"],
                 "Resource": [f"{arn}/{p}*" for p in denied],
-            },
-        ]
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
