@@ -28,3 +28,21 @@ def test_a_seed_split_over_processes_writes_the_same_bytes_as_one_process(tmp_pa
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
     assert [(f.source, f.day) for f in split] == [(f.source, f.day) for f in serial]
     assert len(serial) == len(DAYS) * len(core.renderers())
+
+
+def test_an_early_export_of_order_events_is_part_of_every_later_one():
+    """Late events only add rows: what a day's payments, refunds and shipments files held at one
+    export is still there, unchanged, in every later export."""
+    cfg = SimConfig(seed=3, rows_per_day=400)
+    day = DAYS[0]
+    closed = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    for source in ("psp_payments", "psp_refunds", "wms_shipments"):
+        render = core.renderers()[source]
+        exports = [
+            set(render(cfg, day, closed + dt.timedelta(days=n)).decode().splitlines()[1:])
+            for n in (0, 2, 5, 30)
+        ]
+        for earlier, later in zip(exports, exports[1:], strict=False):
+            assert earlier <= later, source
+        assert len(exports[-1]) > len(exports[0]), f"{source}: nothing arrived late"
+        assert exports[-1] == set(render(cfg, day, FAR_FUTURE).decode().splitlines()[1:])

@@ -22,6 +22,7 @@ WAREHOUSES = {
     "W03": ("Madrid hub", "eu-south", 48, 40_000),
     "W04": ("Dublin hub", "eu-west", 48, 30_000),
 }
+WAREHOUSE_IDS = tuple(sorted(WAREHOUSES))
 SALES_CHANNELS = ("web", "app", "marketplace")
 PAYMENT_METHODS = ("card", "paypal", "bank_transfer")
 REFUND_REASONS = ("damaged", "late_delivery", "changed_mind", "wrong_item")
@@ -60,7 +61,7 @@ def orders(cfg: SimConfig, day: dt.date) -> tuple[Order, ...]:
                 customer_id=f"C{customer:07d}",
                 customer_email=f"customer{customer}@example.org",
                 sales_channel=rng.choice(SALES_CHANNELS),
-                warehouse_id=rng.choice(sorted(WAREHOUSES)),
+                warehouse_id=rng.choice(WAREHOUSE_IDS),
                 items=items,
                 gross_amount=amount,
             )
@@ -102,74 +103,67 @@ def render_orders(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
 def render_payments(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
     """Payments of the day's orders; 3 % never pay, 2 % pay short."""
     header = ["payment_id", "order_id", "paid_at", "amount", "method"]
+    rng = rng_for(cfg, "payment", day)  # every draw made whatever `as_of`: same stream
     rows = []
     for order in orders(cfg, day):
-        rng = rng_for(cfg, "payment", order.order_id)
-        if rng.random() < 0.03:
+        never, minutes, short = rng.random(), rng.randrange(1, 180), rng.random()
+        method = rng.choice(PAYMENT_METHODS)
+        paid_at = order.ordered_at + dt.timedelta(minutes=minutes)
+        if never < 0.03 or paid_at > as_of:
             continue
-        paid_at = order.ordered_at + dt.timedelta(minutes=rng.randrange(1, 180))
         amount = order.gross_amount
-        if rng.random() < 0.02:
+        if short < 0.02:
             amount = (amount * Decimal("0.9")).quantize(Decimal("0.01"))
-        if paid_at <= as_of:
-            rows.append(
-                [
-                    f"P{order.order_id[1:]}",
-                    order.order_id,
-                    paid_at.isoformat(),
-                    amount,
-                    rng.choice(PAYMENT_METHODS),
-                ]
-            )
+        rows.append([f"P{order.order_id[1:]}", order.order_id, paid_at.isoformat(), amount, method])
     return to_csv(header, rows)
 
 
 def render_refunds(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
     """Refunds against the day's orders processed by `as_of` (they come 2..28 days later)."""
     header = ["refund_id", "order_id", "refunded_at", "amount", "reason"]
+    rng = rng_for(cfg, "refund", day)  # every draw made whatever `as_of`: same stream
     rows = []
     for order in orders(cfg, day):
-        rng = rng_for(cfg, "refund", order.order_id)
-        if rng.random() >= cfg.refund_share:
-            continue
-        refunded_at = order.ordered_at + dt.timedelta(
-            hours=rng.randrange(48, 24 * max(3, cfg.refund_max_days))
-        )
+        refunded, hours = rng.random(), rng.randrange(48, 24 * max(3, cfg.refund_max_days))
         share = Decimal("1") if rng.random() < 0.7 else Decimal("0.5")
-        if refunded_at <= as_of:
-            rows.append(
-                [
-                    f"R{order.order_id[1:]}",
-                    order.order_id,
-                    refunded_at.isoformat(),
-                    (order.gross_amount * share).quantize(Decimal("0.01")),
-                    rng.choice(REFUND_REASONS),
-                ]
-            )
+        reason = rng.choice(REFUND_REASONS)
+        refunded_at = order.ordered_at + dt.timedelta(hours=hours)
+        if refunded >= cfg.refund_share or refunded_at > as_of:
+            continue
+        rows.append(
+            [
+                f"R{order.order_id[1:]}",
+                order.order_id,
+                refunded_at.isoformat(),
+                (order.gross_amount * share).quantize(Decimal("0.01")),
+                reason,
+            ]
+        )
     return to_csv(header, rows)
 
 
-def ship_hours(cfg: SimConfig, order: Order) -> float | None:
-    """Hours from order to shipment (None: cancelled, never ships); late_share ship late."""
-    rng = rng_for(cfg, "ship", order.order_id)
-    if rng.random() < 0.02:
-        return None
-    if rng.random() < cfg.late_share / 3:  # backorders: two to ten days
-        return rng.uniform(48, 240)
-    return rng.uniform(2, 40)
+@functools.lru_cache(maxsize=64)
+def shipments(cfg: SimConfig, day: dt.date) -> tuple[tuple[Order, float, str], ...]:
+    """(order, hours from order to shipment, carrier) of the day's orders that ship: 2 % are
+    cancelled and never do, late_share / 3 are backordered for two to ten days."""
+    rng = rng_for(cfg, "ship", day)  # every draw made for every order: same stream
+    result = []
+    for order in orders(cfg, day):
+        cancelled, backordered = rng.random() < 0.02, rng.random() < cfg.late_share / 3
+        hours = rng.uniform(48, 240) if backordered else rng.uniform(2, 40)
+        carrier = rng.choice(CARRIERS)
+        if not cancelled:
+            result.append((order, hours, carrier))
+    return tuple(result)
 
 
 def render_shipments(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
     """Shipments of the day's orders that left a warehouse by `as_of` (hours to days later)."""
     header = ["shipment_id", "order_id", "warehouse_id", "shipped_at", "carrier"]
     rows = []
-    for order in orders(cfg, day):
-        hours = ship_hours(cfg, order)
-        if hours is None:
-            continue
+    for order, hours, carrier in shipments(cfg, day):
         shipped_at = order.ordered_at + dt.timedelta(hours=hours)
         if shipped_at <= as_of:
-            carrier = rng_for(cfg, "carrier", order.order_id).choice(CARRIERS)
             rows.append(
                 [
                     f"S{order.order_id[1:]}",
@@ -186,26 +180,26 @@ def skus(cfg: SimConfig) -> list[str]:
     return [f"SKU{i:04d}" for i in range(max(5, cfg.rows_per_day // 10))]
 
 
+@functools.lru_cache(maxsize=8)
+def _stock_levels(cfg: SimConfig) -> tuple[tuple[str, str, int, int], ...]:
+    """(warehouse, sku, typical level, reorder point): the same every day."""
+    rng = rng_for(cfg, "stock")
+    return tuple(
+        (warehouse, sku, rng.randrange(50, 800), rng.randrange(20, 120))
+        for warehouse in sorted(WAREHOUSES)
+        for sku in skus(cfg)
+    )
+
+
 def render_inventory(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
     """End-of-day stock per warehouse and SKU."""
     header = ["snapshot_date", "warehouse_id", "sku", "on_hand", "reserved", "reorder_point"]
+    rng = rng_for(cfg, "stock", day)
     rows = []
-    for warehouse in sorted(WAREHOUSES):
-        for sku in skus(cfg):
-            base = rng_for(cfg, "stock", warehouse, sku)
-            level, reorder = base.randrange(50, 800), base.randrange(20, 120)
-            rng = rng_for(cfg, "stock", warehouse, sku, day)
-            on_hand = max(0, level + int(rng.gauss(0, level / 3)))
-            rows.append(
-                [
-                    day.isoformat(),
-                    warehouse,
-                    sku,
-                    on_hand,
-                    min(on_hand, rng.randrange(0, 60)),
-                    reorder,
-                ]
-            )
+    for warehouse, sku, level, reorder in _stock_levels(cfg):
+        on_hand = max(0, level + int(rng.gauss(0, level / 3)))
+        reserved = min(on_hand, rng.randrange(0, 60))
+        rows.append([day.isoformat(), warehouse, sku, on_hand, reserved, reorder])
     return to_csv(header, rows)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,6 +30,7 @@ class Campaign:
     channel: str
 
 
+@functools.lru_cache(maxsize=8)
 def campaigns(cfg: SimConfig) -> list[Campaign]:
     """The campaign universe: about one campaign per ten ad rows a day."""
     count = max(3, cfg.rows_per_day // 10)
@@ -47,7 +49,13 @@ def campaigns(cfg: SimConfig) -> list[Campaign]:
 def is_active(cfg: SimConfig, campaign: Campaign, day: dt.date) -> bool:
     """Campaigns pause for whole ISO weeks now and then (about one week in seven)."""
     year, week, _ = day.isocalendar()
-    return rng_for(cfg, "active", campaign.campaign_id, year, week).random() > 0.15
+    return campaign.campaign_id in _active_in_week(cfg, year, week)
+
+
+@functools.lru_cache(maxsize=16)
+def _active_in_week(cfg: SimConfig, year: int, week: int) -> frozenset[str]:
+    rng = rng_for(cfg, "active", year, week)
+    return frozenset(c.campaign_id for c in campaigns(cfg) if rng.random() > 0.15)
 
 
 OWNERS = ("ana.ruiz", "ben.okafor", "chen.li", "dora.nagy")
@@ -73,8 +81,9 @@ def render_campaigns(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
         "cost_model",
     ]
     rows = []
+    budgets = rng_for(cfg, "budget")  # the same budget every day: drawn in campaign order
     for campaign in campaigns(cfg):
-        rng = rng_for(cfg, "budget", campaign.campaign_id)
+        budget = budgets.randrange(50, 2000)
         rows.append(
             [
                 day.isoformat(),
@@ -83,7 +92,7 @@ def render_campaigns(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
                 campaign.channel,
                 CHANNELS[campaign.channel][0],
                 "active" if is_active(cfg, campaign, day) else "paused",
-                f"{rng.randrange(50, 2000)}.00",
+                f"{budget}.00",
                 *channel_attributes(cfg, campaign.channel, day),
             ]
         )
@@ -93,14 +102,19 @@ def render_campaigns(cfg: SimConfig, day: dt.date, as_of: dt.datetime) -> bytes:
 def _ad_rows(
     cfg: SimConfig, day: dt.date
 ) -> list[tuple[str, Campaign, int, int, Decimal, int, bool]]:
-    """Final (fully restated) ad rows of one day: ad, campaign, impressions, clicks, spend, conv."""
+    """Final (fully restated) ad rows of one day: ad, campaign, impressions, clicks, spend, conv.
+
+    One generator per day, drawn row after row: which rows exist does not depend on when the
+    file is exported, so every export of the day sees the same draws."""
     universe = campaigns(cfg)
+    year, week, _ = day.isocalendar()
+    active = _active_in_week(cfg, year, week)
+    rng = rng_for(cfg, "ad", day)
     rows = []
     for i in range(cfg.rows_per_day):
         campaign = universe[i % len(universe)]
-        if not is_active(cfg, campaign, day):
+        if campaign.campaign_id not in active:
             continue
-        rng = rng_for(cfg, "ad", day, i)
         _, ctr, cpc, cvr = CHANNELS[campaign.channel]
         impressions = int(rng.lognormvariate(7.5, 0.8))
         clicks = _binomial(rng, impressions, ctr)
