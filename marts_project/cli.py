@@ -405,18 +405,29 @@ def _print_rows(cursor, rows: list[tuple] | None = None) -> None:
 @click.option("--day", type=DAY, help="only this partition day")
 @click.option("--limit", type=POSITIVE, default=20, show_default=True, help="rows to print")
 def show(mart: str, as_of: int | None, day: dt.date | None, limit: int) -> None:
-    """Rows of a mart now or, with --as-of, at an earlier snapshot (time travel)."""
+    """Rows of a mart now or, with --as-of, at an earlier snapshot (time travel); on a
+    regulated mart the read is recorded in the audit trail before anything is printed."""
+    settings = _settings()
     chosen = _mart(mart)
-    warehouse = open_resource(_settings(), "warehouse")
+    warehouse = open_resource(settings, "warehouse")
     identifier = table_identifier(chosen.asset.key)
-    table = warehouse.read_as_of(identifier, as_of) if as_of else warehouse.read(identifier)
     con = connect()
-    con.register("mart", table)
     where, params = "", []
     if day:
         where = f' where "{chosen.contract.partition_column}" = ?'
         params.append(day)
-    _print_rows(con.execute(f"select * from mart{where} limit {int(limit)}", params))
+    request = {"as_of": as_of, "day": day, "limit": limit}
+    with contextlib.ExitStack() as stack:
+        if chosen.contract.regulated:
+            trail = open_resource(settings, "audit")
+            outcome = stack.enter_context(audited(trail, "show", identifier, request))
+        table = warehouse.read_as_of(identifier, as_of) if as_of else warehouse.read(identifier)
+        con.register("mart", table)
+        cursor = con.execute(f"select * from mart{where} limit {int(limit)}", params)
+        rows = cursor.fetchall()
+        if chosen.contract.regulated:
+            outcome["result"] = f"ok: {len(rows)} rows"
+    _print_rows(cursor, rows)
 
 
 @cli.command()

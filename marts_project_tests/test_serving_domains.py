@@ -74,7 +74,7 @@ def test_each_database_holds_its_domains_marts_and_only_what_is_granted_to_it(se
     assert listed == set(holding) - {REGULATED}
 
 
-def test_marts_sql_opens_one_domain_and_audits_every_query_on_a_regulated_mart(
+def test_marts_sql_opens_one_domain_and_every_read_of_a_regulated_mart_is_on_record(
     served, monkeypatch, capsys
 ):
     monkeypatch.setenv("MARTS_DATA_DIR", str(served.settings.data_dir))
@@ -105,7 +105,13 @@ def test_marts_sql_opens_one_domain_and_audits_every_query_on_a_regulated_mart(
     assert main(["sql", "--mart", "fin_revenue_daily_fact", "select 1"]) == 2
     assert "not regulated" in capsys.readouterr().err
 
+    assert main(["show", "fin_payment_reconciliation_fact", "--limit", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + min(2, regulated_rows)
+    assert main(["show", "fin_revenue_daily_fact", "--limit", "2"]) == 0  # not regulated
+
     entries = open_resource(served.settings, "audit").entries()
+    (shown,) = [e for e in entries if e.action == "show"]
+    assert (shown.who, shown.target, shown.result) == ("ana@finance", REGULATED, "ok: 1 rows")
     trail = [e for e in entries if e.action == "sql"]
     assert [(e.who, e.target, e.params["query"]) for e in trail] == [
         ("ana@finance", "finance__fin_payment_reconciliation_fact", query),

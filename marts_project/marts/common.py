@@ -19,6 +19,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from marts_project.access import serving_databases
 from marts_project.automation.conditions import propagate_updates
 from marts_project.checks.audits import Audit, blocking_failures, write_audits
 from marts_project.checks.specs import check_result, write_audit_specs
@@ -61,6 +62,8 @@ def _definition(contract: Contract, sql: str) -> dict:
             "contract/unique_key": ", ".join(contract.unique_key),
             "contract/freshness_sla_hours": contract.freshness_sla_hours,
             "contract/inputs": ", ".join(sql_inputs(sql)),
+            "contract/serving_databases": ", ".join(serving_databases(contract)),
+            "contract/regulated": contract.regulated,
         },
     }
 
