@@ -133,3 +133,38 @@ def test_writer_processes_contending_on_a_postgres_catalog(database, tmp_path):
     assert len(added) == landed + 1  # and the seed
     refused = sum(not r["ok"] for results in outcomes for r in results)
     print(f"\n{landed} writes landed, {refused} refused, over {len(writers)} processes")
+
+
+def test_a_catalog_another_process_is_creating_is_opened_not_failed(database, tmp_path):
+    """The first steps of a cluster backfill open a new catalog together, and each creates its
+    tables: PostgreSQL lets one through and refuses the others (`duplicate key value violates
+    unique constraint "pg_type_typname_nsp_index"`; a backfill's first chunk failed so). Here
+    another process holds the catalog tables created but not committed while we open the
+    catalog: we wait on it, are refused, and open the catalog it made."""
+    import threading
+    import time
+
+    from pyiceberg.catalog.sql import SqlCatalogBaseTable
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"{PG}/{database}")
+    other = engine.connect()
+    creating = other.begin()
+    SqlCatalogBaseTable.metadata.create_all(other)  # created, not committed yet
+    outcome: dict[str, object] = {}
+
+    def open_catalog() -> None:
+        warehouse = IcebergWarehouse(catalog_uri=f"{PG}/{database}", warehouse=tmp_path.as_uri())
+        try:
+            outcome["tables"] = warehouse.table_identifiers()
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            outcome["error"] = exc
+
+    opener = threading.Thread(target=open_catalog)
+    opener.start()
+    time.sleep(2)  # the opener is now waiting on the other transaction's tables
+    creating.commit()
+    other.close()
+    opener.join(timeout=60)
+    engine.dispose()
+    assert outcome == {"tables": []}

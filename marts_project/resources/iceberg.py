@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterTha
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import DayTransform
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from marts_project.resources import pyiceberg_fix  # noqa: F401  (installs before any commit)
 from marts_project.resources.files import StorageAccess
@@ -65,9 +67,25 @@ def day_filter(column: str, start: dt.date, end: dt.date) -> BooleanExpression:
     return And(GreaterThanOrEqual(column, start.isoformat()), LessThan(column, end.isoformat()))
 
 
+CATALOG_OPEN_ATTEMPTS = 5
+
+
 @functools.cache
 def _open_catalog(uri: str, properties: tuple[tuple[str, str], ...]) -> Catalog:
-    return SqlCatalog(CATALOG_NAME, uri=uri, **dict(properties))
+    """The catalog, its tables created on first use. Processes that open a new catalog at once
+    (the first chunks of a cluster backfill) race to create those tables, and PostgreSQL refuses
+    all but one (`duplicate key ... pg_type_typname_nsp_index`, or the table already exists):
+    the others open it again and find the tables there."""
+    for attempt in range(CATALOG_OPEN_ATTEMPTS):
+        try:
+            return SqlCatalog(CATALOG_NAME, uri=uri, **dict(properties))
+        except (IntegrityError, OperationalError, ProgrammingError) as exc:
+            text = str(exc).lower()
+            raced = "duplicate key" in text or "already exists" in text
+            if not raced or attempt == CATALOG_OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class IcebergWarehouse(StorageAccess):
