@@ -38,12 +38,21 @@ def served(tmp_path_factory) -> Lakehouse:
         yield lake
 
 
+def served_in(serving: ServingDatabase, database: str) -> set[str]:
+    """`domain.mart` of every table and view a serving database holds."""
+    if not serving.path(database).exists():
+        return set()
+    with serving.connect(database, read_only=True) as con:
+        rows = con.execute("select table_schema, table_name from information_schema.tables")
+        return {f"{schema}.{table}" for schema, table in rows.fetchall()}
+
+
 def test_each_database_holds_its_domains_marts_and_only_what_is_granted_to_it(served):
     serving = served.serving()
     plan = serving_plan(CONTRACTS)
     holding: dict[str, set[str]] = {}  # identifier -> the databases that hold it
     for database in serving.databases():
-        for identifier in serving.served(database):
+        for identifier in served_in(serving, database):
             holding.setdefault(identifier, set()).add(database)
 
     daily = {f"{c.domain}.{c.name}" for c in CONTRACTS if c.partitioning == "daily"}
@@ -53,7 +62,7 @@ def test_each_database_holds_its_domains_marts_and_only_what_is_granted_to_it(se
     assert plan["marketing.mkt_campaign_performance_fact"] == ("marketing", "finance")
     assert plan["finance.fin_revenue_daily_fact"] == ("finance", "operations")
     assert holding[REGULATED] == {"finance__fin_payment_reconciliation_fact"}
-    assert serving.served("finance__fin_payment_reconciliation_fact") == {REGULATED}
+    assert served_in(serving, "finance__fin_payment_reconciliation_fact") == {REGULATED}
 
     granted = "finance.fin_revenue_daily_fact"  # served to operations too: the same rows
     for database in ("finance", "operations"):

@@ -87,7 +87,9 @@ class ServingDatabase(ConfigurableResource):
         return _waiting_for_lock(lambda: connect(str(self.path(database)), read_only=read_only))
 
     def _guard(self, database: str) -> None:
-        """The database's folder (its file and write-ahead log) readable by its group only."""
+        """The database's folder readable by its group only: the folder, not each file, keeps
+        others out of the file and its write-ahead log (which comes and goes under another
+        process's checkpoint, so it is never touched here)."""
         folder = self.path(database).parent
         folder.mkdir(parents=True, exist_ok=True)
         group = self.groups.get(database)
@@ -100,10 +102,6 @@ class ServingDatabase(ConfigurableResource):
                 ) from None
             os.chown(folder, -1, gid)
         os.chmod(folder, 0o750 if group else 0o700)
-        for file in folder.iterdir():
-            if group:
-                os.chown(file, -1, gid)
-            os.chmod(file, 0o640 if group else 0o600)
 
     def publish(
         self,
@@ -150,7 +148,6 @@ class ServingDatabase(ConfigurableResource):
                 con.register("full_table", full_table())
                 con.execute(f"create or replace table {table} as select * from full_table")
             con.execute("commit")
-        self._guard(database)
 
     def create_view(
         self,
@@ -175,7 +172,6 @@ class ServingDatabase(ConfigurableResource):
                     + "; ".join(failures)
                 )
             con.execute("commit")
-        self._guard(database)
         return rows.num_rows
 
     def describe(self, identifier: str) -> list[tuple[str, str]]:
@@ -200,9 +196,16 @@ class ServingDatabase(ConfigurableResource):
         return {day: min(stamps[day] for stamps in per_database) for day in days}
 
     def _refreshed_in(self, database, identifier, column, start, end) -> dict:
-        if identifier not in self.served(database):
+        if not self.path(database).exists():
             return {}
         with self.connect(database, read_only=True) as con:
+            found = con.execute(
+                "select count(*) from information_schema.tables "
+                "where table_schema = ? and table_name = ?",
+                identifier.split("."),
+            ).fetchone()[0]
+            if not found:
+                return {}
             rows = con.execute(
                 f'select "{column}", max(_last_refreshed_at) from {_quoted(identifier)[1]} '
                 f'where "{column}" between ? and ? group by 1',
@@ -214,14 +217,6 @@ class ServingDatabase(ConfigurableResource):
         """Everything a served table or view holds (what an analyst would see)."""
         with self.connect(self.home(identifier), read_only=True) as con:
             return con.sql(f"select * from {_quoted(identifier)[1]}").to_arrow_table()
-
-    def served(self, database: str) -> set[str]:
-        """`domain.mart` of every table and view a database holds (none if it does not exist)."""
-        if not self.path(database).exists():
-            return set()
-        with self.connect(database, read_only=True) as con:
-            rows = con.execute("select table_schema, table_name from information_schema.tables")
-            return {f"{schema}.{table}" for schema, table in rows.fetchall()}
 
     @contextmanager
     def operator_view(self) -> Iterator[duckdb.DuckDBPyConnection]:
