@@ -1,6 +1,7 @@
 """Composition root: reads the deployment's settings once and wires assets to resources."""
 
 from dagster import (
+    AssetCheckKey,
     AssetSelection,
     Definitions,
     colored_console_logger,
@@ -19,7 +20,6 @@ from marts_project.automation.schedules import (
 )
 from marts_project.automation.sensors import build_sensors
 from marts_project.checks.contract_checks import build_contract_checks
-from marts_project.checks.raw_checks import raw_checks
 from marts_project.cluster.executor import executor_for
 from marts_project.intermediate.assets import intermediate_assets
 from marts_project.marts import ALL_MARTS
@@ -41,8 +41,8 @@ def _marts_partitioned_by(partitions_def) -> list:
 MART_CHECKS = [check for mart in ALL_MARTS for check in build_contract_checks(mart)]
 
 
-def _checks_named(*names: str) -> list:
-    return [c for c in MART_CHECKS if next(iter(c.check_keys)).name in names]
+def _checks_named(*names: str) -> list[AssetCheckKey]:
+    return [key for c in MART_CHECKS for key in c.check_keys if key.name in names]
 
 
 # An SLO budget reads weeks of run history: judged hourly (freshness_checks_job), not by every
@@ -92,7 +92,7 @@ def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> De
     checks = MART_CHECKS if not marts else [c for m in chosen for c in build_contract_checks(m)]
     return Definitions(
         assets=[*SHARED_LAYERS, *(m.asset for m in chosen)],
-        asset_checks=[*raw_checks, *checks],
+        asset_checks=checks,
         jobs=[*REFRESH_JOBS, freshness_checks_job, table_maintenance_job],
         sensors=build_sensors(settings.sensor_interval_seconds, settings.sensors_running),
         schedules=[

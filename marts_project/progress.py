@@ -24,6 +24,7 @@ class StepLines(logging.Handler):
         self.total, self.stream, self.done = total, stream or sys.stdout, 0
         self.started: dict[str, float] = {}
         self.built: dict[str, tuple[str, int | None]] = {}
+        self.checked: dict[str, tuple[str, list[str]]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         event = getattr(record, "dagster_event", None)
@@ -36,12 +37,16 @@ class StepLines(logging.Handler):
             materialization = event.event_specific_data.materialization
             rows = materialization.metadata.get("dagster/row_count")
             self.built[step] = (_name(materialization.asset_key), rows and int(rows.value))
-        elif kind == "ASSET_CHECK_EVALUATION" and step not in self.built:
+        elif kind == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
-            self.built[step] = (f"{_name(check.asset_key)} check {check.check_name}", None)
+            self.checked.setdefault(step, (_name(check.asset_key), []))[1].append(check.check_name)
         elif kind in _DONE:
             self.done += 1
             name, rows = self.built.pop(step, (step, None))
+            if step in self.checked and name == step:  # a step of checks only
+                asset, names = self.checked[step]
+                name = f"{asset} checks {', '.join(names)}"
+            self.checked.pop(step, None)
             seconds = record.created - self.started.pop(step, record.created)
             counted = f"{rows:>10,} rows" if rows is not None else " " * 15
             print(

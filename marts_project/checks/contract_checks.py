@@ -2,13 +2,17 @@
 the cross-mart reconciliations (data checks are reported by the mart's write: `checks/specs.py`)."""
 
 import datetime as dt
+from collections.abc import Iterator
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
+    AssetCheckSpec,
+    AssetKey,
     MetadataValue,
     asset_check,
+    multi_asset_check,
 )
 from dagster_duckdb import DuckDBResource
 
@@ -34,18 +38,69 @@ DESCRIPTIONS = {
 
 
 def build_contract_checks(mart: Mart) -> list[AssetChecksDefinition]:
-    """The contract's checks that are not judged by the mart's own write (`WRITE_AUDITS`):
-    those that need the clock (recency, partition freshness), and its reconciliations."""
-    contract = mart.contract
-    checks = [
-        _build_clock_check(mart, name, policy)
-        for name, policy in contract.checks
-        if name not in WRITE_AUDITS
-    ]
-    checks += [_build_reconciliation(mart, rec) for rec in contract.reconciliations]
-    if contract.slo is not None:
+    """The contract's checks that are not judged by the mart's own write (`WRITE_AUDITS`): those
+    that need the clock (recency, partition freshness) and its reconciliations, run together in
+    one step after the mart (fewer steps and events per run), and the SLO budget on its own."""
+    checks = []
+    if standalone := _standalone_checks(mart):
+        checks.append(standalone)
+    if mart.contract.slo is not None:
         checks.append(_build_slo_check(mart))
     return checks
+
+
+def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
+    """One step for the mart's clock checks and reconciliations; any subset of them can run
+    (e.g. the hourly freshness job runs partition_freshness alone)."""
+    contract, key = mart.contract, mart.asset.key
+    identifier = table_identifier(key)
+    clock = {name: policy for name, policy in contract.checks if name not in WRITE_AUDITS}
+    reconciliations = {r.name: r for r in contract.reconciliations}
+    specs = [
+        AssetCheckSpec(
+            name,
+            asset=key,
+            blocking=policy.blocking,
+            description=DESCRIPTIONS[name],
+            metadata={"contract/severity": policy.severity},
+        )
+        for name, policy in clock.items()
+    ] + [
+        AssetCheckSpec(
+            rec.name,
+            asset=key,
+            blocking=rec.policy.blocking,
+            description=rec.description,
+            additional_deps=[
+                asset_key_for_table(t) for t in sql_inputs(rec.sql) if t != contract.name
+            ],
+            metadata={"contract/severity": rec.policy.severity},
+        )
+        for rec in reconciliations.values()
+    ]
+    if not specs:
+        return None
+
+    @multi_asset_check(name=f"{contract.name}_checks", specs=specs, can_subset=True)
+    def _checks(
+        context: AssetCheckExecutionContext,
+        warehouse: IcebergWarehouse,
+        serving: ServingDatabase,
+        landing: LandingZone,
+        duckdb: DuckDBResource,
+    ) -> Iterator[AssetCheckResult]:
+        now = dt.datetime.now(dt.UTC)
+        for check in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
+            if check.name == "recency":
+                latest = warehouse.latest_day(identifier)
+                yield check_result(audit_recency(contract, latest, now), clock[check.name], key)
+            elif check.name == "partition_freshness":
+                yield _freshness_result(mart, serving, landing, now, clock[check.name], key)
+            else:
+                rec = reconciliations[check.name]
+                yield _reconcile(rec, run_window(context), warehouse, duckdb, key)
+
+    return _checks
 
 
 def _build_slo_check(mart: Mart) -> AssetChecksDefinition:
@@ -95,31 +150,14 @@ def _build_slo_check(mart: Mart) -> AssetChecksDefinition:
     return _slo
 
 
-def _build_clock_check(mart: Mart, name: str, policy: CheckPolicy) -> AssetChecksDefinition:
-    identifier = table_identifier(mart.asset.key)
-
-    @asset_check(
-        asset=mart.asset.key,
-        name=name,
-        blocking=policy.blocking,
-        description=DESCRIPTIONS[name],
-        metadata={"contract/severity": policy.severity},
-    )
-    def _check(
-        warehouse: IcebergWarehouse, serving: ServingDatabase, landing: LandingZone
-    ) -> AssetCheckResult:
-        now = dt.datetime.now(dt.UTC)
-        if name == "recency":
-            latest = warehouse.latest_day(identifier)
-            return check_result(audit_recency(mart.contract, latest, now), policy)
-        if name == "partition_freshness":
-            return _freshness_result(mart, serving, landing, now, policy)
-        raise ValueError(f"{mart.contract.name}: {name} is judged by the write, not on its own")
-
-    return _check
-
-
-def _freshness_result(mart, serving, landing, now, policy) -> AssetCheckResult:
+def _freshness_result(
+    mart: Mart,
+    serving: ServingDatabase,
+    landing: LandingZone,
+    now: dt.datetime,
+    policy: CheckPolicy,
+    key: AssetKey,
+) -> AssetCheckResult:
     rows = partition_freshness(mart, serving, landing, now)
     overdue = [r.day.isoformat() for r in rows if r.status == "overdue"]
     waiting = [r.day.isoformat() for r in rows if r.status in ("stale", "not_built")]
@@ -138,47 +176,35 @@ def _freshness_result(mart, serving, landing, now, policy) -> AssetCheckResult:
             "partitions": MetadataValue.md(table),
         },
     )
-    return check_result(audit, policy)
+    return check_result(audit, policy, key)
 
 
-def _build_reconciliation(mart: Mart, rec: Reconciliation) -> AssetChecksDefinition:
+def _reconcile(
+    rec: Reconciliation,
+    window: tuple[dt.date, dt.date],
+    warehouse: IcebergWarehouse,
+    duckdb: DuckDBResource,
+    key: AssetKey,
+) -> AssetCheckResult:
     """Runs `rec.sql` over the marts it names (each read for the run's days); passes when the
     query returns no rows, i.e. nothing disagrees."""
     from marts_project.marts import contract_of
 
-    tables = sql_inputs(rec.sql)
-
-    @asset_check(
-        asset=mart.asset.key,
-        name=rec.name,
-        blocking=rec.policy.blocking,
-        description=rec.description,
-        additional_deps=[asset_key_for_table(t) for t in tables if t != mart.contract.name],
-        metadata={"contract/severity": rec.policy.severity},
-    )
-    def _reconcile(
-        context: AssetCheckExecutionContext, warehouse: IcebergWarehouse, duckdb: DuckDBResource
-    ) -> AssetCheckResult:
-        start, end = run_window(context)
-        inputs = {
-            t: warehouse.read(
-                table_identifier(asset_key_for_table(t)),
-                contract_of(t).partition_column,
-                start,
-                end,
-            )
-            for t in tables
-        }
-        mismatches = run_sql(duckdb, rec.sql, inputs, {"start": start, "end": end})
-        sample = mismatches.slice(0, 5).to_pylist()
-        audit = Audit(
-            rec.name,
-            mismatches.num_rows == 0,
-            f"{mismatches.num_rows} disagreeing rows, e.g. {sample}"
-            if mismatches.num_rows
-            else "the marts agree",
-            {"disagreeing_rows": mismatches.num_rows},
+    start, end = window
+    inputs = {
+        t: warehouse.read(
+            table_identifier(asset_key_for_table(t)), contract_of(t).partition_column, start, end
         )
-        return check_result(audit, rec.policy)
-
-    return _reconcile
+        for t in sql_inputs(rec.sql)
+    }
+    mismatches = run_sql(duckdb, rec.sql, inputs, {"start": start, "end": end})
+    sample = mismatches.slice(0, 5).to_pylist()
+    audit = Audit(
+        rec.name,
+        mismatches.num_rows == 0,
+        f"{mismatches.num_rows} disagreeing rows, e.g. {sample}"
+        if mismatches.num_rows
+        else "the marts agree",
+        {"disagreeing_rows": mismatches.num_rows},
+    )
+    return check_result(audit, rec.policy, key)

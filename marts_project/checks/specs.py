@@ -37,9 +37,12 @@ def write_audit_specs(contract: Contract, key: AssetKey) -> list[AssetCheckSpec]
     ]
 
 
-def check_result(audit: Audit, policy: CheckPolicy) -> AssetCheckResult:
+def check_result(
+    audit: Audit, policy: CheckPolicy, asset_key: AssetKey | None = None
+) -> AssetCheckResult:
     """An audit as Dagster shows it, with the severity the contract gives it."""
     return AssetCheckResult(
+        asset_key=asset_key,
         check_name=audit.name,
         passed=audit.passed,
         severity=AssetCheckSeverity.ERROR

@@ -1,15 +1,24 @@
 """raw_*: landing files -> typed, day-partitioned Iceberg tables; bad rows -> raw.quarantine."""
 
 import datetime as dt
+from collections.abc import Iterator
 from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetsDefinition,
+    MetadataValue,
+    Output,
+)
 from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
 from marts_project.automation.conditions import retry_failed
+from marts_project.checks.raw_checks import quarantine_share_result, quarantine_share_spec
+from marts_project.lineage import asset_key_for_table
 from marts_project.partitions import day_window
 from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.raw.validation import LandingFile, parse_landing_files
@@ -103,13 +112,14 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         description=spec.description,
         metadata={"landing/source": spec.name},
         automation_condition=retry_failed(),
+        check_specs=[quarantine_share_spec(spec, asset_key_for_table(f"raw_{spec.name}"))],
     )
     def _raw(
         context: AssetExecutionContext,
         landing: LandingZone,
         warehouse: IcebergWarehouse,
         duckdb: DuckDBResource,
-    ) -> pa.Table:
+    ) -> Iterator[Output | AssetCheckResult]:
         window = day_window(context)
         with measured(context, rows_in=None) as done:
             published, quarantine, stats = ingest(spec, window.days, landing, duckdb)
@@ -128,8 +138,10 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
                 f"{spec.name}: {stats['rows_quarantined']} of {stats['rows_in']} rows quarantined "
                 f"in {QUARANTINE_TABLE}"
             )
-        context.add_output_metadata(stats)
-        return published
+        output = context.assets_def.get_output_name_for_asset_key(context.asset_key)
+        context.add_output_metadata(stats, output_name=output)
+        yield Output(published, output_name=output)
+        yield quarantine_share_result(spec, published.num_rows, quarantine.num_rows)
 
     return _raw
 
