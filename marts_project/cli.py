@@ -36,7 +36,6 @@ from marts_project.definitions import build_definitions
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
 from marts_project.partitions import CHUNK_DAYS, last_closed_day
-from marts_project.report import build_report, write_report
 from marts_project.resources.deployment import open_resource
 from marts_project.resources.duck import connect
 from marts_project.resources.iceberg_io import table_identifier
@@ -475,6 +474,8 @@ def slo(mart_name: str | None, as_json: bool) -> int:
 )
 def report(out: Path | None) -> None:
     """Write the freshness and cost page (HTML) and its data (JSON)."""
+    from marts_project.report import build_report, write_report  # Jinja2: 0.16 s of start-up
+
     settings = _settings()
     data = build_report(
         instance_for(_home(settings)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import gc
-import shutil
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -100,7 +100,8 @@ def instance_for(home: Path) -> DagsterInstance:
         fcntl.flock(lock, fcntl.LOCK_EX)
         config = home / "dagster.yaml"
         if not config.exists():
-            shutil.copyfile(LOCAL_INSTANCE_CONFIG, config)
+            folder = json.dumps(str(home.resolve()))[1:-1]  # inside a double-quoted YAML string
+            config.write_text(LOCAL_INSTANCE_CONFIG.read_text().replace("{home}", folder))
         instance = DagsterInstance.from_config(str(home))
         instance.get_runs(limit=1)  # run, event and schedule storage exist from here on
         instance.all_instigator_state()
