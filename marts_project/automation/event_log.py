@@ -1,0 +1,61 @@
+"""The embedded instance's event log: Dagster's consolidated SQLite storage, with a connection
+pool instead of a new database engine for every event.
+
+Why: a refresh stores about 500 events (one per step start, output, materialization, check and
+plan entry). Dagster's default SQLite event log keeps a file per run plus an index file and,
+like its consolidated variant, builds a new SQLAlchemy engine and connection for every read and
+write: a few connections per event, about 7 ms an event here against about 2 ms through a pool
+(measured 300 materializations each way; BENCHMARKS.md, small refreshes). The database is one
+file in WAL mode (set by Dagster when it creates it), which lets the daemon, the webserver and a
+CLI run read while one writes.
+
+Private API, isolated here: `ConsolidatedSqliteEventLogStorage` is a public class, but Dagster
+exports it only from `dagster._core.storage.event_log`, and the pool replaces its `_connect`.
+If an upgrade changes either, the instance fails to load with an error naming this module;
+the fallback is to delete the `event_log_storage` block of `dagster.yaml` (Dagster's default).
+Production scale-out uses PostgreSQL storage, where Dagster pools connections itself.
+"""
+
+import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import Connection
+
+_OPEN: "weakref.WeakSet[PooledSqliteEventLogStorage]" = weakref.WeakSet()
+
+
+class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
+    """Consolidated SQLite event log whose connections come from one pool per process."""
+
+    @cached_property
+    def _engine(self) -> Engine:
+        _OPEN.add(self)
+        return create_engine(
+            self._conn_string,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        )
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        if "_engine" in self.__dict__:
+            self._engine.dispose()
+
+
+def _forget_parent_connections() -> None:
+    """A forked child must not use its parent's SQLite handles: it opens its own."""
+    for storage in list(_OPEN):
+        storage._engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parent_connections)
