@@ -103,20 +103,29 @@ def seed_days(settings: Settings, days: int, rows_per_day: int, seed: int, end: 
     )
 
 
+def _instance(settings: Settings) -> DagsterInstance:
+    """The deployment's Dagster instance: the cluster's (DAGSTER_HOME), or the embedded one."""
+    return DagsterInstance.get() if settings.cluster else instance_for(_home(settings))
+
+
 def backfill_days(
-    settings: Settings, start: dt.date, end: dt.date, chunk_days: int, log_level: str
+    settings: Settings,
+    instance: DagsterInstance,
+    start: dt.date,
+    end: dt.date,
+    chunk_days: int,
+    log_level: str,
 ) -> int:
     """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions),
     printing each step and each run as it finishes; 1 if a run or an ERROR check failed."""
-    partition_range(start, end)  # refuse a bad range before touching anything
     if settings.cluster:
         if chunk_days != CHUNK_DAYS:
             raise OperatorError(
                 f"on the cluster a backfill's chunk is MARTS_CHUNK_DAYS ({CHUNK_DAYS} days), "
                 "which the daemon and the workers share; --chunk-days is for the embedded one"
             )
-        return _cluster_backfill(settings, start, end)
-    defs, instance = build_definitions(settings), instance_for(_home(settings))
+        return _cluster_backfill(settings, instance, start, end)
+    defs = build_definitions(settings)
     click.echo(
         f"backfilling {start} .. {end}: daily tables in runs of at most {chunk_days} days, "
         "then weeks, months and dimensions"
@@ -144,10 +153,12 @@ def backfill_days(
     return 0 if failed == 0 else 1
 
 
-def _cluster_backfill(settings: Settings, start: dt.date, end: dt.date) -> int:
+def _cluster_backfill(
+    settings: Settings, instance: DagsterInstance, start: dt.date, end: dt.date
+) -> int:
     """The range as one Dagster backfill on the cluster, as the UI launches one: the daemon runs
     its chunks side by side; a line per run as it finishes; 1 unless it all succeeded."""
-    defs, instance = build_definitions(settings), DagsterInstance.get()
+    defs = build_definitions(settings)
     who = os.environ.get("USER", "unknown")
     backfill_id = cluster_backfill.launch(
         settings.webserver_url, defs, start, end, {"marts/trigger": "cli", "marts/user": who}
@@ -245,8 +256,11 @@ def _audited_backfill(
     """A backfill by hand, recorded in the audit trail with how it ended."""
     settings = _settings()
     params = {"start": start, "end": end, "chunk_days": chunk_days}
-    with audited(open_resource(settings, "audit"), action, f"{start}..{end}", params) as outcome:
-        code = backfill_days(settings, start, end, chunk_days, log_level.upper())
+    partition_range(start, end)  # refuse a bad range before touching anything
+    instance = _instance(settings)
+    trail = open_resource(settings, "audit", instance)
+    with audited(trail, action, f"{start}..{end}", params) as outcome:
+        code = backfill_days(settings, instance, start, end, chunk_days, log_level.upper())
         outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
     return code
 

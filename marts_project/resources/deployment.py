@@ -4,7 +4,8 @@ Kept apart from the composition root so the CLI, benchmarks and tests get a reso
 building Definitions.
 """
 
-from dagster import EnvVar
+import dagster
+from dagster import DagsterInstance, EnvVar
 
 from marts_project.access import serving_plan
 from marts_project.audit import AuditTrail
@@ -51,6 +52,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-def open_resource(settings: Settings, key: str):
-    """A resource with its EnvVars resolved, for use outside a run (CLI, reports, tests)."""
-    return build_resources(settings)[key].process_config_and_initialize()
+def open_resource(settings: Settings, key: str, instance: DagsterInstance | None = None):
+    """A resource with its EnvVars resolved, for use outside a run (CLI, reports, tests).
+
+    Given the command's Dagster instance it initializes on that one; without, Dagster makes an
+    ephemeral instance for it (about 0.5 s of a command's start the first time)."""
+    resource = {key: build_resources(settings)[key]}
+    with dagster.build_resources(resource, instance=instance) as resources:
+        return getattr(resources, key)
