@@ -157,6 +157,23 @@ def test_partition_write_refuses_rows_outside_its_days(lakehouse):
     assert not lakehouse.warehouse.table_exists("raw.t")
 
 
+def test_an_empty_write_adds_a_snapshot_only_when_it_removes_rows(lakehouse):
+    """A clean day's quarantine write (no rows over a window holding none) commits nothing;
+    an empty write over rows that are there still removes them."""
+    warehouse, next_day = lakehouse.warehouse, DAY + dt.timedelta(days=1)
+    rows = pa.table({"d": [DAY, DAY], "v": [1, 2]})
+    warehouse.overwrite_days("raw.q", rows, "d", DAY, next_day)
+    snapshots = len(warehouse.load_table("raw.q").snapshots())
+
+    later = next_day + dt.timedelta(days=1)
+    assert warehouse.overwrite_days("raw.q", rows.slice(0, 0), "d", next_day, later).rows == 0
+    assert len(warehouse.load_table("raw.q").snapshots()) == snapshots  # nothing to do
+
+    warehouse.overwrite_days("raw.q", rows.slice(0, 0), "d", DAY, next_day)
+    assert len(warehouse.load_table("raw.q").snapshots()) > snapshots
+    assert warehouse.read("raw.q").num_rows == 0
+
+
 def test_an_added_column_is_carried_when_the_source_says_so(lakehouse):
     lakehouse.seed(DAY, 1)
     lines = lakehouse.landing.read_bytes("mkt_crm_leads", DAY).decode().splitlines()

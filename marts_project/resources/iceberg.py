@@ -262,7 +262,9 @@ class IcebergWarehouse(StorageAccess):
                 if table.current_snapshot().snapshot_id != base.snapshot_id:
                     raise MainMovedError(f"{identifier}: main moved while auditing; redoing")
                 head = table.metadata.refs[branch].snapshot_id
-                table.manage_snapshots().set_current_snapshot(snapshot_id=head).commit()
+                # publish and drop the branch in one commit (main's move is checked by it)
+                publish = table.manage_snapshots().set_current_snapshot(snapshot_id=head)
+                publish.remove_branch(branch).commit()
                 return head
             finally:
                 _drop_branch(self.catalog().load_table(identifier), branch)
@@ -343,8 +345,12 @@ class IcebergWarehouse(StorageAccess):
         """One overwrite commit, retried on transient errors without ever landing twice.
 
         Each write carries a unique `marts.write_id` in its snapshot summary; after a failure
-        the table is reloaded and the write is only retried if that id is not there.
+        the table is reloaded and the write is only retried if that id is not there. A write of
+        no rows over a window that holds none is no write at all (e.g. a source's quarantine of
+        a clean day): it would only add an empty snapshot and a commit.
         """
+        if data.num_rows == 0 and self._holds_nothing(identifier, overwrite_filter):
+            return WriteResult(identifier, None, 0, 0, 0)
         write_id = uuid.uuid4().hex
         summary = {**(properties or {}), "marts.write_id": write_id}
 
@@ -366,6 +372,14 @@ class IcebergWarehouse(StorageAccess):
 
         with_retries(attempt, f"write {identifier}", landed=lambda: bool(ours()))
         return _result(identifier, ours(), data.num_rows)
+
+    def _holds_nothing(self, identifier: str, row_filter: BooleanExpression) -> bool:
+        """The table exists and no data file of it can hold a row matching `row_filter`."""
+        catalog = self.catalog()
+        if not catalog.table_exists(identifier):
+            return False  # the write creates it, so readers find the table even when empty
+        table = catalog.load_table(identifier)
+        return next(iter(table.scan(row_filter=row_filter).plan_files()), None) is None
 
     def _ensure_table(
         self, identifier: str, schema: pa.Schema, partition_column: str | None
