@@ -6,6 +6,7 @@ prints a line per step as it finishes; `dagster asset materialize --partition-ra
 beside it on the same instance.
 """
 
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -681,5 +682,23 @@ def main(argv: list[str] | None = None) -> int:
     return status if isinstance(status, int) else 0
 
 
+def run() -> None:
+    """The `marts` command: `main`, then the end of the process without Python's teardown.
+
+    Python's shutdown frees every module and object one by one, 0.5 s to 0.9 s once Dagster,
+    pyiceberg and DuckDB are loaded: more than a tenth of a one-day refresh. Everything a
+    command writes is committed and closed before `main` returns, so after the exit handlers
+    (logging, thread pools, libraries' own) nothing is left to do. `atexit._run_exitfuncs` is
+    CPython's own way to run them early, private but unchanged since Python 2; `main` stays the
+    entry point for callers in-process (tests).
+    """
+    status = main()
+    atexit._run_exitfuncs()
+    with contextlib.suppress(BrokenPipeError):  # e.g. `marts sql ... | head`
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from dagster import build_sensor_context
@@ -123,3 +124,25 @@ def test_the_cluster_refuses_to_start_without_its_settings(tmp_path, monkeypatch
     monkeypatch.setenv("MARTS_EXECUTOR", "celery")  # any command of the cluster deployment
     assert main(["summary"]) == 2
     assert "MARTS_CELERY_BROKER and MARTS_CELERY_BACKEND" in capsys.readouterr().err
+
+
+def test_the_marts_command_keeps_what_it_wrote_and_printed_and_its_exit_status(tmp_path):
+    """`marts` ends its process without Python's teardown: everything a command printed and
+    wrote must be there, and its status must be the command's."""
+    marts = str(Path(sys.executable).with_name("marts"))
+    env = {**os.environ, "MARTS_DATA_DIR": str(tmp_path), "MARTS_SENSORS": "off"}
+    env.pop("DAGSTER_HOME", None)
+
+    def command(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([marts, *argv], env=env, capture_output=True, text=True, timeout=300)
+
+    assert command("seed", "--days", "1", "--end", str(DAY)).returncode == 0
+    backfill = command("backfill", "--start", str(DAY))
+    assert backfill.returncode == 0, backfill.stderr
+    assert "daily_assets_job" in backfill.stdout and "dimensions_job" in backfill.stdout
+    trail = json.loads(command("audit", "--json").stdout)  # another process reads it back
+    assert [(e["action"], e["result"]) for e in trail][-1] == ("backfill", "ok")
+
+    refused = command("backfill", "--start", str(DAY), "--end", str(DAY - dt.timedelta(days=1)))
+    assert refused.returncode == 2
+    assert "range is reversed" in refused.stderr
