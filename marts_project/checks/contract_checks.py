@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
-    AssetCheckSpec,
     AssetKey,
     MetadataValue,
     asset_check,
@@ -17,7 +16,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from marts_project.checks.audits import Audit, audit_recency
-from marts_project.checks.specs import WRITE_AUDITS, check_result
+from marts_project.checks.specs import WRITE_AUDITS, check_result, check_spec
 from marts_project.checks.windows import run_window
 from marts_project.contracts import CheckPolicy, Reconciliation
 from marts_project.freshness import WINDOW_DAYS, partition_freshness
@@ -56,25 +55,14 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
     identifier = table_identifier(key)
     clock = {name: policy for name, policy in contract.checks if name not in WRITE_AUDITS}
     reconciliations = {r.name: r for r in contract.reconciliations}
-    specs = [
-        AssetCheckSpec(
-            name,
-            asset=key,
-            blocking=policy.blocking,
-            description=DESCRIPTIONS[name],
-            metadata={"contract/severity": policy.severity},
-        )
-        for name, policy in clock.items()
-    ] + [
-        AssetCheckSpec(
+    specs = [check_spec(name, key, policy, DESCRIPTIONS[name]) for name, policy in clock.items()]
+    specs += [
+        check_spec(
             rec.name,
-            asset=key,
-            blocking=rec.policy.blocking,
-            description=rec.description,
-            additional_deps=[
-                asset_key_for_table(t) for t in sql_inputs(rec.sql) if t != contract.name
-            ],
-            metadata={"contract/severity": rec.policy.severity},
+            key,
+            rec.policy,
+            rec.description,
+            [asset_key_for_table(t) for t in sql_inputs(rec.sql) if t != contract.name],
         )
         for rec in reconciliations.values()
     ]

@@ -2,8 +2,11 @@
 
 A mart's data checks are judged once, by the audit pass of its own write (write-audit-publish),
 and reported as that materialization's check results; only the checks that need the clock or
-other marts (recency, partition freshness, reconciliations) run as separate asset checks.
+other marts (recency, partition freshness, reconciliations) run after the mart, in one check
+step per mart (`checks/contract_checks.py`).
 """
+
+from collections.abc import Sequence
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
@@ -22,16 +25,28 @@ DESCRIPTIONS = {  # the write audits, in the order they run
 WRITE_AUDITS = tuple(DESCRIPTIONS)
 
 
+def check_spec(
+    name: str,
+    key: AssetKey,
+    policy: CheckPolicy,
+    description: str,
+    additional_deps: Sequence[AssetKey] = (),
+) -> AssetCheckSpec:
+    """A contract's check as Dagster shows it: blocking and severity from the contract."""
+    return AssetCheckSpec(
+        name,
+        asset=key,
+        blocking=policy.blocking,
+        description=description,
+        additional_deps=additional_deps,
+        metadata={"contract/severity": policy.severity},
+    )
+
+
 def write_audit_specs(contract: Contract, key: AssetKey) -> list[AssetCheckSpec]:
     """The checks of `contract` that its mart's write reports (one spec per listed audit)."""
     return [
-        AssetCheckSpec(
-            name,
-            asset=key,
-            blocking=policy.blocking,
-            description=DESCRIPTIONS[name],
-            metadata={"contract/severity": policy.severity},
-        )
+        check_spec(name, key, policy, DESCRIPTIONS[name])
         for name, policy in contract.checks
         if name in WRITE_AUDITS
     ]
