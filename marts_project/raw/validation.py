@@ -244,9 +244,9 @@ def parse_landing_files(
         table for file in files for table in _read_strings(file, spec, malformed, extras, by_day)
     )
     for strings in _groups(blocks):
-        drift.add(strings, duckdb)
         checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings})
         ok = pc.equal(checked.column("_reason"), "")
+        drift.add(strings, ok, duckdb)
         valid = checked.filter(ok).select(
             [*typed_cols, "_source_line", "_source_file", "_value_issues"]
         )
@@ -322,33 +322,42 @@ class _DriftTally:
         self.required = [c for c in spec.columns if c.required and c.type != "string"]
         self.files: dict[str, dict[str, list]] = {}
 
-    def add(self, strings: pa.Table, duckdb: DuckDBResource) -> None:
+    def add(self, strings: pa.Table, ok: pa.ChunkedArray, duckdb: DuckDBResource) -> None:
+        """Tally a block of text rows; `ok` marks the rows that passed the contract. A passing
+        row has every required value present and typed, so only the rejected rows are read."""
         if not self.required or strings.num_rows == 0:
             return
-        parts = []
-        for col in self.required:
-            value = f"nullif(trim(\"{col.name}\"), '')"
-            cast = f"try_cast({value} as {duckdb_type(col.type)})"
-            parts.append(
-                f'count({value}) as "{col.name}__present", '
-                f"count(*) filter (where {value} is not null and {cast} "
-                f'is null) as "{col.name}__bad", '
-                f"any_value({value}) filter (where {cast} is null) "
-                f'as "{col.name}__example"'
-            )
-        stats = run_sql(
-            duckdb,
-            f"select _source_file, {', '.join(parts)} from landing group by _source_file",
-            {"landing": strings},
-        )
-        for row in stats.to_pylist():
-            tally = self.files.setdefault(row["_source_file"], {})
+        files = pc.value_counts(strings.column("_source_file")).to_pylist()
+        rows_of = {entry["values"]: entry["counts"] for entry in files}
+        rejected = strings.filter(pc.invert(ok))
+        stats = []
+        if rejected.num_rows:
+            parts = []
+            for col in self.required:
+                value = f"nullif(trim(\"{col.name}\"), '')"
+                cast = f"try_cast({value} as {duckdb_type(col.type)})"
+                parts.append(
+                    f'count(*) filter (where {value} is null) as "{col.name}__missing", '
+                    f"count(*) filter (where {value} is not null and {cast} "
+                    f'is null) as "{col.name}__bad", '
+                    f"any_value({value}) filter (where {cast} is null) "
+                    f'as "{col.name}__example"'
+                )
+            stats = run_sql(
+                duckdb,
+                f"select _source_file, {', '.join(parts)} from landing group by _source_file",
+                {"landing": rejected},
+            ).to_pylist()
+        by_file = {row["_source_file"]: row for row in stats}
+        for source_file, rows in rows_of.items():
+            row = by_file.get(source_file, {})
+            tally = self.files.setdefault(source_file, {})
             for c in self.required:
                 present, bad, example = tally.get(c.name, [0, 0, None])
                 tally[c.name] = [
-                    present + row[c.name + "__present"],
-                    bad + row[c.name + "__bad"],
-                    example if example is not None else row[c.name + "__example"],
+                    present + rows - row.get(c.name + "__missing", 0),
+                    bad + row.get(c.name + "__bad", 0),
+                    example if example is not None else row.get(c.name + "__example"),
                 ]
 
     def refuse(self) -> None:
@@ -423,7 +432,7 @@ def _typing_sql(spec: SourceSpec) -> str:
         f"select {', '.join(typed)}, _source_line, _source_file, _file_day,\n"
         f"  concat_ws('; ', {', '.join(checks)}) as _reason,\n"
         f"  {nulled}::varchar as _value_issues\n"
-        f"from landing order by _file_day, _source_line"
+        "from landing"  # in the order of `landing` (DuckDB keeps insertion order)
     )
 
 
