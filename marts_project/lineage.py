@@ -2,11 +2,20 @@
 so asset inputs and `dagster/column_lineage` are derived from the SQL, never hand-written."""
 
 import functools
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
 import sqlglot
-from dagster import AssetKey, TableColumnDep, TableColumnLineage
+from dagster import (
+    AssetKey,
+    TableColumnDep,
+    TableColumnLineage,
+    deserialize_value,
+    serialize_value,
+)
 from sqlglot import exp
 from sqlglot.lineage import lineage
 
@@ -44,8 +53,36 @@ def column_lineage(
     return _column_lineage(sql, columns, tuple(output_columns))
 
 
+def _cache_dir() -> Path:
+    """Where lineage answers outlive the process (`MARTS_CACHE_DIR`, else the user's cache)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "marts"
+    return Path(os.environ.get("MARTS_CACHE_DIR") or default) / "lineage"
+
+
 @functools.cache  # the answer only changes with the SQL and the input columns
 def _column_lineage(
+    sql: str, inputs: tuple[tuple[str, tuple[str, ...]], ...], output_columns: tuple[str, ...]
+) -> TableColumnLineage:
+    """From the file cache when this SQL, these inputs and this sqlglot were walked before:
+    the walk costs ~0.1 s a mart, paid by every short-lived `marts` command and run worker."""
+    key = json.dumps([sqlglot.__version__, sql, inputs, output_columns])
+    path = _cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    try:
+        return deserialize_value(path.read_text(), TableColumnLineage)
+    except Exception:  # none yet, or unreadable (torn, another version's): walk it again
+        pass
+    answer = _walk_lineage(sql, inputs, output_columns)
+    try:  # a cache that cannot be written (read-only home) only costs the walk next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(f".{os.getpid()}.tmp")
+        scratch.write_text(serialize_value(answer))
+        scratch.replace(path)  # atomic: a concurrent reader sees a whole file or none
+    except OSError:
+        pass
+    return answer
+
+
+def _walk_lineage(
     sql: str, inputs: tuple[tuple[str, tuple[str, ...]], ...], output_columns: tuple[str, ...]
 ) -> TableColumnLineage:
     schema = {name: dict.fromkeys(names, "unknown") for name, names in inputs}

@@ -46,6 +46,16 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
+    def has_table(self, table_name: str) -> bool:
+        """Whether the database has a table, asked through the pool; a table once there stays
+        (Dagster asks before writing each materialization's tags: a new engine each time)."""
+        known = self.__dict__.setdefault("_tables_seen", set())
+        if table_name not in known:
+            with self._engine.connect() as conn:
+                if self._engine.dialect.has_table(conn, table_name):
+                    known.add(table_name)
+        return table_name in known
+
     def dispose(self) -> None:
         super().dispose()
         if "_engine" in self.__dict__:

@@ -84,9 +84,8 @@ def audit_row_count_floor(
         short = {"table": table.num_rows} if table.num_rows < floor else {}
     else:
         counts = dict.fromkeys(periods, 0)
-        for value in table.column(contract.partition_column).to_pylist():
-            if value in counts:
-                counts[value] += 1
+        tally = pc.value_counts(table.column(contract.partition_column)).to_pylist()
+        counts.update({t["values"]: t["counts"] for t in tally if t["values"] in counts})
         short = {str(p): n for p, n in counts.items() if n < floor}
     return Audit(
         "row_count_floor",

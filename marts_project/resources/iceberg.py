@@ -28,13 +28,18 @@ from marts_project.resources.files import StorageAccess
 from marts_project.resources.retry import with_retries
 
 EPOCH = dt.date(1970, 1, 1)  # Iceberg's day transform counts days from here
-# How every table writes its Parquet files. zstd at level 1 instead of the codec's default 3:
-# the same file size on our tables (within 1 %) for about 35 % less encoding time, which is
-# most of a write's time at production volume (BENCHMARKS.md). Stored as Iceberg table
-# properties, so any engine writing these tables follows them.
+# How every table writes its Parquet files, stored as Iceberg table properties so any engine
+# writing these tables follows them. Encoding is most of a write's time at production volume:
+# - zstd level 1: the same size as the default level 3 within 1 %, about 35 % faster;
+# - a 64 KB dictionary page instead of 2 MB: low-cardinality columns (currency, status,
+#   channel) keep their dictionary, a column of ids or timestamps falls back to plain encoding
+#   early instead of hashing up to 2 MB of values first. Measured on a week at 100,000 ad rows
+#   a day (raw and staging ad stats and orders, 2.5 M rows): 0.77 -> 0.65 s of encoding, files
+#   from 28 % smaller (raw ad stats) to 7 % larger (staging ad stats), the same bytes in all.
 WRITE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     "write.parquet.compression-level": "1",
+    "write.parquet.dict-size-bytes": str(64 * 1024),
 }
 CATALOG_NAME = "marts"  # a SqlCatalog scopes its tables by name: never change it
 
@@ -159,19 +164,33 @@ class IcebergWarehouse(StorageAccess):
 
         def scan() -> pa.Table:
             table = self.load_table(identifier)
-            table_scan = table.scan(row_filter=row_filter, selected_fields=columns)
-            table_scan = table_scan.use_ref(ref) if ref else table_scan
-            tasks = list(table_scan.plan_files())
-            if not tasks or any(task.delete_files for task in tasks):
-                return table_scan.to_arrow()
-            wanted = columns
-            if windowed and columns != ("*",) and column not in columns:
-                wanted = (*columns, column)  # needed for the residual filter
-            data = self._read_data_files(table, [task.file.file_path for task in tasks], wanted)
-            data = _in_window(data, column, start, end) if windowed else data
-            return data if wanted == columns else data.select(list(columns))
+            window = (column, start, end) if windowed else None
+            return self._scan(table, row_filter, window, ref, columns)
 
         return with_retries(scan, f"read {identifier}")
+
+    def _scan(
+        self,
+        table: Table,
+        row_filter: BooleanExpression,
+        window: tuple[str, dt.date, dt.date] | None,
+        ref: str | None = None,
+        columns: tuple[str, ...] = ("*",),
+    ) -> pa.Table:
+        """The rows of `table` (or branch `ref`) matching `row_filter`, which is the day
+        `window` (column, start, end) when one is given, else no filter at all."""
+        table_scan = table.scan(row_filter=row_filter, selected_fields=columns)
+        table_scan = table_scan.use_ref(ref) if ref else table_scan
+        tasks = list(table_scan.plan_files())
+        if not tasks or any(task.delete_files for task in tasks):
+            return table_scan.to_arrow()
+        residual = window is not None and not _files_inside(table, tasks, *window)
+        wanted = columns
+        if residual and columns != ("*",) and window[0] not in columns:
+            wanted = (*columns, window[0])  # needed for the residual filter
+        data = self._read_data_files(table, [task.file.file_path for task in tasks], wanted)
+        data = _in_window(data, *window) if residual else data
+        return data if wanted == columns else data.select(list(columns))
 
     def latest_day(self, identifier: str) -> dt.date | None:
         """The newest day holding data in a day-partitioned table, from its manifests alone
@@ -263,7 +282,8 @@ class IcebergWarehouse(StorageAccess):
                     snapshot_properties=summary,
                     branch=branch,
                 )
-                staged = table.scan(row_filter=overwrite_filter).use_ref(branch).to_arrow()
+                window = (column, start, end) if partitioned else None
+                staged = self._scan(table, overwrite_filter, window, ref=branch)
                 if failures := audit(staged):
                     raise AuditFailedError(_audit_message(identifier, failures, base.snapshot_id))
                 table = self.catalog().load_table(identifier)
@@ -461,6 +481,24 @@ def _read_schema(table: Table) -> pa.Schema:
     return pa.schema(
         pa.field(f.name, small.get(f.type, f.type), nullable=f.nullable)
         for f in table.schema().as_arrow()
+    )
+
+
+def _files_inside(table: Table, tasks: list, column: str, start: dt.date, end: dt.date) -> bool:
+    """Every planned file holds only days of [start, end): each was written under the table's
+    `day(column)` partitioning to a day inside the window, so no row needs filtering."""
+    spec = table.spec()
+    fields = spec.fields
+    if len(fields) != 1 or not isinstance(fields[0].transform, DayTransform):
+        return False
+    if table.schema().find_column_name(fields[0].source_id) != column:
+        return False
+    first, stop = (start - EPOCH).days, (end - EPOCH).days
+    return all(
+        task.file.spec_id == spec.spec_id
+        and task.file.partition[0] is not None
+        and first <= task.file.partition[0] < stop
+        for task in tasks
     )
 
 
