@@ -181,11 +181,8 @@ def _read_strings(
                 next_line = lines[-1].as_py() + 1 if n else next_line
                 yield _with_provenance(strings, file, spec, header, lines)
         except pa.ArrowInvalid as exc:
-            raise (_first_non_utf8(file) or _unreadable(file, exc)) from exc
-
-
-def _unreadable(file: LandingFile, exc: Exception) -> LandingFileError:
-    return LandingFileError(f"{file.source_file}: unreadable CSV: {exc}")
+            unreadable = LandingFileError(f"{file.source_file}: unreadable CSV: {exc}")
+            raise (_first_non_utf8(file) or unreadable) from exc
 
 
 def _line_numbers(first: int, n: int, bad: list[int]) -> pa.Array:

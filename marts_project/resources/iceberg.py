@@ -160,25 +160,23 @@ class IcebergWarehouse(StorageAccess):
     ) -> pa.Table:
         """Scan a table (or branch `ref`), pruned to the day window [start, end) of `column`."""
         windowed = column is not None and start is not None and end is not None
-        row_filter = day_filter(column, start, end) if windowed else AlwaysTrue()
+        window = (column, start, end) if windowed else None
 
         def scan() -> pa.Table:
-            table = self.load_table(identifier)
-            window = (column, start, end) if windowed else None
-            return self._scan(table, row_filter, window, ref, columns)
+            return self._scan(self.load_table(identifier), window, ref, columns)
 
         return with_retries(scan, f"read {identifier}")
 
     def _scan(
         self,
         table: Table,
-        row_filter: BooleanExpression,
         window: tuple[str, dt.date, dt.date] | None,
         ref: str | None = None,
         columns: tuple[str, ...] = ("*",),
     ) -> pa.Table:
-        """The rows of `table` (or branch `ref`) matching `row_filter`, which is the day
-        `window` (column, start, end) when one is given, else no filter at all."""
+        """The rows of `table` (or branch `ref`) in the day `window` (column, start, end), or
+        all of them."""
+        row_filter = day_filter(*window) if window else AlwaysTrue()
         table_scan = table.scan(row_filter=row_filter, selected_fields=columns)
         table_scan = table_scan.use_ref(ref) if ref else table_scan
         tasks = list(table_scan.plan_files())
@@ -261,7 +259,8 @@ class IcebergWarehouse(StorageAccess):
         partitioned = column is not None and start is not None and end is not None
         if partitioned:
             _check_rows_in_window(identifier, data, column, start, end)
-        overwrite_filter = day_filter(column, start, end) if partitioned else AlwaysTrue()
+        window = (column, start, end) if partitioned else None
+        overwrite_filter = day_filter(*window) if window else AlwaysTrue()
         write_id = uuid.uuid4().hex
         summary = {**(properties or {}), "marts.write_id": write_id, "marts.audited": "true"}
         branch = f"audit-{write_id[:16]}"
@@ -282,8 +281,7 @@ class IcebergWarehouse(StorageAccess):
                     snapshot_properties=summary,
                     branch=branch,
                 )
-                window = (column, start, end) if partitioned else None
-                staged = self._scan(table, overwrite_filter, window, ref=branch)
+                staged = self._scan(table, window, ref=branch)
                 if failures := audit(staged):
                     raise AuditFailedError(_audit_message(identifier, failures, base.snapshot_id))
                 table = self.catalog().load_table(identifier)
