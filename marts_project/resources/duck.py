@@ -9,8 +9,10 @@ setting (passing it in `config=` needs ICU, which cannot be downloaded here).
 from __future__ import annotations
 
 import os
+import threading
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -42,6 +44,48 @@ def connect(
 
 
 _IN_MEMORY: dict[int, duckdb.DuckDBPyConnection] = {}  # by process id: never shared over fork
+_FILE_LOCKS: dict[tuple[int, str], threading.RLock] = {}
+
+
+def _process_database() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB (opening a database costs about 20 ms; a cursor of one
+    0.2 ms, and attaching a file to it about 1.5 ms)."""
+    pid = os.getpid()
+    if pid not in _IN_MEMORY:
+        _IN_MEMORY[pid] = duckdb.connect(":memory:")
+    return _IN_MEMORY[pid]
+
+
+@contextmanager
+def attached(path: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A UTC cursor on the database file `path`, attached to the process's in-memory DuckDB and
+    in use (unqualified names resolve in it), detached when the block ends.
+
+    The file is locked against other processes exactly as by a connection of its own, from the
+    attach to the detach; threads of this process take turns on a file. An unfinished
+    transaction is rolled back before the detach. Raises duckdb.IOException when another
+    process holds the file.
+    """
+    key = (os.getpid(), os.path.abspath(path))
+    lock = _FILE_LOCKS.setdefault(key, threading.RLock())
+    with lock:
+        cursor = _process_database().cursor()
+        alias = f"file_{uuid.uuid4().hex[:16]}"
+        quoted = path.replace("'", "''")
+        try:
+            cursor.execute(f"attach '{quoted}' as {alias}{' (read_only)' if read_only else ''}")
+        except BaseException:
+            cursor.close()
+            raise
+        try:
+            cursor.execute(f"use {alias}")
+            yield pin_utc(cursor)
+        finally:
+            with suppress(duckdb.TransactionException):  # none was open
+                cursor.execute("rollback")
+            cursor.execute("use memory")
+            cursor.execute(f"detach {alias}")
+            cursor.close()
 
 
 class UtcDuckDB(DuckDBResource):
@@ -58,10 +102,7 @@ class UtcDuckDB(DuckDBResource):
             with super().get_connection() as con:
                 yield pin_utc(con)
             return
-        pid = os.getpid()
-        if pid not in _IN_MEMORY:
-            _IN_MEMORY[pid] = duckdb.connect(":memory:")
-        cursor = _IN_MEMORY[pid].cursor()
+        cursor = _process_database().cursor()
         try:
             yield pin_utc(cursor)
         finally:

@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +24,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 
 from marts_project.contracts import DOMAINS
-from marts_project.resources.duck import LOCKED_DOWN, connect
+from marts_project.resources.duck import LOCKED_DOWN, attached, connect
 
 # DuckDB allows one writing process: wait (up to about two minutes, as several runs of a cluster
 # publish at once) for a reader or writer to let go
@@ -81,10 +81,17 @@ class ServingDatabase(ConfigurableResource):
         names = [db for databases in self.plan.values() for db in databases]
         return list(dict.fromkeys(names))
 
-    def connect(self, database: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    @contextmanager
+    def connect(
+        self, database: str, read_only: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to `database` for the block (the file attached to the process's DuckDB:
+        ~1.5 ms instead of ~20 ms for a database of its own; a refresh opens dozens)."""
         if not read_only:
             self._guard(database)
-        return _waiting_for_lock(lambda: connect(str(self.path(database)), read_only=read_only))
+        with ExitStack() as stack:  # entered by the retried call, exited after the block
+            path = str(self.path(database))
+            yield _waiting_for_lock(lambda: stack.enter_context(attached(path, read_only)))
 
     def _guard(self, database: str) -> None:
         """The database's folder readable by its group only: the folder, not each file, keeps
@@ -129,7 +136,8 @@ class ServingDatabase(ConfigurableResource):
             con.execute(f"create schema if not exists {schema}")
             current = con.execute(
                 "select column_name, data_type from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
+                "where table_catalog = current_database() and table_schema = ? "
+                "and table_name = ? order by ordinal_position",
                 identifier.split("."),
             ).fetchall()
             con.register("incoming", data)
@@ -201,7 +209,8 @@ class ServingDatabase(ConfigurableResource):
         with self.connect(database, read_only=True) as con:
             found = con.execute(
                 "select count(*) from information_schema.tables "
-                "where table_schema = ? and table_name = ?",
+                "where table_catalog = current_database() and table_schema = ? "
+                "and table_name = ?",
                 identifier.split("."),
             ).fetchone()[0]
             if not found:
