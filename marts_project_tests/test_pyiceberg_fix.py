@@ -34,3 +34,27 @@ def test_a_transaction_computes_its_metadata_once_per_state_and_equal_to_pyicebe
             exclude={"last_updated_ms"}
         )
     assert warehouse.load_table("raw.t").properties["owner"] == "marts"
+
+
+def test_a_write_is_split_by_partition_into_the_same_parts_as_pyiceberg_splits_it(tmp_path):
+    warehouse = open_resource(Settings.local(tmp_path), "warehouse")
+    first = dt.date(2026, 10, 5)
+    days = [first + dt.timedelta(days=i % 3) for i in (2, 0, 1, 0, 2, 2, 1, 0)]
+    rows = pa.chunked_array([days[:3], days[3:]])  # DuckDB hands over several chunks
+    data = pa.table({"d": rows, "v": list(range(len(days)))})
+    warehouse.overwrite_days("raw.t", data, "d", first, first + dt.timedelta(days=3))
+    table = warehouse.load_table("raw.t")
+    spec, schema = table.spec(), table.schema()
+
+    def parts(split, rows: pa.Table) -> dict:
+        return {
+            tuple(p.partition_key.partition): p.arrow_table_partition.to_pylist()
+            for p in split(spec, schema, rows)
+        }
+
+    ours, theirs = pyiceberg_fix._determine_partitions, pyiceberg_fix._per_partition_filter
+    assert parts(ours, data) == parts(theirs, data)  # rows keep their order within a day
+    in_order = data.sort_by("d")
+    assert parts(ours, in_order) == parts(theirs, in_order)
+    assert len(parts(ours, data)) == 3
+    assert sorted(table.scan().to_arrow()["v"].to_pylist()) == list(range(len(days)))

@@ -380,6 +380,8 @@ class IcebergWarehouse(StorageAccess):
         write_id = uuid.uuid4().hex
         summary = {**(properties or {}), "marts.write_id": write_id}
 
+        committed: list[Table] = []  # the table as its commit left it (no reload)
+
         def attempt() -> None:
             table = self._ensure_table(identifier, data.schema, partition_column)
             table.overwrite(
@@ -387,9 +389,10 @@ class IcebergWarehouse(StorageAccess):
                 overwrite_filter=overwrite_filter,
                 snapshot_properties=summary,
             )
+            committed.append(table)
 
-        def ours() -> list[Snapshot]:
-            table = self.catalog().load_table(identifier)
+        def ours(table: Table | None = None) -> list[Snapshot]:
+            table = table or self.catalog().load_table(identifier)
             return [
                 snap
                 for snap in table.snapshots()
@@ -397,7 +400,7 @@ class IcebergWarehouse(StorageAccess):
             ]
 
         with_retries(attempt, f"write {identifier}", landed=lambda: bool(ours()))
-        return _result(identifier, ours(), data.num_rows)
+        return _result(identifier, ours(committed[-1] if committed else None), data.num_rows)
 
     def _holds_nothing(self, identifier: str, row_filter: BooleanExpression) -> bool:
         """The table exists and no data file of it can hold a row matching `row_filter`."""
@@ -411,9 +414,10 @@ class IcebergWarehouse(StorageAccess):
         self, identifier: str, schema: pa.Schema, partition_column: str | None
     ) -> Table:
         catalog = self.catalog()
-        namespace = identifier.rsplit(".", 1)[0]
-        catalog.create_namespace_if_not_exists(namespace)
-        if not catalog.table_exists(identifier):
+        try:
+            table = catalog.load_table(identifier)
+        except NoSuchTableError:
+            catalog.create_namespace_if_not_exists(identifier.rsplit(".", 1)[0])
             table = catalog.create_table_if_not_exists(
                 identifier, schema=schema, properties=WRITE_PROPERTIES
             )
@@ -421,7 +425,6 @@ class IcebergWarehouse(StorageAccess):
                 with table.update_spec() as spec:
                     spec.add_field(partition_column, DayTransform(), f"{partition_column}_day")
             return catalog.load_table(identifier)
-        table = catalog.load_table(identifier)
         known = set(table.schema().column_names)
         stale = any(table.properties.get(k) != v for k, v in WRITE_PROPERTIES.items())
         if stale or any(name not in known for name in schema.names):
