@@ -79,3 +79,11 @@ def test_concurrent_writers_and_a_forked_child_keep_every_event(tmp_path: Path):
             assert kinds[0] == DagsterEventType.RUN_START
             assert kinds[-1] == DagsterEventType.RUN_SUCCESS
             assert kinds.count(DagsterEventType.STEP_SUCCESS) == 1
+
+
+def test_the_event_log_is_write_ahead_logged_and_commits_without_waiting_for_the_disk(tmp_path):
+    instance = instance_for(tmp_path / "dagster_home")
+    _runs(instance, "once")
+    with instance.event_log_storage._engine.connect() as conn:
+        assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL

@@ -7,7 +7,13 @@ like its consolidated variant, builds a new SQLAlchemy engine and connection for
 write: a few connections per event, about 7 ms an event here against about 2 ms through a pool
 (measured 300 materializations each way; BENCHMARKS.md, small refreshes). The database is one
 file in WAL mode (set by Dagster when it creates it), which lets the daemon, the webserver and a
-CLI run read while one writes.
+CLI run read while one writes. Its connections commit with `synchronous=NORMAL`, SQLite's
+recommended setting for WAL: a commit no longer waits for the disk (an fsync of the log per
+event: 0.21 ms against 0.03 ms a commit on this machine's fast virtual disk, a millisecond or
+more on most; a 7-day backfill commits about 1,900 times). The database stays consistent
+after a power loss; the last events before it may be missing, which leaves a run looking
+unfinished until run monitoring marks it failed, and its partitions to be rewritten (every
+write is idempotent), never a wrong record.
 
 Private API, isolated here: `ConsolidatedSqliteEventLogStorage` is a public class, but Dagster
 exports it only from `dagster._core.storage.event_log`, and the pool replaces its `_connect`.
@@ -24,7 +30,7 @@ from functools import cached_property
 
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 
 _OPEN: "weakref.WeakSet[PooledSqliteEventLogStorage]" = weakref.WeakSet()
@@ -36,10 +42,12 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
     @cached_property
     def _engine(self) -> Engine:
         _OPEN.add(self)
-        return create_engine(
+        engine = create_engine(
             self._conn_string,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
+        event.listen(engine, "connect", _commit_without_fsync)
+        return engine
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -60,6 +68,10 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
         super().dispose()
         if "_engine" in self.__dict__:
             self._engine.dispose()
+
+
+def _commit_without_fsync(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("pragma synchronous = normal")
 
 
 def _forget_parent_connections() -> None:
