@@ -48,11 +48,13 @@ def transform(
     duckdb: DuckDBResource,
     sql_file: Path,
     tables: dict[str, pa.Table],
+    views: dict[str, str] | None = None,
     **params: Any,
 ) -> pa.Table:
-    """Run `sql_file` in DuckDB over `tables` with the window params plus `params`."""
+    """Run `sql_file` in DuckDB over `tables` (and `views` over them) with the window params
+    plus `params`."""
     with measured(context, rows_in=sum(t.num_rows for t in tables.values())) as done:
-        result = run_sql(duckdb, sql_file, tables, {**window_params(context), **params})
+        result = run_sql(duckdb, sql_file, tables, {**window_params(context), **params}, views)
         done(result.num_rows)
     return result
 
@@ -128,8 +130,9 @@ class LayerTable(BaseModel):
     description: str
 
 
-# Turns a step's input tables into what its SQL reads (e.g. staging deduplicates raw rows).
-Prepare = Callable[[DuckDBResource, dict[str, pa.Table]], dict[str, pa.Table]]
+# What a step's SQL reads instead of its input tables as they are: the tables to register and
+# views over them under the inputs' names (e.g. staging sees each raw input deduplicated).
+Prepare = Callable[[dict[str, pa.Table]], tuple[dict[str, pa.Table], dict[str, str]]]
 
 
 def sql_layer(layer: str, folder: Path, prepare: Prepare | None = None) -> list[AssetsDefinition]:
@@ -169,8 +172,7 @@ def sql_table(
         pii: PiiMasking,
         **tables: pa.Table,
     ) -> pa.Table:
-        if prepare is not None:
-            tables = prepare(duckdb, tables)
-        return transform(context, duckdb, sql_file, tables, pii_key=pii.key)
+        tables, views = prepare(tables) if prepare else (tables, {})
+        return transform(context, duckdb, sql_file, tables, views, pii_key=pii.key)
 
     return _table

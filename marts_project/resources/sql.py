@@ -15,8 +15,11 @@ def run_sql(
     sql: str | Path,
     tables: Mapping[str, pa.Table],
     params: Mapping[str, Any] | None = None,
+    views: Mapping[str, str] | None = None,
 ) -> pa.Table:
-    """Register `tables` as DuckDB views (zero-copy) and return the query's result as Arrow.
+    """Register `tables` as DuckDB views (zero-copy), define `views` (name -> SELECT over
+    them, in order) and return the query's result as Arrow: one DuckDB pipeline, with nothing
+    in between materialized.
 
     Values are always bound (`$name` in the SQL), never formatted into it.
     """
@@ -24,5 +27,7 @@ def run_sql(
     with duckdb.get_connection() as conn:
         for name, table in tables.items():
             conn.register(name, table)
+        for name, select in (views or {}).items():
+            conn.execute(f'create temp view "{name}" as {select}')
         bound = {k: v for k, v in (params or {}).items() if f"${k}" in query}
         return conn.sql(query, params=bound or None).to_arrow_table()

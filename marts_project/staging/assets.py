@@ -6,33 +6,35 @@ key and winner rule, so every staging SQL sees one row per key."""
 from pathlib import Path
 
 import pyarrow as pa
-from dagster_duckdb import DuckDBResource
 
 from marts_project.raw.sources import SourceSpec, source_specs
-from marts_project.resources.sql import run_sql
 from marts_project.transform import sql_layer
 
 STAGING = "staging"
 
 
-def dedupe_sql(spec: SourceSpec) -> str:
+def dedupe_sql(spec: SourceSpec, table: str = "raw") -> str:
     """One row per key of the source contract: the winner its rule names (sources.yml)."""
     key = ", ".join(f'"{column}"' for column in spec.key)
     return (
-        f"select * from raw qualify row_number() over (partition by {key} "
+        f'select * from "{table}" qualify row_number() over (partition by {key} '
         f"order by {spec.dedupe_order()}) = 1"
     )
 
 
-def deduplicated(duckdb: DuckDBResource, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """Each `raw_<source>` input with only the winner of each key of its source contract."""
+def deduplicated(tables: dict[str, pa.Table]) -> tuple[dict[str, pa.Table], dict[str, str]]:
+    """Each `raw_<source>` input seen through a view holding only the winner of each key of its
+    source contract (computed inside the staging query, never materialized on its own)."""
     specs = source_specs()
-    return {
-        name: run_sql(duckdb, dedupe_sql(specs[name.removeprefix("raw_")]), {"raw": table})
-        if name.startswith("raw_")
-        else table
-        for name, table in tables.items()
-    }
+    registered: dict[str, pa.Table] = {}
+    views: dict[str, str] = {}
+    for name, table in tables.items():
+        if name.startswith("raw_"):
+            registered[f"{name}__landed"] = table
+            views[name] = dedupe_sql(specs[name.removeprefix("raw_")], f"{name}__landed")
+        else:
+            registered[name] = table
+    return registered, views
 
 
 staging_assets = sql_layer(STAGING, Path(__file__).parent, prepare=deduplicated)
