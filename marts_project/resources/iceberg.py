@@ -265,14 +265,17 @@ class IcebergWarehouse(StorageAccess):
         summary = {**(properties or {}), "marts.write_id": write_id, "marts.audited": "true"}
         branch = f"audit-{write_id[:16]}"
 
-        def attempt() -> int:
+        published: list[Table] = []  # the table as its publishing commit left it
+
+        def attempt() -> None:
             table = self._ensure_table(identifier, data.schema, column)
             base = table.current_snapshot()
             if base is None:  # a brand-new table has no snapshot to branch from
                 if failures := audit(data):
                     raise AuditFailedError(_audit_message(identifier, failures, None))
                 table.overwrite(_conform(data, table), snapshot_properties=summary)
-                return table.current_snapshot().snapshot_id
+                published.append(table)
+                return
             table.manage_snapshots().create_branch(base.snapshot_id, branch).commit()
             try:
                 table.overwrite(
@@ -291,12 +294,13 @@ class IcebergWarehouse(StorageAccess):
                 # publish and drop the branch in one commit (main's move is checked by it)
                 publish = table.manage_snapshots().set_current_snapshot(snapshot_id=head)
                 publish.remove_branch(branch).commit()
-                return head
+                published.append(table)
             finally:
-                _drop_branch(self.catalog().load_table(identifier), branch)
+                if not published:  # refused, failed or redone: the branch goes
+                    _drop_branch(self.catalog().load_table(identifier), branch)
 
         with_retries(attempt, f"write-audit-publish {identifier}")
-        table = self.load_table(identifier)
+        table = published[-1]
         ours = [s for s in table.snapshots() if (s.summary or {}).get("marts.write_id") == write_id]
         return _result(identifier, ours, data.num_rows)
 
