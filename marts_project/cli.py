@@ -9,7 +9,6 @@ beside it on the same instance.
 import atexit
 import contextlib
 import datetime as dt
-import gc
 import json
 import os
 import sys
@@ -691,14 +690,9 @@ def run() -> None:
     command writes is committed and closed before `main` returns, so after the exit handlers
     (logging, thread pools, libraries' own) nothing is left to do. `atexit._run_exitfuncs` is
     CPython's own way to run them early, private but unchanged since Python 2; `main` stays the
-    entry point for callers in-process (tests).
-
-    What the imports built (Dagster, pyiceberg, the definitions: most of the process's objects)
-    lives as long as the command, so it is frozen out of the garbage collector first: every
-    later collection skips it (1.2 s -> 0.7 s of collections in a 7-day backfill at 100,000
-    rows a day). Frozen objects are still freed by reference counting.
+    entry point for callers in-process (tests). `marts_project.__main__` is the command's
+    process entry: it imports this module with the garbage collector paused.
     """
-    gc.freeze()
     status = main()
     atexit._run_exitfuncs()
     with contextlib.suppress(BrokenPipeError):  # e.g. `marts sql ... | head`
