@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from dagster import (
     TableColumn,
     TableColumnConstraints,
@@ -28,6 +27,7 @@ from pydantic import (
 
 from marts_project.column_types import TypeName, arrow_type
 from marts_project.partitions import PARTITIONINGS
+from marts_project.yaml_files import read_yaml
 
 # The data domains: each owns its marts, its warehouse namespace and its serving database.
 Domain = Literal["marketing", "finance", "operations"]
@@ -298,6 +298,6 @@ def load_contract(path: Path) -> Contract:
     """Parse a contract file; a malformed one fails loudly at definition load, naming the file,
     the field and the rule it breaks."""
     try:
-        return Contract.model_validate(yaml.safe_load(Path(path).read_text()))
+        return Contract.model_validate(read_yaml(path))
     except ValidationError as exc:
         raise ContractFileError(f"{path}: {exc}") from None

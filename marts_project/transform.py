@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import yaml
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -33,6 +32,7 @@ from marts_project.partitions import (
 )
 from marts_project.resources.pii import PiiMasking
 from marts_project.resources.sql import run_sql
+from marts_project.yaml_files import read_yaml
 
 
 def window_params(context: AssetExecutionContext) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def sql_layer(layer: str, folder: Path, prepare: Prepare | None = None) -> list[
     each from the tables it reads. A listed table without SQL, or SQL no table lists, is an
     error at definition load."""
     listing = folder / "tables.yml"
-    tables = yaml.safe_load(listing.read_text())
+    tables = read_yaml(listing)
     sql_files = {f.stem for f in folder.glob("*.sql")}
     if sorted(tables) != sorted(sql_files):
         raise ValueError(

@@ -11,6 +11,7 @@ from marts_project.column_types import arrow_type, duckdb_type
 from marts_project.contracts import ContractFileError, load_contract
 from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.transform import sql_layer
+from marts_project.yaml_files import read_yaml
 
 MART = Path(__file__).parents[1] / "marts_project/marts/finance/fin_revenue_daily_fact.yml"
 
@@ -72,3 +73,11 @@ def test_a_layer_table_without_its_sql_is_refused(tmp_path):
         ValueError, match=r"tables without SQL \['stg_b'\], SQL without a table \['stg_c'\]"
     ):
         sql_layer("staging", tmp_path)
+
+
+def test_every_shipped_yaml_file_reads_the_same_with_libyaml_as_with_pyyaml():
+    root = Path(__file__).parents[1] / "marts_project"
+    files = sorted(root.rglob("*.yml"))
+    assert len(files) >= 14
+    for path in files:
+        assert read_yaml(path) == yaml.safe_load(path.read_text()), path

@@ -79,3 +79,13 @@ def test_an_unwritable_cache_only_costs_the_walk(tmp_path, monkeypatch):
         assert _deps(lineage.column_lineage(SQL, INPUTS, OUTPUTS))["campaign_id"]
     finally:
         lineage._column_lineage.cache_clear()
+
+
+def test_the_tables_a_query_reads_come_from_the_cache_in_a_new_process(cache, monkeypatch):
+    sql = "with recent as (select * from stg_shop_orders) select * from recent join int_x using (k)"
+    lineage.sql_inputs.cache_clear()
+    assert lineage.sql_inputs(sql) == ("int_x", "stg_shop_orders")  # CTEs are not inputs
+    lineage.sql_inputs.cache_clear()
+    monkeypatch.setattr(lineage, "_parse_inputs", pytest.fail)  # must not parse again
+    assert lineage.sql_inputs(sql) == ("int_x", "stg_shop_orders")
+    lineage.sql_inputs.cache_clear()

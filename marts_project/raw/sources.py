@@ -7,10 +7,10 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
 
 from marts_project.column_types import TypeName
+from marts_project.yaml_files import read_yaml
 
 SOURCES_FILE = Path(__file__).with_name("sources.yml")
 
@@ -76,7 +76,7 @@ def source_specs() -> dict[str, SourceSpec]:
     """Every source's contract; a malformed `sources.yml` fails at definition load, naming the
     source, the field and the rule it breaks."""
     specs = {}
-    for name, body in yaml.safe_load(SOURCES_FILE.read_text()).items():
+    for name, body in read_yaml(SOURCES_FILE).items():
         try:
             specs[name] = SourceSpec.model_validate({"name": name, **body})
         except ValidationError as exc:
