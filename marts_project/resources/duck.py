@@ -57,6 +57,15 @@ def _process_database() -> duckdb.DuckDBPyConnection:
 
 
 @contextmanager
+def _dropped_when_fatal() -> Iterator[None]:
+    try:
+        yield
+    except duckdb.FatalException:
+        _IN_MEMORY.pop(os.getpid(), None)
+        raise
+
+
+@contextmanager
 def attached(path: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A UTC cursor on the database file `path`, attached to the process's in-memory DuckDB and
     in use (unqualified names resolve in it), detached when the block ends.
@@ -64,11 +73,12 @@ def attached(path: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     The file is locked against other processes exactly as by a connection of its own, from the
     attach to the detach; threads of this process take turns on a file. An unfinished
     transaction is rolled back before the detach. Raises duckdb.IOException when another
-    process holds the file.
+    process holds the file. A fatal error (DuckDB then refuses every later query of the
+    instance) drops the process's database, so the next use opens a new one.
     """
     key = (os.getpid(), os.path.abspath(path))
     lock = _FILE_LOCKS.setdefault(key, threading.RLock())
-    with lock:
+    with lock, _dropped_when_fatal():
         cursor = _process_database().cursor()
         alias = f"file_{uuid.uuid4().hex[:16]}"
         quoted = path.replace("'", "''")
