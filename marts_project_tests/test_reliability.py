@@ -118,6 +118,44 @@ def test_concurrent_writers_on_different_days_lose_no_commit(lakehouse):
     assert table.num_rows == 6 * 500
 
 
+def test_concurrent_audited_writers_on_different_days_lose_no_commit(lakehouse):
+    """Two chunks of one backfill publishing a mart at once: a staged write to an audit branch
+    from a table read before the other writer's commit is refused by pyiceberg with a plain
+    ValueError (its snapshot's sequence number is taken); that is a lost race, redone."""
+    warehouse = lakehouse.warehouse
+    days = [DAY + dt.timedelta(days=i) for i in range(4)]
+    end = days[0] + dt.timedelta(days=1)
+    warehouse.write_audit_publish(
+        "marketing.busy", _day_rows(days[0], 0, 10), "d", days[0], end, audit=lambda staged: []
+    )
+    errors = []
+
+    def write(day: dt.date) -> None:
+        try:
+            for version in (1, 2, 3):
+                warehouse.write_audit_publish(
+                    "marketing.busy",
+                    _day_rows(day, version, 300),
+                    "d",
+                    day,
+                    day + dt.timedelta(days=1),
+                    audit=lambda staged: [],
+                )
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(d,)) for d in days]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    table = warehouse.read("marketing.busy")
+    _assert_whole_versions(table)
+    assert {r["version"] for r in table.select(["version"]).to_pylist()} == {3}
+    assert table.num_rows == 4 * 300
+
+
 def test_two_writers_on_the_same_day_never_mix_rows(lakehouse):
     """They serialize: pyiceberg refuses the later commit (ValidationException: the rows it
     meant to replace were replaced meanwhile) and the retry redoes it on top of the winner.

@@ -58,6 +58,16 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _lost_sequence_race(exc: BaseException) -> bool:
+    """pyiceberg's refusal of a commit to a branch whose new snapshot was numbered from table
+    metadata read before another writer's commit (its sequence number is taken): nothing was
+    committed, and a commit to a branch carries no requirement that would have said so with a
+    CommitFailedException. pyiceberg 0.12 raises a plain ValueError, known by its message."""
+    return isinstance(exc, ValueError) and str(exc).startswith(
+        "Cannot add snapshot with sequence number"
+    )
+
+
 def is_conflict(exc: BaseException) -> bool:
     """A lost commit race or a locked catalog, anywhere along the exception chain."""
     seen: set[int] = set()
@@ -66,7 +76,7 @@ def is_conflict(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, CommitFailedException | ValidationException):
             return True
-        if type(current).__name__ == "MainMovedError":
+        if type(current).__name__ == "MainMovedError" or _lost_sequence_race(current):
             return True
         if isinstance(current, OperationalError) and "locked" in str(current).lower():
             return True
@@ -76,6 +86,8 @@ def is_conflict(exc: BaseException) -> bool:
 
 def _is_transient_one(exc: BaseException) -> bool:
     if isinstance(exc, CommitFailedException) or type(exc).__name__ == "MainMovedError":
+        return True
+    if _lost_sequence_race(exc):
         return True
     if isinstance(exc, ValidationException):
         # Another writer replaced the same rows first. Our writes replace whole days, so
