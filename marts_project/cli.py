@@ -14,11 +14,12 @@ import os
 import sys
 import tempfile
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import click
 import duckdb
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Definitions
 from rich.console import Console
 from rich.table import Table
 
@@ -42,6 +43,7 @@ from marts_project.resources.duck import connect
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.runs import (
     BadDateRangeError,
+    ChunkWorkers,
     instance_for,
     parse_day,
     partition_range,
@@ -104,6 +106,11 @@ def seed_days(settings: Settings, days: int, rows_per_day: int, seed: int, end: 
     )
 
 
+def open_embedded(settings: Settings) -> tuple[Definitions, DagsterInstance]:
+    """The embedded deployment's definitions and persistent instance (what a worker opens)."""
+    return build_definitions(settings), instance_for(_home(settings))
+
+
 def _instance(settings: Settings) -> DagsterInstance:
     """The deployment's Dagster instance: the cluster's (DAGSTER_HOME), or the embedded one."""
     return DagsterInstance.get() if settings.cluster else instance_for(_home(settings))
@@ -115,21 +122,24 @@ def backfill_days(
     start: dt.date,
     end: dt.date,
     chunk_days: int,
+    workers: int,
     log_level: str,
 ) -> int:
     """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions),
     printing each step and each run as it finishes; 1 if a run or an ERROR check failed."""
     if settings.cluster:
-        if chunk_days != CHUNK_DAYS:
+        if chunk_days != CHUNK_DAYS or workers != 1:
             raise OperatorError(
                 f"on the cluster a backfill's chunk is MARTS_CHUNK_DAYS ({CHUNK_DAYS} days), "
-                "which the daemon and the workers share; --chunk-days is for the embedded one"
+                "which the daemon and the workers share, and the daemon decides how many run "
+                "at once; --chunk-days and --workers are for the embedded deployment"
             )
         return _cluster_backfill(settings, instance, start, end)
     defs = build_definitions(settings)
+    side_by_side = f", {workers} at a time" if workers > 1 else ""
     click.echo(
-        f"backfilling {start} .. {end}: daily tables in runs of at most {chunk_days} days, "
-        "then weeks, months and dimensions"
+        f"backfilling {start} .. {end}: daily tables in runs of at most {chunk_days} days"
+        f"{side_by_side}, then weeks, months and dimensions"
     )
 
     def report(outcome) -> None:
@@ -149,6 +159,7 @@ def backfill_days(
         on_outcome=report,
         progress=True,
         log_level=log_level,
+        workers=ChunkWorkers(workers, partial(open_embedded, settings)),
     )
     failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
     return 0 if failed == 0 else 1
@@ -199,6 +210,13 @@ def _run_options(command):
         show_default=True,
         help="Dagster's own run log on stderr (steps always print)",
     )(command)
+    command = click.option(
+        "--workers",
+        type=POSITIVE,
+        default=1,
+        show_default=True,
+        help="daily runs side by side (embedded deployment); each holds a chunk in memory",
+    )(command)
     return click.option(
         "--chunk-days",
         type=POSITIVE,
@@ -234,9 +252,11 @@ def seed(days: int, rows_per_day: int, seed: int, end: dt.date | None) -> None:
 @click.option("--start", type=DAY, required=True, help="first day")
 @click.option("--end", type=DAY, help="last day, inclusive (default: start)")
 @_run_options
-def backfill(start: dt.date, end: dt.date | None, chunk_days: int, log_level: str) -> int:
+def backfill(
+    start: dt.date, end: dt.date | None, chunk_days: int, workers: int, log_level: str
+) -> int:
     """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
-    return _audited_backfill("backfill", start, end or start, chunk_days, log_level)
+    return _audited_backfill("backfill", start, end or start, chunk_days, workers, log_level)
 
 
 cli.add_command(backfill, "materialize")
@@ -245,23 +265,23 @@ cli.add_command(backfill, "materialize")
 @cli.command()
 @click.option("--days", type=POSITIVE, default=7, show_default=True, help="how many closed days")
 @_run_options
-def reprocess(days: int, chunk_days: int, log_level: str) -> int:
+def reprocess(days: int, chunk_days: int, workers: int, log_level: str) -> int:
     """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
     start, end = _last_days(_yesterday(), days)
-    return _audited_backfill("reprocess", start, end, chunk_days, log_level)
+    return _audited_backfill("reprocess", start, end, chunk_days, workers, log_level)
 
 
 def _audited_backfill(
-    action: str, start: dt.date, end: dt.date, chunk_days: int, log_level: str
+    action: str, start: dt.date, end: dt.date, chunk_days: int, workers: int, log_level: str
 ) -> int:
     """A backfill by hand, recorded in the audit trail with how it ended."""
     settings = _settings()
-    params = {"start": start, "end": end, "chunk_days": chunk_days}
+    params = {"start": start, "end": end, "chunk_days": chunk_days, "workers": workers}
     partition_range(start, end)  # refuse a bad range before touching anything
     instance = _instance(settings)
     trail = open_resource(settings, "audit", instance)
     with audited(trail, action, f"{start}..{end}", params) as outcome:
-        code = backfill_days(settings, instance, start, end, chunk_days, log_level.upper())
+        code = backfill_days(settings, instance, start, end, chunk_days, workers, log_level.upper())
         outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
     return code
 

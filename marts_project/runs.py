@@ -6,7 +6,9 @@ import datetime as dt
 import fcntl
 import gc
 import json
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -202,6 +204,60 @@ def materialize_lineage(
     )
 
 
+@dataclass(frozen=True)
+class ChunkWorkers:
+    """Daily chunks run side by side in `count` worker processes, each opening the deployment
+    (its definitions and its persistent Dagster instance) once with `open`, a picklable callable.
+
+    Each worker holds one chunk in memory at a time, so a backfill's memory is `count` chunks'.
+    The workers are spawned, not forked: the command's process holds DuckDB, SQLite and catalog
+    connections that a forked child must not share.
+    """
+
+    count: int
+    open: Callable[[], tuple[Definitions, DagsterInstance]]
+
+
+_WORKER: dict[str, tuple[Definitions, DagsterInstance]] = {}
+
+
+def _start_worker(open_deployment: Callable[[], tuple[Definitions, DagsterInstance]]) -> None:
+    _WORKER["deployment"] = open_deployment()
+
+
+def _run_chunk(key_range: tuple[str, str], options: dict) -> RunOutcome:
+    defs, instance = _WORKER["deployment"]
+    return run_job(defs, instance, DAILY_JOB, key_range, **options)
+
+
+def _chunks_side_by_side(
+    chunks: list[tuple[str, str]],
+    workers: ChunkWorkers,
+    options: dict,
+    record: Callable[[RunOutcome], bool],
+) -> bool:
+    """Run the daily chunks, at most `workers.count` at once, in order of their days; once one
+    fails no further chunk starts (those running finish). True when every chunk succeeded."""
+    pending = list(reversed(chunks))
+    failed = False
+    with ProcessPoolExecutor(
+        min(workers.count, len(chunks)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(workers.open,),
+    ) as pool:
+        running: set[Future[RunOutcome]] = set()
+        while pending or running:
+            while pending and not failed and len(running) < workers.count:
+                running.add(pool.submit(_run_chunk, pending.pop(), options))
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                failed |= not record(future.result())
+    return not failed
+
+
 def refresh_days(
     defs: Definitions,
     instance: DagsterInstance,
@@ -211,11 +267,12 @@ def refresh_days(
     on_outcome: Callable[[RunOutcome], None] | None = None,
     progress: bool = False,
     log_level: str = "WARNING",
+    workers: ChunkWorkers | None = None,
 ) -> list[RunOutcome]:
     """Everything the days [start, end] feed: the daily job over chunks of at most
-    `chunk_days` days (one run each, so memory is bounded by a chunk, not by the range), then
-    the weeks and months containing them (PERIODS_PER_RUN a run), then the dimensions and
-    views; checks included.
+    `chunk_days` days (one run each, so memory is bounded by a chunk, not by the range; with
+    `workers`, that many chunks run at once), then the weeks and months containing them
+    (PERIODS_PER_RUN a run), then the dimensions and views; checks included.
 
     Later runs are skipped once one fails, so nothing builds on a failed partition.
     `on_outcome` hears of each run as it finishes; `progress` prints each step as it finishes.
@@ -229,9 +286,14 @@ def refresh_days(
             on_outcome(outcome)
         return outcome.success
 
-    for first, last in day_chunks(start, end, chunk_days):
-        if not record(run_job(defs, instance, DAILY_JOB, partition_range(first, last), **options)):
+    chunks = [partition_range(first, last) for first, last in day_chunks(start, end, chunk_days)]
+    if workers and workers.count > 1 and len(chunks) > 1:
+        if not _chunks_side_by_side(chunks, workers, options, record):
             return outcomes
+    else:
+        for key_range in chunks:
+            if not record(run_job(defs, instance, DAILY_JOB, key_range, **options)):
+                return outcomes
     for job_name, partitions_def, periods in (
         ("weekly_marts_job", weekly_partitions, PERIODS_PER_RUN["weekly"]),
         ("monthly_marts_job", monthly_partitions, PERIODS_PER_RUN["monthly"]),

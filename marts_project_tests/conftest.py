@@ -37,6 +37,19 @@ def days(start: dt.date, count: int) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range(count)]
 
 
+def comparable_rows(warehouse, identifier: str, landing: str) -> list[str]:
+    """A table's rows, sorted, without the refresh time, with landing paths made relative:
+    what two builds of the same days by different deployments or schedules must agree on."""
+    table = warehouse.read(identifier)
+    table = table.drop_columns([c for c in table.column_names if c == "_last_refreshed_at"])
+    rows = []
+    for row in table.to_pylist():
+        if isinstance(row.get("_source_file"), str):
+            row["_source_file"] = row["_source_file"].removeprefix(landing)
+        rows.append(repr(sorted(row.items())))
+    return sorted(rows)
+
+
 class Lakehouse:
     """One deployment under test: settings, its definitions and resources, a Dagster instance."""
 

@@ -23,7 +23,7 @@ from marts_project.resources.deployment import open_resource
 from marts_project.runs import refresh_days
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
-from marts_project_tests.conftest import Lakehouse, days, free_port, new_bucket
+from marts_project_tests.conftest import Lakehouse, comparable_rows, days, free_port, new_bucket
 
 MARTS = str(Path(sys.executable).with_name("marts"))
 SIM = SimConfig(seed=23, rows_per_day=20)
@@ -125,18 +125,6 @@ def _steps_and_workers(instance: DagsterInstance, run_id: str) -> dict[str, str 
     return steps
 
 
-def _comparable(lake_warehouse, identifier: str, landing: str) -> list[str]:
-    """A table's rows, sorted, without the refresh time, with landing paths made relative."""
-    table = lake_warehouse.read(identifier)
-    table = table.drop_columns([c for c in table.column_names if c == "_last_refreshed_at"])
-    rows = []
-    for row in table.to_pylist():
-        if isinstance(row.get("_source_file"), str):
-            row["_source_file"] = row["_source_file"].removeprefix(landing)
-        rows.append(repr(sorted(row.items())))
-    return sorted(rows)
-
-
 def test_a_three_week_backfill_runs_as_concurrent_chunks_on_two_workers(cluster, tmp_path):
     """`marts backfill` launches one backfill through the webserver; the daemon runs its three
     chunks of 7 days at the same time and every step on a Celery worker, both workers busy. Every
@@ -190,8 +178,8 @@ def test_a_three_week_backfill_runs_as_concurrent_chunks_on_two_workers(cluster,
         identifiers = sorted(embedded.warehouse.table_identifiers())
         assert identifiers == sorted(lake.warehouse.table_identifiers())
         for identifier in identifiers:
-            assert _comparable(lake.warehouse, identifier, cluster.settings.landing) == (
-                _comparable(embedded.warehouse, identifier, embedded.settings.landing)
+            assert comparable_rows(lake.warehouse, identifier, cluster.settings.landing) == (
+                comparable_rows(embedded.warehouse, identifier, embedded.settings.landing)
             ), identifier
 
 
@@ -242,8 +230,8 @@ def test_a_worker_killed_mid_step_loses_nothing(cluster, tmp_path):
         land(embedded.landing, window, LANDED, SIM)
         refresh_days(embedded.defs, embedded_instance, window[0], window[-1], 7)
         for identifier in sorted(embedded.warehouse.table_identifiers()):
-            assert _comparable(lake.warehouse, identifier, cluster.settings.landing) == (
-                _comparable(embedded.warehouse, identifier, embedded.settings.landing)
+            assert comparable_rows(lake.warehouse, identifier, cluster.settings.landing) == (
+                comparable_rows(embedded.warehouse, identifier, embedded.settings.landing)
             ), identifier
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # past the orphan age limit
