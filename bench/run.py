@@ -52,9 +52,9 @@ def _ok(outcomes) -> None:
         raise RuntimeError(f"benchmark run failed: {failed}")
 
 
-def backfill(folder: Path, start: dt.date, end: dt.date) -> tuple[float, float]:
+def backfill(folder: Path, start: dt.date, end: dt.date, *options: str) -> tuple[float, float]:
     """`marts backfill` of [start, end]: wall seconds and peak RSS (GB)."""
-    return marts(folder, "backfill", "--start", str(start), "--end", str(end))
+    return marts(folder, "backfill", "--start", str(start), "--end", str(end), *options)
 
 
 def floor(folder: Path, days: list[dt.date], out: Path, only: str | None = None) -> dict:
@@ -79,6 +79,10 @@ def figure_backfill(tmp: Path, cfg: SimConfig, ndays: int) -> dict:
     landing_mb = seed(folder, days, cfg)
     low = floor(folder, days, tmp / "floor")
     seconds, peak = backfill(folder, days[0], days[-1])
+    side_by_side = tmp / "backfill-workers"  # the same files, a fresh lake and instance
+    side_by_side.mkdir()
+    (side_by_side / "landing").symlink_to(folder / "landing")
+    workers_s, workers_peak = backfill(side_by_side, days[0], days[-1], "--workers", "2")
     return {
         "days": ndays,
         "landing_mb": landing_mb,
@@ -87,6 +91,8 @@ def figure_backfill(tmp: Path, cfg: SimConfig, ndays: int) -> dict:
         "marts_s": seconds,
         "marts_peak_gb": peak,
         "ratio": seconds / low["seconds"],
+        "workers_s": workers_s,
+        "workers_peak_gb": workers_peak,
         "phases": phases(folder / "dagster_home", seconds),
         "folder": folder,
     }
@@ -253,7 +259,8 @@ def main() -> int:
         print(
             f"(1) {args.days}-day backfill: marts {fig1['marts_s']:.1f}s "
             f"(peak {fig1['marts_peak_gb']:.2f} GB), floor {fig1['floor_s']:.1f}s "
-            f"(peak {fig1['floor_peak_gb']:.2f} GB), ratio {fig1['ratio']:.2f}",
+            f"(peak {fig1['floor_peak_gb']:.2f} GB), ratio {fig1['ratio']:.2f}; with 2 workers "
+            f"{fig1['workers_s']:.1f}s (peak {fig1['workers_peak_gb']:.2f} GB)",
             flush=True,
         )
         peer = None if args.no_peer else keep(figure_peer(tmp, fig1))
@@ -301,6 +308,10 @@ def render(args, fig1, peer, fig2, fig3, fig4, fig5, total) -> str:
         f"Parquet) | marts {wall:.1f} s, peak {fig1['marts_peak_gb']:.2f} GB; floor "
         f"{fig1['floor_s']:.1f} s, peak {fig1['floor_peak_gb']:.2f} GB | {fig1['ratio']:.2f} "
         "| <= 3.0 |",
+        "| 1a | the same backfill with `--workers 2` (two daily chunks at a time, in worker "
+        f"processes; peak: the sum over the process tree) | marts {fig1['workers_s']:.1f} s, "
+        f"peak {fig1['workers_peak_gb']:.2f} GB | {fig1['workers_s'] / fig1['floor_s']:.2f} "
+        "| |",
     ]
     if peer:
         rows += [

@@ -13,8 +13,9 @@ from marts_project.transform import sql_layer
 STAGING = "staging"
 
 
-def dedupe_sql(spec: SourceSpec, table: str = "raw") -> str:
-    """One row per key of the source contract: the winner its rule names (sources.yml)."""
+def dedupe_sql(spec: SourceSpec, table: str) -> str:
+    """The rows of `table` kept one per key of the source contract: the winner its rule names
+    (sources.yml)."""
     key = ", ".join(f'"{column}"' for column in spec.key)
     return (
         f'select * from "{table}" qualify row_number() over (partition by {key} '
