@@ -632,13 +632,15 @@ def summary() -> None:
 @cli.command()
 @_seed_options
 @_run_options
-def demo(days: int, rows_per_day: int, seed: int, chunk_days: int, log_level: str) -> int:
+def demo(
+    days: int, rows_per_day: int, seed: int, chunk_days: int, workers: int, log_level: str
+) -> int:
     """Seed the last N days, materialize everything for them, run the checks, summarize."""
     settings = _settings()
     end = _yesterday()
     seed_days(settings, days, rows_per_day, seed, end)
     start, end = _last_days(end, days)
-    status = _audited_backfill("demo", start, end, chunk_days, log_level)
+    status = _audited_backfill("demo", start, end, chunk_days, workers, log_level)
     click.echo(mart_summary(settings))
     return status
 

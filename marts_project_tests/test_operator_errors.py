@@ -126,6 +126,17 @@ def test_the_cluster_refuses_to_start_without_its_settings(tmp_path, monkeypatch
     assert "MARTS_CELERY_BROKER and MARTS_CELERY_BACKEND" in capsys.readouterr().err
 
 
+def test_the_readme_demo_command_runs_every_option_it_shares_with_backfill(tmp_path):
+    """`marts demo` (the README's first command) takes the run options `marts backfill` takes."""
+    marts = str(Path(sys.executable).with_name("marts"))
+    env = {**os.environ, "MARTS_DATA_DIR": str(tmp_path), "MARTS_SENSORS": "off"}
+    env.pop("DAGSTER_HOME", None)
+    argv = ["demo", "--days", "2", "--rows-per-day", "20", "--chunk-days", "1", "--workers", "2"]
+    demo = subprocess.run([marts, *argv], env=env, capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "2 at a time" in demo.stdout and "mkt_campaign_performance_fact" in demo.stdout
+
+
 def test_the_marts_command_keeps_what_it_wrote_and_printed_and_its_exit_status(tmp_path):
     """`marts` ends its process without Python's teardown: everything a command printed and
     wrote must be there, and its status must be the command's."""
