@@ -90,28 +90,37 @@ def test_sigkill_fifty_times(lakehouse):
     _kill_trials(lakehouse, 50)
 
 
+def _errors_of_concurrent(write, days: list[dt.date]) -> list[Exception]:
+    """Run `write(day)` for every day in threads at once; what each raised."""
+    errors: list[Exception] = []
+
+    def guarded(day: dt.date) -> None:
+        try:
+            write(day)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(d,)) for d in days]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_concurrent_writers_on_different_days_lose_no_commit(lakehouse):
     warehouse = lakehouse.warehouse
     days = [DAY + dt.timedelta(days=i) for i in range(6)]
     warehouse.overwrite_days(
         "raw.busy", _day_rows(days[0], 0, 10), "d", days[0], days[0] + dt.timedelta(days=1)
     )
-    errors = []
 
     def write(day: dt.date) -> None:
-        try:
-            warehouse.overwrite_days(
-                "raw.busy", _day_rows(day, 1, 500), "d", day, day + dt.timedelta(days=1)
-            )
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
+        warehouse.overwrite_days(
+            "raw.busy", _day_rows(day, 1, 500), "d", day, day + dt.timedelta(days=1)
+        )
 
-    threads = [threading.Thread(target=write, args=(d,)) for d in days]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert _errors_of_concurrent(write, days) == []
     table = warehouse.read("raw.busy")
     _assert_whole_versions(table)
     assert sorted({r["d"] for r in table.to_pylist()}) == days
@@ -128,28 +137,19 @@ def test_concurrent_audited_writers_on_different_days_lose_no_commit(lakehouse):
     warehouse.write_audit_publish(
         "marketing.busy", _day_rows(days[0], 0, 10), "d", days[0], end, audit=lambda staged: []
     )
-    errors = []
 
     def write(day: dt.date) -> None:
-        try:
-            for version in (1, 2, 3):
-                warehouse.write_audit_publish(
-                    "marketing.busy",
-                    _day_rows(day, version, 300),
-                    "d",
-                    day,
-                    day + dt.timedelta(days=1),
-                    audit=lambda staged: [],
-                )
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
+        for version in (1, 2, 3):
+            warehouse.write_audit_publish(
+                "marketing.busy",
+                _day_rows(day, version, 300),
+                "d",
+                day,
+                day + dt.timedelta(days=1),
+                audit=lambda staged: [],
+            )
 
-    threads = [threading.Thread(target=write, args=(d,)) for d in days]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert _errors_of_concurrent(write, days) == []
     table = warehouse.read("marketing.busy")
     _assert_whole_versions(table)
     assert {r["version"] for r in table.select(["version"]).to_pylist()} == {3}

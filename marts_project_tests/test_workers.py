@@ -21,7 +21,8 @@ WINDOW = days(DAY, 6)
 
 def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Path):
     settings = Settings.local(tmp_path / "parallel")
-    parallel = Lakehouse(settings, DagsterInstance.ephemeral())
+    instance = instance_for(settings.data_dir / "dagster_home")  # the one the CLI opens
+    parallel = Lakehouse(settings, instance)
     parallel.seed(WINDOW[0], len(WINDOW))
     env = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
     env.pop("DAGSTER_HOME", None)
@@ -37,7 +38,6 @@ def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Pa
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 at a time" in done.stdout
 
-    instance = instance_for(settings.data_dir / "dagster_home")
     daily = [r for r in instance.get_run_records() if r.dagster_run.job_name == "daily_assets_job"]
     assert len(daily) == 3  # six days in chunks of two
     spans = sorted((r.start_time, r.end_time) for r in daily)
