@@ -149,3 +149,4 @@ def test_the_instance_config_is_valid_dagster_config(monkeypatch):
     config, _ = dagster_instance_config(str(DOCKER), "dagster.yaml")
     assert "postgres" in config["storage"]
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["instance_class"]["class"] == "MartsInstance"

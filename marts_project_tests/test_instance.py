@@ -4,13 +4,19 @@ at the same time by another process and by a forked child all land whole in its 
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, job, op
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, job, op
+from dagster._core.events import JobFailureData, RunFailureReason
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, WILL_RETRY_TAG
+from dagster._core.utils import make_new_run_id
 
 from marts_project.automation.event_log import PooledSqliteEventLogStorage
+from marts_project.cluster.supervisor import INSTANCE_TEMPLATE
 from marts_project.runs import instance_for
 
 RUNS_EACH = 4
@@ -87,3 +93,75 @@ def test_the_event_log_is_write_ahead_logged_and_commits_without_waiting_for_the
     with instance.event_log_storage._engine.connect() as conn:
         assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL
+
+
+def _failure_as_seen_by_a_reader(instance: DagsterInstance, monkeypatch, run, reason) -> tuple:
+    """Report `run` failed for `reason`; return the run's status and retry tag as a reader saw
+    them the moment the failure event was stored (what the run-retry daemon reads next)."""
+    seen = []
+    storage = instance.event_log_storage
+    store = storage.store_event
+
+    def store_and_look(event) -> None:
+        if event.dagster_event_type == DagsterEventType.RUN_FAILURE:
+            now = instance.get_run_by_id(event.run_id)
+            seen.append((now.status, now.tags.get(WILL_RETRY_TAG)))
+        store(event)
+
+    monkeypatch.setattr(storage, "store_event", store_and_look)
+    instance.add_run(run)
+    instance.report_run_failed(run, "worker gone", JobFailureData(None, failure_reason=reason))
+    monkeypatch.setattr(storage, "store_event", store)
+    after = instance.get_run_by_id(run.run_id)
+    assert seen[0] == (after.status, after.tags[WILL_RETRY_TAG]), "changed after the event"
+    return seen[0]
+
+
+def _instance_of(deployment: str, home: Path, request, monkeypatch) -> DagsterInstance:
+    """A fresh instance from the embedded or the cluster deployment's own dagster.yaml."""
+    if deployment == "embedded":
+        return instance_for(home)
+    database = request.getfixturevalue("database")
+    monkeypatch.setenv(
+        "MARTS_DAGSTER_PG_URL", f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    )
+    monkeypatch.setenv("MARTS_MAX_CONCURRENT_RUNS", "2")
+    home.mkdir()
+    shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    return DagsterInstance.from_config(str(home))
+
+
+@pytest.mark.parametrize("deployment", ["embedded", "cluster"])
+def test_a_run_failure_is_seen_only_with_the_run_failed_and_its_retry_decided(
+    deployment, tmp_path, request, monkeypatch
+):
+    """Dagster stores a failure event before it marks the run failed and tags the retry: the
+    run-retry daemon reading in between lost the retry of a crashed run for good, and a backfill
+    waited on it forever. Readers of the event now see the final state, decided by Dagster's own
+    rule (crashes retry, step failures do not, at most `max_retries` times)."""
+    instance = _instance_of(deployment, tmp_path / "dagster_home", request, monkeypatch)
+    crash, step = RunFailureReason.RUN_WORKER_RESTART, RunFailureReason.STEP_FAILURE
+
+    def started(parent: DagsterRun | None = None) -> DagsterRun:
+        """A running run; with `parent`, a retry of it (lineage kept in tags, as Dagster does)."""
+        lineage = {}
+        if parent:
+            root = parent.root_run_id or parent.run_id
+            tags = {ROOT_RUN_ID_TAG: root, PARENT_RUN_ID_TAG: parent.run_id}
+            lineage = {"root_run_id": root, "parent_run_id": parent.run_id, "tags": tags}
+        return DagsterRun(
+            "tiny", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED, **lineage
+        )
+
+    root = started()
+    failed = DagsterRunStatus.FAILURE
+    assert _failure_as_seen_by_a_reader(instance, monkeypatch, root, crash) == (failed, "true")
+    assert _failure_as_seen_by_a_reader(instance, monkeypatch, started(), step) == (failed, "false")
+    first_retry = started(root)
+    assert _failure_as_seen_by_a_reader(instance, monkeypatch, first_retry, crash) == (
+        failed,
+        "true",
+    )
+    last = _failure_as_seen_by_a_reader(instance, monkeypatch, started(first_retry), crash)
+    assert last == (failed, "false"), "max_retries (2) already used"
+    instance.dispose()

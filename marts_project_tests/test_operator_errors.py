@@ -15,7 +15,9 @@ import pytest
 from dagster import build_sensor_context
 
 from marts_project.cli import main
+from marts_project.cluster.supervisor import INSTANCE_TEMPLATE, ClusterError, write_instance
 from marts_project.resources.landing import LandingZone
+from marts_project.runs import instance_for
 from marts_project_tests.conftest import DAY
 
 
@@ -124,6 +126,24 @@ def test_the_cluster_refuses_to_start_without_its_settings(tmp_path, monkeypatch
     monkeypatch.setenv("MARTS_EXECUTOR", "celery")  # any command of the cluster deployment
     assert main(["summary"]) == 2
     assert "MARTS_CELERY_BROKER and MARTS_CELERY_BACKEND" in capsys.readouterr().err
+
+
+def test_the_cluster_rewrites_its_own_older_instance_but_never_another_deployments(tmp_path):
+    """An upgrade's instance settings reach a home an earlier `marts cluster up` wrote; the
+    embedded deployment's home (its run history) is refused."""
+    older = tmp_path / "cluster_home"
+    older.mkdir()
+    template = INSTANCE_TEMPLATE.read_text()
+    (older / "dagster.yaml").write_text(template.split("instance_class:")[0])
+    write_instance(older)
+    assert (older / "dagster.yaml").read_text() == template
+
+    embedded = tmp_path / "embedded_home"
+    instance_for(embedded).dispose()
+    before = (embedded / "dagster.yaml").read_text()
+    with pytest.raises(ClusterError, match="another deployment's instance"):
+        write_instance(embedded)
+    assert (embedded / "dagster.yaml").read_text() == before
 
 
 def test_the_readme_demo_command_runs_every_option_it_shares_with_backfill(tmp_path):

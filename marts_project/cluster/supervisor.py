@@ -112,6 +112,20 @@ def commands(workers: int, port: int) -> dict[str, list[str]]:
     return started
 
 
+def write_instance(home: Path) -> None:
+    """Write the cluster's dagster.yaml into `home`, over one an earlier `marts cluster up` wrote
+    (same first line: an upgrade's settings apply), never over another deployment's."""
+    config = home / "dagster.yaml"
+    ours = INSTANCE_TEMPLATE.read_text().splitlines()[0]
+    if config.exists() and config.read_text().splitlines()[:1] != [ours]:
+        raise ClusterError(
+            f"{config} is another deployment's instance (its run history would be left behind): "
+            "point DAGSTER_HOME at a folder for the cluster"
+        )
+    state_dir(home).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(INSTANCE_TEMPLATE, config)
+
+
 def up(workers: int, max_runs: int, port: int, env: dict[str, str] | None = None) -> list[Process]:
     """Start the cluster and wait until the webserver answers and every worker is ready."""
     env = dict(os.environ if env is None else env)
@@ -120,14 +134,7 @@ def up(workers: int, max_runs: int, port: int, env: dict[str, str] | None = None
     home = Path(env["DAGSTER_HOME"])
     if [p for p in recorded(home) if alive(p.pid)]:
         raise ClusterError(f"a cluster is already up for {home}: `marts cluster down` first")
-    config = home / "dagster.yaml"
-    if config.exists() and config.read_text() != INSTANCE_TEMPLATE.read_text():
-        raise ClusterError(
-            f"{config} is another deployment's instance (its run history would be left behind): "
-            "point DAGSTER_HOME at a folder for the cluster"
-        )
-    state_dir(home).mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(INSTANCE_TEMPLATE, config)
+    write_instance(home)
     # Every process must see the same partitions: one started after a month boundary would
     # otherwise compute another default first partition than the daemon's.
     env.update(

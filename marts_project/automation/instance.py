@@ -1,0 +1,69 @@
+"""The Dagster instance of both deployments: Dagster's own, except that a run's failure is
+recorded in the order that keeps a crashed run's automatic retry from being lost.
+
+Why: Dagster stores a run-failure event first, then marks the run failed, then tags whether it
+will be retried (`dagster/will_retry`). Two daemons read in between:
+- the run-retry daemon reads each new failure event once; if the run is not yet marked failed,
+  it decides "no retry" and moves its cursor past the event for good, while the tag written a
+  moment later says "will retry": a backfill then waits forever for a retry nobody launches;
+- the backfill daemon, seeing a failed run without the tag yet, ends the backfill as failed
+  before the retry is launched.
+Both happened in the suite under load (a run worker killed with the daemon). Here the decision
+is tagged first, then the run marked failed, and only then the event stored, so every reader
+that sees the failure sees the run failed and whether it will be retried. Dagster then does its
+own two writes again, which change nothing.
+
+Private API, isolated here: Dagster's retry rule (`auto_reexecution_should_retry_run`, the one
+its own event handling calls) lives in `dagster._core.execution.retries`, and a custom instance
+class takes its storage defaults from `dagster._core.instance.ref.InstanceRef`. If an upgrade
+moves either, the instance fails to load with an error naming this module; the fallback is to
+delete the `instance_class` block of `dagster.yaml` (Dagster's default order, with the race).
+"""
+
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster._core.events import JobFailureData
+from dagster._core.events.log import EventLogEntry
+from dagster._core.execution.retries import auto_reexecution_should_retry_run
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.tags import WILL_RETRY_TAG
+from dagster._time import datetime_from_timestamp
+
+
+class MartsInstance(DagsterInstance):
+    """DagsterInstance that decides and tags a failed run's retry before its failure is seen."""
+
+    @classmethod
+    def config_schema(cls) -> dict:
+        """No settings of its own (Dagster asks every custom instance class)."""
+        return {}
+
+    @staticmethod
+    def config_defaults(base_dir: str) -> dict:
+        return InstanceRef.config_defaults(base_dir)
+
+    def handle_new_event(self, event: EventLogEntry, *, batch_metadata=None) -> None:
+        if self._is_failure_to_order(event):
+            self._fail_run_before_its_event(event)
+        super().handle_new_event(event, batch_metadata=batch_metadata)
+
+    def _is_failure_to_order(self, event: EventLogEntry) -> bool:
+        return (
+            event.is_dagster_event
+            and event.get_dagster_event().event_type == DagsterEventType.PIPELINE_FAILURE
+            and self.run_retries_enabled
+            and not self.event_log_storage.handles_run_events_in_store_event
+        )
+
+    def _fail_run_before_its_event(self, event: EventLogEntry) -> None:
+        run = self.get_run_by_id(event.run_id)
+        if run is None or run.is_finished:
+            return
+        failure = event.get_dagster_event()
+        failed = run.with_status(DagsterRunStatus.FAILURE)
+        data = failure.event_specific_data
+        reason = data.failure_reason if isinstance(data, JobFailureData) else None
+        will_retry = auto_reexecution_should_retry_run(self, failed, reason)
+        self.add_run_tags(run.run_id, {WILL_RETRY_TAG: str(will_retry).lower()})
+        self.run_storage.handle_run_event(
+            run.run_id, failure, datetime_from_timestamp(event.timestamp)
+        )
