@@ -168,3 +168,32 @@ def test_a_catalog_another_process_is_creating_is_opened_not_failed(database, tm
     opener.join(timeout=60)
     engine.dispose()
     assert outcome == {"tables": []}
+
+
+def test_a_namespace_another_writer_creates_at_the_same_moment_is_used_not_failed(
+    database, tmp_path, monkeypatch
+):
+    """The first chunks of a cluster backfill write new tables of one new namespace at once:
+    pyiceberg checks the namespace is missing, another writer creates it, and PostgreSQL
+    refuses our insert (`duplicate key ... iceberg_namespace_properties_pkey`; a chunk failed
+    so in the suite). Here the other writer creates it right after our check: the write lands
+    in the namespace it made."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    warehouse = IcebergWarehouse(catalog_uri=f"{PG}/{database}", warehouse=tmp_path.as_uri())
+    other = IcebergWarehouse(catalog_uri=f"{PG}/{database}", warehouse=tmp_path.as_uri())
+    check = SqlCatalog.namespace_exists
+    raced: list[str] = []
+
+    def check_then_lose_the_race(catalog, namespace) -> bool:
+        exists = check(catalog, namespace)
+        if not exists and not raced:
+            raced.append(namespace)
+            other.catalog().create_namespace(namespace)  # committed just after our check
+        return exists
+
+    monkeypatch.setattr(SqlCatalog, "namespace_exists", check_then_lose_the_race)
+    rows = pa.table({"day": pa.array([DAY], pa.date32()), "amount": [1.5]})
+    warehouse.overwrite_days("fresh.amounts", rows, "day", DAY, DAY + dt.timedelta(days=1))
+    assert raced == ["fresh"]
+    assert warehouse.read("fresh.amounts").to_pylist() == rows.to_pylist()

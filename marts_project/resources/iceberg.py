@@ -421,7 +421,7 @@ class IcebergWarehouse(StorageAccess):
         try:
             table = catalog.load_table(identifier)
         except NoSuchTableError:
-            catalog.create_namespace_if_not_exists(identifier.rsplit(".", 1)[0])
+            _ensure_namespace(catalog, identifier.rsplit(".", 1)[0])
             table = catalog.create_table_if_not_exists(
                 identifier, schema=schema, properties=WRITE_PROPERTIES
             )
@@ -439,6 +439,19 @@ class IcebergWarehouse(StorageAccess):
                     update.union_by_name(schema)
             table = catalog.load_table(identifier)
         return table
+
+
+def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create the namespace unless it exists. Writers to new tables in one new namespace (the
+    first chunks of a cluster backfill) race: pyiceberg's SQL catalog checks, then inserts, and
+    the database refuses all inserts but one with an IntegrityError (duplicate key), not the
+    NamespaceAlreadyExistsError `create_namespace_if_not_exists` expects. The namespace is
+    then there, made by the winner."""
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except IntegrityError:
+        if not catalog.namespace_exists(namespace):
+            raise
 
 
 def published_snapshot_ids(table: Table) -> set[int]:
