@@ -25,9 +25,6 @@ from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import Lakehouse, comparable_rows, days, free_port, new_bucket
 
-# Many processes each, sensitive to time: run one at a time, on one xdist worker.
-pytestmark = pytest.mark.xdist_group("processes")
-
 MARTS = str(Path(sys.executable).with_name("marts"))
 SIM = SimConfig(seed=23, rows_per_day=20)
 LANDED = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)

@@ -14,7 +14,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, RunsFilter
 
 from marts_project.automation.run_launcher import LocalRunLauncher
@@ -27,9 +26,6 @@ from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import FINAL, Lakehouse, free_port
 from marts_project_tests.expected import expected_campaign_performance, mart_rows, mismatches
 from marts_project_tests.test_convergence import DAYS, SIM, D, close_of, deliver_late
-
-# Many processes each, sensitive to time: run one at a time, on one xdist worker.
-pytestmark = pytest.mark.xdist_group("processes")
 
 TIMEOUT_SECONDS = 420
 DAEMON = [str(Path(sys.executable).with_name("dagster-daemon"))]
