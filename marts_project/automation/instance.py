@@ -1,4 +1,4 @@
-"""The Dagster instance of both deployments: Dagster's own, except that a run's failure is
+"""The Dagster instance of every deployment: Dagster's own, except that a run's failure is
 recorded in the order that keeps a crashed run's automatic retry from being lost.
 
 Why: Dagster stores a run-failure event first, then marks the run failed, then tags whether it
