@@ -197,3 +197,25 @@ def test_a_namespace_another_writer_creates_at_the_same_moment_is_used_not_faile
     warehouse.overwrite_days("fresh.amounts", rows, "day", DAY, DAY + dt.timedelta(days=1))
     assert raced == ["fresh"]
     assert warehouse.read("fresh.amounts").to_pylist() == rows.to_pylist()
+
+
+def test_a_table_another_writer_created_without_its_day_spec_yet_gets_it_before_our_write(
+    database, tmp_path
+):
+    """Two chunk workers write a new table at once: one creates it, then adds the day spec in a
+    second commit; the other found the table in between and wrote files with no partition (a
+    check then failed reading their day). Now the second writer adds the spec itself first."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import DateType, DoubleType, NestedField
+
+    warehouse = IcebergWarehouse(catalog_uri=f"{PG}/{database}", warehouse=tmp_path.as_uri())
+    warehouse.catalog().create_namespace("fresh")
+    schema = Schema(
+        NestedField(1, "day", DateType(), required=False),
+        NestedField(2, "amount", DoubleType(), required=False),
+    )
+    warehouse.catalog().create_table("fresh.amounts", schema)  # the other writer, half done
+    rows = pa.table({"day": pa.array([DAY], pa.date32()), "amount": [1.5]})
+    warehouse.overwrite_days("fresh.amounts", rows, "day", DAY, DAY + dt.timedelta(days=1))
+    assert warehouse.latest_day("fresh.amounts") == DAY
+    assert warehouse.load_table("fresh.amounts").spec().fields

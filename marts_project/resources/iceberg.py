@@ -425,10 +425,12 @@ class IcebergWarehouse(StorageAccess):
             table = catalog.create_table_if_not_exists(
                 identifier, schema=schema, properties=WRITE_PROPERTIES
             )
-            if partition_column and not table.spec().fields:
-                with table.update_spec() as spec:
-                    spec.add_field(partition_column, DayTransform(), f"{partition_column}_day")
+            _partition_by_day(table, partition_column)
             return catalog.load_table(identifier)
+        if _partition_by_day(table, partition_column):
+            # Created by another writer that has not added the spec yet (two chunk workers
+            # writing a new table at once): unpartitioned files would follow without this.
+            table = catalog.load_table(identifier)
         known = set(table.schema().column_names)
         stale = any(table.properties.get(k) != v for k, v in WRITE_PROPERTIES.items())
         if stale or any(name not in known for name in schema.names):
@@ -439,6 +441,15 @@ class IcebergWarehouse(StorageAccess):
                     update.union_by_name(schema)
             table = catalog.load_table(identifier)
         return table
+
+
+def _partition_by_day(table: Table, partition_column: str | None) -> bool:
+    """Give a new table its day partition spec unless it has one; whether it was added."""
+    if not partition_column or table.spec().fields:
+        return False
+    with table.update_spec() as spec:
+        spec.add_field(partition_column, DayTransform(), f"{partition_column}_day")
+    return True
 
 
 def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
