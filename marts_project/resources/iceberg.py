@@ -425,11 +425,10 @@ class IcebergWarehouse(StorageAccess):
             table = catalog.create_table_if_not_exists(
                 identifier, schema=schema, properties=WRITE_PROPERTIES
             )
-            _partition_by_day(table, partition_column)
-            return catalog.load_table(identifier)
+        # New tables get their day spec here: ours just created, or another writer's it has
+        # not given the spec yet (two chunk workers writing a new table at once); unpartitioned
+        # files would follow without it.
         if _partition_by_day(table, partition_column):
-            # Created by another writer that has not added the spec yet (two chunk workers
-            # writing a new table at once): unpartitioned files would follow without this.
             table = catalog.load_table(identifier)
         known = set(table.schema().column_names)
         stale = any(table.properties.get(k) != v for k, v in WRITE_PROPERTIES.items())
