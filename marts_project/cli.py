@@ -41,6 +41,12 @@ from marts_project.partitions import CHUNK_DAYS, last_closed_day
 from marts_project.resources.deployment import open_resource
 from marts_project.resources.duck import connect
 from marts_project.resources.iceberg_io import table_identifier
+from marts_project.resources.read_only_query import (
+    QueryInterrupted,
+    QueryRefused,
+    QueryTimeout,
+    run_read_only,
+)
 from marts_project.runs import (
     BadDateRangeError,
     ChunkWorkers,
@@ -424,12 +430,12 @@ def snapshots(mart: str) -> None:
     click.echo("* current   x never published (refused by an audit, or a step inside a write)")
 
 
-def _print_rows(cursor, rows: list[tuple] | None = None) -> None:
+def _print_rows(columns: list[str], rows: list[tuple]) -> None:
     """A result as tab-separated lines under a header (easy to pipe into other tools)."""
-    if cursor.description is None:
+    if not columns:
         return
-    click.echo("\t".join(d[0] for d in cursor.description))
-    for row in cursor.fetchall() if rows is None else rows:
+    click.echo("\t".join(columns))
+    for row in rows:
         click.echo("\t".join("" if v is None else str(v) for v in row))
 
 
@@ -460,8 +466,8 @@ def show(mart: str, as_of: int | None, day: dt.date | None, limit: int) -> None:
         cursor = con.execute(f"select * from mart{where} limit {int(limit)}", params)
         rows = cursor.fetchall()
         if chosen.contract.regulated:
-            outcome["result"] = f"ok: {len(rows)} rows"
-    _print_rows(cursor, rows)
+            outcome["result"] = f"ok: {_rows(len(rows))}"
+    _print_rows([d[0] for d in cursor.description], rows)
 
 
 @cli.command()
@@ -581,17 +587,16 @@ def sql(query: str | None, domain: str | None, mart_name: str | None) -> None:
         with _serving_connection(serving, database) as con:
             for text in queries:
                 with audited(trail, "sql", database, {"query": text}) as outcome:
-                    cursor, rows = _run(con, text)
-                    outcome["result"] = f"ok: {len(rows)} rows"
-                _print_rows(cursor, rows)
+                    columns, rows = _run(con, text, settings.sql_timeout_seconds)
+                    outcome["result"] = f"ok: {_rows(len(rows))}"
+                _print_rows(columns, rows)
         return
     if not domain and not any(serving.path(d).exists() for d in DOMAINS):
         raise OperatorError(f"no serving database under {settings.serving_dir}: run `marts demo`")
     opened = _serving_connection(serving, domain) if domain else serving.operator_view()
     with opened as con:
         for text in queries:
-            cursor, rows = _run(con, text)
-            _print_rows(cursor, rows)
+            _print_rows(*_run(con, text, settings.sql_timeout_seconds))
 
 
 @contextlib.contextmanager
@@ -614,13 +619,20 @@ def _serving_connection(serving, database: str):
         yield con
 
 
-def _run(con, text: str):
-    """A query's cursor and rows; a failing query is the operator's error, one line."""
+def _run(con, text: str, timeout_seconds: float) -> tuple[list[str], list[tuple]]:
+    """A query's columns and rows, run read-only with a time limit; a refused, failing or
+    timed-out query is the operator's error, one line (Ctrl-C: QueryInterrupted, exit 130)."""
     try:
-        cursor = con.execute(text)
-        return cursor, (cursor.fetchall() if cursor.description is not None else [])
+        return run_read_only(con, text, timeout_seconds)
+    except (QueryRefused, QueryTimeout) as exc:
+        refused = isinstance(exc, QueryRefused)
+        raise OperatorError(f"query refused: {exc}" if refused else str(exc)) from None
     except duckdb.Error as exc:
         raise OperatorError(f"query failed: {exc}") from None
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 @cli.command()
@@ -701,6 +713,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OperatorError, BadDateRangeError, LookupError) as exc:
         click.echo(f"marts: error: {exc}", err=True)
         return 2
+    except (QueryInterrupted, KeyboardInterrupt):
+        click.echo("marts: interrupted", err=True)
+        return 130
     return status if isinstance(status, int) else 0
 
 

@@ -34,6 +34,7 @@ class Settings:
     # serving database -> the OS group that may read it (MARTS_SERVING_GROUPS="finance=fin-bi,
     # operations=ops-bi"); without one a database is readable by the pipeline's user only
     serving_groups: tuple[tuple[str, str], ...] = ()
+    sql_timeout_seconds: float = 300.0  # `marts sql`: a query running longer is stopped
 
     @property
     def in_process(self) -> bool:
@@ -96,6 +97,7 @@ class Settings:
             sensors_running=env.get("MARTS_SENSORS", "on") != "off",
             webserver_url=env.get("MARTS_WEBSERVER_URL", "http://127.0.0.1:3000"),
             serving_groups=_pairs(env.get("MARTS_SERVING_GROUPS", "")),
+            sql_timeout_seconds=float(env.get("MARTS_SQL_TIMEOUT_SECONDS", "300")),
         )
 
 

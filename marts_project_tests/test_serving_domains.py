@@ -5,10 +5,12 @@ record; and the files themselves keep other domains out."""
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -120,13 +122,13 @@ def test_marts_sql_opens_one_domain_and_every_read_of_a_regulated_mart_is_on_rec
 
     entries = open_resource(served.settings, "audit").entries()
     (shown,) = [e for e in entries if e.action == "show"]
-    assert (shown.who, shown.target, shown.result) == ("ana@finance", REGULATED, "ok: 1 rows")
+    assert (shown.who, shown.target, shown.result) == ("ana@finance", REGULATED, "ok: 1 row")
     trail = [e for e in entries if e.action == "sql"]
     assert [(e.who, e.target, e.params["query"]) for e in trail] == [
         ("ana@finance", "finance__fin_payment_reconciliation_fact", query),
         ("ana@finance", "finance__fin_payment_reconciliation_fact", "select nope"),
     ]
-    assert trail[0].result == "ok: 1 rows"
+    assert trail[0].result == "ok: 1 row"
     assert trail[1].result.startswith("failed:")
 
 
@@ -206,3 +208,59 @@ def _check_group_access(root: Path) -> None:
     assert read_as_nobody("finance").stdout.strip() == "[(2,)]"  # a member of finance's group
     refused = read_as_nobody("operations")
     assert refused.returncode != 0 and "Permission denied" in refused.stderr
+
+
+WRITES = (
+    "copy (select 'x') to '{db}' (format csv, use_tmp_file false)",
+    "explain analyze copy (select 'x') to '{db}' (format csv)",
+    "select 1; copy (select 'x') to '{db}' (format csv)",
+    "export database '{folder}/dump'",
+    "attach '{folder}/other.duckdb' as other",
+    "checkpoint",
+    "pragma version",
+    "set threads = 1",
+)
+
+
+@pytest.mark.parametrize(
+    "mode, database",
+    [
+        ([], "marketing"),
+        (["--domain", "marketing"], "marketing"),
+        (["--mart", "fin_payment_reconciliation_fact"], "finance__fin_payment_reconciliation_fact"),
+    ],
+)
+def test_no_statement_of_marts_sql_can_write_a_file_in_any_mode(
+    served, monkeypatch, capsys, mode, database
+):
+    monkeypatch.setenv("MARTS_DATA_DIR", str(served.settings.data_dir))
+    path = served.serving().path(database)
+    intact = path.read_bytes()
+    for statement in WRITES:
+        text = statement.format(db=path, folder=path.parent)
+        assert main(["sql", *mode, text]) == 2, text
+        error = capsys.readouterr().err
+        assert error.startswith("marts: error: query refused: only queries run here"), error
+        assert len(error.splitlines()) == 1
+    assert path.read_bytes() == intact
+    assert sorted(p.name for p in path.parent.iterdir()) == ["serving.duckdb"]
+    assert main(["sql", *mode, "explain select 1"]) == 0  # a plan is read-only
+
+
+def test_a_query_past_its_time_limit_is_stopped(served, monkeypatch, capsys):
+    monkeypatch.setenv("MARTS_DATA_DIR", str(served.settings.data_dir))
+    monkeypatch.setenv("MARTS_SQL_TIMEOUT_SECONDS", "0.5")
+    endless = "select sum(a.range * b.range) from range(1000000) a, range(1000000) b"
+    assert main(["sql", "--domain", "finance", endless]) == 2
+    assert "time limit of 0.5 s" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_query_at_once_with_one_line_and_exit_130(served):
+    endless = "select sum(a.range * b.range) from range(1000000) a, range(1000000) b"
+    env = {**os.environ, "MARTS_DATA_DIR": str(served.settings.data_dir)}
+    command = [sys.executable, "-m", "marts_project", "sql", "--domain", "finance", endless]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # the query is running
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=10)
+    assert (process.returncode, err) == (130, "marts: interrupted\n")
