@@ -543,14 +543,14 @@ def audit(verify: bool, as_json: bool, limit: int) -> int:
             click.echo(problem, err=True)
         click.echo(f"{len(trail.entries())} entries, {'intact' if not problems else 'TAMPERED'}")
         return 1 if problems else 0
-    entries = trail.entries()[-limit:]
+    actions = trail.actions()[-limit:]
     if as_json:
-        click.echo(json.dumps([asdict(e) for e in entries], indent=2))
+        click.echo(json.dumps([asdict(e) for e in actions], indent=2))
         return 0
     table = Table(title=f"audit trail ({trail.root})")
     for column in ("when (UTC)", "who", "action", "target", "params", "result"):
         table.add_column(column)
-    for e in entries:
+    for e in actions:
         params = " ".join(f"{k}={v}" for k, v in e.params.items())
         table.add_row(e.at[:19].replace("T", " "), e.who, e.action, e.target, params, e.result)
     Console(width=160).print(table)

@@ -120,7 +120,7 @@ def test_marts_sql_opens_one_domain_and_every_read_of_a_regulated_mart_is_on_rec
     assert len(capsys.readouterr().out.splitlines()) == 1 + min(2, regulated_rows)
     assert main(["show", "fin_revenue_daily_fact", "--limit", "2"]) == 0  # not regulated
 
-    entries = open_resource(served.settings, "audit").entries()
+    entries = open_resource(served.settings, "audit").actions()
     (shown,) = [e for e in entries if e.action == "show"]
     assert (shown.who, shown.target, shown.result) == ("ana@finance", REGULATED, "ok: 1 row")
     trail = [e for e in entries if e.action == "sql"]

@@ -39,7 +39,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     )
     audit_s3 = s3 if settings.audit_root.startswith("s3://") else {}
     return {
-        "audit": AuditTrail(root=settings.audit_root, **audit_s3),
+        "audit": AuditTrail(root=settings.audit_root, anchor=settings.catalog_uri, **audit_s3),
         "warehouse": warehouse,
         "serving": serving,
         "iceberg_io": IcebergIOManager(warehouse=warehouse),
