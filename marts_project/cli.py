@@ -24,17 +24,13 @@ from rich.console import Console
 from rich.table import Table
 
 from marts_project.audit import audited
-from marts_project.automation.loop import (
-    LoopState,
-    NotConvergedError,
-    converge,
-    failed_partitions,
-)
+from marts_project.automation.loop import LoopState, NotConvergedError, converge
 from marts_project.checks.report import check_table
 from marts_project.cluster import backfill as cluster_backfill
 from marts_project.cluster import supervisor
 from marts_project.contracts import DOMAINS
 from marts_project.definitions import build_definitions
+from marts_project.failures import failed_partitions
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
 from marts_project.partitions import CHUNK_DAYS, last_closed_day
@@ -330,22 +326,15 @@ def sync() -> int:
     for outcome in state.outcomes:
         status = "succeeded" if outcome.success else "FAILED"
         click.echo(
-            f"  run {outcome.run_id[:8]} {status}  checks failed: {outcome.checks_failed or 0}"
+            f"  run {outcome.run_id[:8]} {status}  checks failed: {len(outcome.checks_failed)}"
         )
     failed = failed_partitions(defs, instance)
     runs_failed = sum(not o.success for o in state.outcomes)
     if problem:
         click.echo(f"NOT in sync: {problem}")
     if failed:
-        count = sum(len(p) for p in failed.values())
-        click.echo(
-            f"NOT in sync: {count} partitions failed and are not repaired yet; automation "
-            "retries them every 15 minutes (the daemon, or the next `marts sync`), or repair "
-            "them now with `marts backfill`:"
-        )
-        for key, partitions in failed.items():
-            shown = ", ".join(partitions[:8]) + (" …" if len(partitions) > 8 else "")
-            click.echo(f"  {key:<46} {shown}")
+        click.echo("NOT in sync:")
+        _echo_failures(failed)
     if problem or failed or runs_failed:
         click.echo(f"{len(state.outcomes)} runs, {runs_failed} failed")
         return 1
@@ -355,23 +344,49 @@ def sync() -> int:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def freshness(as_json: bool) -> None:
-    """Per-partition freshness of every partitioned mart (table, or JSON with --json)."""
+def freshness(as_json: bool) -> int:
+    """Per-partition freshness of every partitioned mart (table, or JSON with --json); exits 1
+    while a failed refresh is unrepaired."""
     settings = _settings()
     serving, landing = open_resource(settings, "serving"), open_resource(settings, "landing")
+    failed = _unrepaired(settings)
     now = dt.datetime.now(dt.UTC)
     report = {
-        m.contract.name: [p.as_json() for p in partition_freshness(m, serving, landing, now)]
+        m.contract.name: [
+            p.as_json() for p in partition_freshness(m, serving, landing, now, failed=failed)
+        ]
         for m in ALL_MARTS
         if m.asset.partitions_def
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
-        return
+        return 1 if failed else 0
     days = [row["day"] for row in next(iter(report.values()))]
-    click.echo(f"{'mart':<36} " + " ".join(d[5:] for d in days))
+    width = max(5, *(len(r["status"]) for rows in report.values() for r in rows))
+    click.echo(f"{'mart':<36} " + " ".join(f"{d[5:]:<{width}}" for d in days))
     for name, rows in report.items():
-        click.echo(f"{name:<36} " + " ".join(f"{r['status'][:5]:<5}" for r in rows))
+        click.echo(f"{name:<36} " + " ".join(f"{r['status']:<{width}}" for r in rows))
+    _echo_failures(failed)
+    return 1 if failed else 0
+
+
+def _unrepaired(settings: Settings) -> dict[str, list[str]]:
+    """The failures no run has repaired yet (`failures.failed_partitions`)."""
+    return failed_partitions(build_definitions(settings), instance_for(_home(settings)))
+
+
+def _echo_failures(failed: dict[str, list[str]]) -> None:
+    if not failed:
+        return
+    count = sum(len(p) for p in failed.values())
+    click.echo(
+        f"NOT healthy: {count} partitions failed and are not repaired yet; automation retries "
+        "them every 15 minutes (the daemon, or `marts sync`), or repair them with "
+        "`marts backfill`:"
+    )
+    for key, partitions in failed.items():
+        shown = ", ".join(partitions[:8]) + (" …" if len(partitions) > 8 else "")
+        click.echo(f"  {key:<46} {shown}")
 
 
 @cli.command()
@@ -524,6 +539,7 @@ def report(out: Path | None) -> None:
         open_resource(settings, "landing"),
         open_resource(settings, "warehouse"),
         dt.datetime.now(dt.UTC),
+        _unrepaired(settings),
     )
     page, raw = write_report(data, out or settings.data_dir / "report")
     click.echo(f"wrote {page} and {raw}")
@@ -636,9 +652,13 @@ def _rows(count: int) -> str:
 
 
 @cli.command()
-def summary() -> None:
-    """Print a short summary of the marts."""
-    click.echo(mart_summary(_settings()))
+def summary() -> int:
+    """Print a short summary of the marts, and the failures not repaired yet (exit 1)."""
+    settings = _settings()
+    click.echo(mart_summary(settings))
+    failed = _unrepaired(settings)
+    _echo_failures(failed)
+    return 1 if failed else 0
 
 
 @cli.command()

@@ -7,8 +7,10 @@ looks at every day on its own.
 """
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from marts_project.failures import failed_days_in_lineage
 from marts_project.lineage import upstream_sources
 from marts_project.marts.common import Mart
 from marts_project.partitions import last_closed_day, period_of
@@ -23,9 +25,10 @@ WINDOW_DAYS = 7  # the days the nightly reprocess covers: what an SLA can promis
 @dataclass(frozen=True)
 class PartitionFreshness:
     day: dt.date
-    status: str  # fresh | stale | overdue | not_built | no_landing_data
+    status: str  # fresh | stale | overdue | not_built | no_landing_data | failed
     landing_changed_at: dt.datetime | None
     refreshed_at: dt.datetime | None
+    failed_asset: str | None = None  # `failed`: the asset of its lineage whose run failed
 
     def as_json(self) -> dict:
         return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(self).items()}
@@ -43,9 +46,14 @@ def partition_freshness(
     landing: LandingZone,
     now: dt.datetime,
     window_days: int = WINDOW_DAYS,
+    failed: Mapping[str, list[str]] | None = None,
 ) -> list[PartitionFreshness]:
     """Freshness of each of the `window_days` closed days before `now` (oldest first): what
-    the serving database holds for the day against when its landing files last changed."""
+    the serving database holds for the day against when its landing files last changed.
+
+    A day that a failed run in the mart's lineage left unrepaired (`failed`: asset ->
+    partitions, `failures.failed_partitions`) is `failed`, whatever the clocks say: the
+    refresh its landing data needs did not happen."""
     contract = mart.contract
     last = last_closed_day(now)
     days = [last - dt.timedelta(days=i) for i in reversed(range(window_days))]
@@ -55,6 +63,8 @@ def partition_freshness(
     )
     sources = upstream_sources(contract.name) if contract.kind != "view" else ()
     sla = dt.timedelta(hours=contract.freshness_sla_hours)
+    late = {s: source_specs()[s].late_days for s in sources}
+    broken = failed_days_in_lineage(contract.name, failed or {}, days, late)
     result = []
     for day in days:
         stamps = [
@@ -65,7 +75,9 @@ def partition_freshness(
         ]
         changed = max(stamps) if stamps else None
         done = refreshed.get(period_of(contract.partitions_def, day).start)
-        if changed is None:
+        if day in broken:
+            status = "failed"
+        elif changed is None:
             status = "no_landing_data"
         elif done is not None and done >= changed:
             status = "fresh"
@@ -73,5 +85,5 @@ def partition_freshness(
             status = "overdue"
         else:
             status = "stale" if done is not None else "not_built"
-        result.append(PartitionFreshness(day, status, changed, done))
+        result.append(PartitionFreshness(day, status, changed, done, broken.get(day)))
     return result

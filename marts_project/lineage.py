@@ -151,3 +151,14 @@ def upstream_sources(table: str) -> tuple[str, ...]:
     for name in sql_inputs(sql_files()[table].read_text()):
         found.update(upstream_sources(name))
     return tuple(sorted(found))
+
+
+@functools.cache
+def upstream_tables(table: str) -> tuple[str, ...]:
+    """Every table `table` is computed from, down to raw, following the SQL (itself excluded)."""
+    if table.startswith("raw_") or table not in sql_files():
+        return ()
+    found: set[str] = set()
+    for name in sql_inputs(sql_files()[table].read_text()):
+        found.update((name, *upstream_tables(name)))
+    return tuple(sorted(found))

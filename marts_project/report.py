@@ -24,6 +24,7 @@ COLORS = {
     "not_built": "#ef6c00",
     "overdue": "#c62828",
     "no_landing_data": "#9e9e9e",
+    "failed": "#6a1b9a",
 }
 
 
@@ -64,14 +65,16 @@ def build_report(
     landing: LandingZone,
     warehouse: IcebergWarehouse,
     now: dt.datetime,
+    failed: dict[str, list[str]] | None = None,
 ) -> dict:
-    """Everything the page shows, as JSON-ready data."""
+    """Everything the page shows, as JSON-ready data; `failed`: the unrepaired failures
+    (`failures.failed_partitions`), shown on the days they touch and listed on their own."""
     marts = []
     for mart in ALL_MARTS:
         slo = mart_slo(mart, instance, warehouse, landing, now) if mart.contract.slo else None
         history = refresh_history(instance, mart)
         partitions = (
-            [p.as_json() for p in partition_freshness(mart, serving, landing, now)]
+            [p.as_json() for p in partition_freshness(mart, serving, landing, now, failed=failed)]
             if mart.asset.partitions_def
             else []
         )
@@ -87,7 +90,11 @@ def build_report(
                 "slo": slo.as_json() if slo else None,
             }
         )
-    return {"generated_at": now.isoformat(timespec="seconds"), "marts": marts}
+    return {
+        "generated_at": now.isoformat(timespec="seconds"),
+        "marts": marts,
+        "failed": failed or {},
+    }
 
 
 # Chart geometry (px): the plot area sits inside these margins, axes labelled outside it.
@@ -211,6 +218,7 @@ def render_html(report: dict) -> str:
     return _TEMPLATES.get_template("report.html.j2").render(
         generated_at=_readable(report["generated_at"]),
         marts=marts,
+        failed=report.get("failed", {}),
         colors=COLORS,
         slo_figure=_slo_figure,
     )

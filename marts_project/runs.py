@@ -181,6 +181,19 @@ def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:
                 detail,
             )
         )
+    # A write its blocking audits refused never reaches its checks' evaluation events (they
+    # stay planned): each refusal counts as a failed ERROR check, named by its first line.
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        chain, error = [], event.event_specific_data.error
+        while error is not None:
+            chain.append(error)
+            error = error.cause
+        if any(e.cls_name == "AuditFailedError" for e in chain):
+            asset = (event.step_key or "?").replace("__", "/")
+            why = chain[-1].message.strip().splitlines()[0] if chain[-1].message else ""
+            rows.append(CheckRow(asset, "audit_refused_write", "ERROR", False, why))
     # A failed WARN-severity check (e.g. freshness) is reported, not counted as a failure.
     failed = [f"{r.asset}:{r.check}" for r in rows if not r.passed and r.severity == "ERROR"]
     passed = sum(r.passed for r in rows)

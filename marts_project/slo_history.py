@@ -26,7 +26,7 @@ from dagster import (
 from rich.table import Table
 
 from marts_project.contracts import Contract, Slo
-from marts_project.lineage import asset_key_for_table, upstream_sources
+from marts_project.lineage import asset_key_for_table, upstream_sources, upstream_tables
 from marts_project.marts.common import Mart
 from marts_project.partitions import DayWindow, last_closed_day, period_of
 from marts_project.raw.assets import QUARANTINE_TABLE
@@ -78,8 +78,10 @@ def _failures(
 ) -> list[Failure]:
     """Runs since `since` that planned the mart and ended without materializing it: failed or
     canceled, the mart's own step refused by an audit, failed, or never run after an upstream
-    step failed."""
+    step failed; and runs of the tables it is computed from (a raw run requested by the
+    landing sensor) whose failure kept new data from reaching it."""
     step = "__".join(key.path)
+    lineage = {"__".join(asset_key_for_table(t).path) for t in upstream_tables(contract.name)}
     failures = []
     unfinished = RunsFilter(
         created_after=since, statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
@@ -90,9 +92,16 @@ def _failures(
         events = [e.dagster_event for e in logged if e.dagster_event]
         touched = {d.asset_key for d in events if d.is_asset_materialization_planned}
         written = {d.asset_key for d in events if d.is_step_materialization}
-        if key not in touched or key in written:
+        if key in written:
             continue
         errors = step_errors(instance, run.run_id)
+        if key not in touched:
+            upstream = next((e for e in errors if e.step in lineage), None)
+            if upstream is not None:
+                message = f"upstream step {upstream.step} failed: {upstream.message}"
+                days = _run_days(contract, run.tags)
+                failures.append(Failure(_when(upstream.at), run.run_id, days, False, message))
+            continue
         cause = next((e for e in errors if e.step == step), errors[0] if errors else None)
         if cause is None:
             at = record.end_time or record.update_timestamp.timestamp()

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from marts_project.automation.loop import LoopState, converge, failed_partitions
+from marts_project.automation.loop import LoopState, converge
+from marts_project.failures import failed_partitions
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
 from marts_project.runs import instance_for, refresh_days

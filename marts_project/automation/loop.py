@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from dagster import (
     AssetKey,
-    AssetPartitionStatus,
     DagsterInstance,
     Definitions,
     build_sensor_context,
@@ -110,37 +109,6 @@ def converge(
         f"automation still had work after {max_ticks} ticks ({len(state.outcomes)} runs); "
         "landing files may be changing while it runs. Run `marts sync` again."
     )
-
-
-def failed_partitions(defs: Definitions, instance: DagsterInstance) -> dict[str, list[str]]:
-    """Asset -> partitions whose latest run failed and that no run has repaired since (what
-    automation retries, and what no command may call in sync or fresh)."""
-    graph = defs.resolve_asset_graph()
-    failed: dict[str, list[str]] = {}
-    for key in sorted(graph.get_all_asset_keys()):
-        node = graph.get(key)
-        if not node.is_materializable:
-            continue
-        if node.partitions_def is None:
-            if _unpartitioned_failed(instance, key):
-                failed[key.to_user_string()] = ["(whole table)"]
-            continue
-        keys = node.partitions_def.get_partition_keys()
-        status = instance.get_status_by_partition(key, keys, node.partitions_def) or {}
-        bad = [p for p, s in status.items() if s == AssetPartitionStatus.FAILED]
-        if bad:
-            failed[key.to_user_string()] = sorted(bad)
-    return failed
-
-
-def _unpartitioned_failed(instance: DagsterInstance, key: AssetKey) -> bool:
-    """The latest attempt to materialize an unpartitioned asset failed."""
-    records = instance.get_asset_records([key])
-    if not records:
-        return False
-    entry = records[0].asset_entry
-    failure, success = entry.last_failed_to_materialize_record, entry.last_materialization_record
-    return failure is not None and (success is None or failure.storage_id > success.storage_id)
 
 
 def _group(defs: Definitions, evaluation) -> list[tuple[set[AssetKey], tuple[str, str] | None]]:

@@ -19,6 +19,7 @@ from marts_project.checks.audits import Audit, audit_recency
 from marts_project.checks.specs import WRITE_AUDITS, check_result, check_spec
 from marts_project.checks.windows import run_window
 from marts_project.contracts import CheckPolicy, Reconciliation
+from marts_project.failures import failed_in_lineage
 from marts_project.freshness import WINDOW_DAYS, partition_freshness
 from marts_project.lineage import asset_key_for_table, sql_inputs
 from marts_project.marts.common import Mart
@@ -83,7 +84,8 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
                 latest = warehouse.latest_day(identifier)
                 yield check_result(audit_recency(contract, latest, now), clock[check.name], key)
             elif check.name == "partition_freshness":
-                yield _freshness_result(mart, serving, landing, now, clock[check.name], key)
+                failed = failed_in_lineage(contract.name, contract.partitions_def, context.instance)
+                yield _freshness_result(mart, serving, landing, now, clock[check.name], key, failed)
             else:
                 rec = reconciliations[check.name]
                 yield _reconcile(rec, run_window(context), warehouse, duckdb, key)
@@ -145,9 +147,10 @@ def _freshness_result(
     now: dt.datetime,
     policy: CheckPolicy,
     key: AssetKey,
+    failed: dict[str, list[str]],
 ) -> AssetCheckResult:
-    rows = partition_freshness(mart, serving, landing, now)
-    overdue = [r.day.isoformat() for r in rows if r.status == "overdue"]
+    rows = partition_freshness(mart, serving, landing, now, failed=failed)
+    overdue = [r.day.isoformat() for r in rows if r.status in ("overdue", "failed")]
     waiting = [r.day.isoformat() for r in rows if r.status in ("stale", "not_built")]
     table = "| day | status | landing changed | refreshed |\n|---|---|---|---|\n" + "\n".join(
         f"| {r.day} | {r.status} | {r.landing_changed_at or '-'} | {r.refreshed_at or '-'} |"

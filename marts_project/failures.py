@@ -1,0 +1,102 @@
+"""Failures not yet repaired: the asset partitions whose latest attempt failed and that no
+run has built since. What automation retries, and what no command may call in sync, fresh or
+healthy (`marts sync`, `freshness`, `slo`, `summary`, the page)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from dagster import (
+    AssetKey,
+    AssetPartitionStatus,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    PartitionsDefinition,
+)
+
+from marts_project.lineage import asset_key_for_table, upstream_tables
+from marts_project.partitions import daily_partitions
+
+WHOLE_TABLE = "(whole table)"
+
+
+def failed_partitions(defs: Definitions, instance: DagsterInstance) -> dict[str, list[str]]:
+    """Asset -> partitions whose latest run failed and that no run has repaired since (what
+    automation retries, and what no command may call in sync or fresh)."""
+    graph = defs.resolve_asset_graph()
+    return failed_of(
+        instance,
+        {
+            key: graph.get(key).partitions_def
+            for key in graph.get_all_asset_keys()
+            if graph.get(key).is_materializable
+        },
+    )
+
+
+def failed_in_lineage(
+    table: str, partitions_def: PartitionsDefinition | None, instance: DagsterInstance
+) -> dict[str, list[str]]:
+    """`failed_partitions` of `table` and every table it is computed from (all of them
+    day-partitioned: raw, staging, intermediate), without loading the definitions."""
+    keys = {asset_key_for_table(t): daily_partitions for t in upstream_tables(table)}
+    return failed_of(instance, {**keys, asset_key_for_table(table): partitions_def})
+
+
+def failed_of(
+    instance: DagsterInstance, assets: Mapping[AssetKey, PartitionsDefinition | None]
+) -> dict[str, list[str]]:
+    """Of `assets` (key -> its partitioning), the partitions failed and not repaired."""
+    failed: dict[str, list[str]] = {}
+    for key in sorted(assets):
+        partitions_def = assets[key]
+        if partitions_def is None:
+            if _unpartitioned_failed(instance, key):
+                failed[key.to_user_string()] = [WHOLE_TABLE]
+            continue
+        keys = partitions_def.get_partition_keys()
+        status = instance.get_status_by_partition(key, keys, partitions_def) or {}
+        bad = [p for p, s in status.items() if s == AssetPartitionStatus.FAILED]
+        if bad:
+            failed[key.to_user_string()] = sorted(bad)
+    return failed
+
+
+def _unpartitioned_failed(instance: DagsterInstance, key: AssetKey) -> bool:
+    """The latest run that planned an unpartitioned asset failed without materializing it.
+
+    Dagster's own rule (`AutomationCondition.execution_failed`): a step that raises after an
+    audit refused the write writes no ASSET_FAILED_TO_MATERIALIZE event (FACTS.md), so the
+    asset record's failure field alone forgets it; the planned run's status does not."""
+    planned = instance.get_latest_planned_materialization_info(key)
+    if planned is None:
+        return False
+    run = instance.get_run_by_id(planned.run_id)
+    if run is None or run.status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        return False
+    since = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, after_storage_id=planned.storage_id), limit=1
+    )
+    return not since.records
+
+
+def failed_days_in_lineage(
+    table: str, failed: Mapping[str, list[str]], days: list[dt.date], late_days: Mapping[str, int]
+) -> dict[dt.date, str]:
+    """Of `days`, those a failure in `table`'s lineage (itself or any table it is computed
+    from) left unrepaired, each with the asset that failed. A raw partition of day F may hold
+    rows of the `late_days` days before F; an unpartitioned table's failure touches every day."""
+    found: dict[dt.date, str] = {}
+    for name in (table, *upstream_tables(table)):
+        asset = asset_key_for_table(name).to_user_string()
+        partitions = failed.get(asset, [])
+        late = late_days.get(name.removeprefix("raw_"), 0) if name.startswith("raw_") else 0
+        for day in days:
+            if WHOLE_TABLE in partitions or any(
+                (day + dt.timedelta(days=n)).isoformat() in partitions for n in range(late + 1)
+            ):
+                found.setdefault(day, asset)
+    return found

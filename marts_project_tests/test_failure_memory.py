@@ -1,0 +1,66 @@
+"""A failed or refused write, partitioned or not, is remembered until a run repairs it: by
+`marts sync`, `freshness`, `summary`, `slo` and the page, and counted in the run's tally."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from marts_project.cli import main
+from marts_project.partitions import last_closed_day
+from marts_project_tests.conftest import Lakehouse
+
+DAY = last_closed_day(dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
+
+
+@pytest.fixture
+def built(lakehouse: Lakehouse, monkeypatch, capsys) -> Lakehouse:
+    """Two recent days built by the CLI on its persistent instance."""
+    monkeypatch.setenv("MARTS_DATA_DIR", str(lakehouse.settings.data_dir))
+    lakehouse.seed(DAY, 2)
+    assert main(["backfill", "--start", str(DAY), "--end", str(DAY + dt.timedelta(days=1))]) == 0
+    capsys.readouterr()
+    return lakehouse
+
+
+def _rewrite(lake: Lakehouse, source: str, day: dt.date, old: str, new: str) -> None:
+    path = f"{lake.settings.landing}/{source}/{day}.csv"
+    with open(path) as handle:
+        text = handle.read()
+    with open(path, "w") as handle:
+        handle.write(text.replace(old, new))
+
+
+def test_a_refused_write_of_an_unpartitioned_mart_is_remembered_everywhere(built, capsys):
+    _rewrite(built, "mkt_campaigns", DAY + dt.timedelta(days=1), ",cpc\n", ",bogus\n")
+    assert main(["sync"]) == 1
+    out = capsys.readouterr().out
+    assert "marketing/mkt_channel_dim" in out and "(whole table)" in out
+    assert "checks failed: 1" in out  # the refused audit is a failed check in the tally
+
+    for command in (["sync"], ["freshness"], ["summary"]):  # later: still not healthy
+        assert main(command) == 1, command
+        assert "marketing/mkt_channel_dim" in capsys.readouterr().out, command
+    assert main(["report", "--out", str(built.settings.data_dir / "page")]) == 0
+    page = json.loads((built.settings.data_dir / "page" / "report.json").read_text())
+    assert page["failed"] == {"marketing/mkt_channel_dim": ["(whole table)"]}
+
+
+def test_a_raw_step_that_fails_marks_its_marts_days_failed_and_spends_their_slo(built, capsys):
+    _rewrite(built, "mkt_ad_stats", DAY, "spend,", "cost,")  # a required column renamed
+    assert main(["sync"]) == 1
+    capsys.readouterr()
+
+    assert main(["freshness", "--json"]) == 1
+    days = json.loads(capsys.readouterr().out)["mkt_campaign_performance_fact"]
+    failed = {d["day"]: d["failed_asset"] for d in days if d["status"] == "failed"}
+    # the day of the broken file, and the days whose late rows it may hold, name the raw table
+    assert str(DAY) in failed and set(failed.values()) == {"raw/raw_mkt_ad_stats"}
+
+    main(["slo", "--mart", "mkt_campaign_performance_fact", "--json"])
+    (report,) = json.loads(capsys.readouterr().out)
+    rate = next(i for i in report["indicators"] if i["sli"] == "success_rate")
+    assert rate["value"] < 1
+    assert any("raw__raw_mkt_ad_stats" in i["detail"] for i in report["incidents"])
