@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 from decimal import Decimal
 
 import pyarrow as pa
@@ -245,3 +246,40 @@ def test_invalid_utf8_deep_in_a_streamed_file_is_refused_naming_the_byte(monkeyp
     monkeypatch.setattr(validation, "BLOCK_BYTES", 16_384)
     with pytest.raises(LandingFileError, match=f"not UTF-8 \\(byte {at}\\)"):
         parse_landing_file(payload, spec, DAY, "f.csv", UtcDuckDB(database=":memory:"))
+
+
+SECRET = "sk_live_" + "9f2c" * 12  # the first line of a file outside the landing zone
+
+
+def _everything_the_run_logged(lakehouse, run_id: str) -> str:
+    return "\n".join(str(entry) for entry in lakehouse.instance.all_logs(run_id))
+
+
+def test_a_link_out_of_the_landing_zone_is_refused_and_its_content_never_logged(
+    lakehouse, tmp_path
+):
+    lakehouse.seed(DAY, 1)
+    outside = tmp_path / "secrets.txt"
+    outside.write_text(f"{SECRET}\n")
+    link = f"{lakehouse.settings.landing}/mkt_campaigns/{DAY}.csv"
+    os.unlink(link)
+    os.symlink(outside, link)
+    with pytest.raises(HostilePathError, match="a link to a file outside the landing zone"):
+        lakehouse.landing.open_file("mkt_campaigns", DAY)
+
+    outcome = materialize_days(lakehouse.defs, lakehouse.instance, DAY, DAY)
+    assert not outcome.success
+    logged = _everything_the_run_logged(lakehouse, outcome.run_id)
+    assert "a link to a file outside the landing zone" in logged
+    assert SECRET[:12] not in logged
+
+
+def test_a_header_in_an_error_is_column_names_cut_short_never_the_line():
+    spec = source_specs()["mkt_campaigns"]
+    with pytest.raises(SchemaDriftError) as refused:
+        parse_landing_file(
+            f"{SECRET}\n1\n".encode(), spec, DAY, "f", UtcDuckDB(database=":memory:")
+        )
+    message = str(refused.value)
+    assert "found 1 columns: sk_live_9f2c9f2c9f2c9f2…" in message
+    assert SECRET not in message

@@ -70,14 +70,31 @@ def read_header(handle: BinaryIO, spec: SourceSpec, source_file: str) -> list[st
     header = next(csv.reader(io.StringIO(first_line)), [])
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
-        raise LandingFileError(f"{source_file}: duplicate column names in header {header}")
+        duplicated = sorted({h for h in header if header.count(h) > 1})
+        raise LandingFileError(
+            f"{source_file}: duplicate column names in header: {shown_names(duplicated)}"
+        )
     missing = [name for name in spec.required if name not in header]
     if missing:
         raise SchemaDriftError(
             f"{spec.name}: required column(s) {', '.join(missing)} missing from {source_file} "
-            f"(header: {', '.join(header)}); partition blocked until the file is fixed"
+            f"(found {len(header)} columns: {shown_names(header)}); partition blocked until "
+            "the file is fixed"
         )
     return header
+
+
+def shown_names(names: list[str], most: int = 12, width: int = 24) -> str:
+    """Column names as an error may show them: a few, each cut short, printable only. A
+    file's first line is content (a link to another file, a data row where the header should
+    be): it must not travel whole into errors, event logs and compute logs."""
+
+    def cut(name: str) -> str:
+        clean = "".join(c if c.isprintable() else "?" for c in name)
+        return clean if len(clean) <= width else clean[: width - 1] + "…"
+
+    listed = ", ".join(cut(n) for n in names[:most])
+    return listed + (f", … ({len(names) - most} more)" if len(names) > most else "")
 
 
 UTF8_CHUNK = 1 << 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from typing import BinaryIO
 
@@ -22,8 +23,9 @@ class HostilePathError(ValueError):
 class LandingZone(StorageAccess):
     """Files at `<root>/<source>/<YYYY-MM-DD>.csv`, on a local folder or `s3://bucket/prefix`.
 
-    Paths are built only from a validated source name and a real date, so no caller can make
-    it read or write outside `root`.
+    Paths are built only from a validated source name and a real date, and on a local folder
+    a file (or folder) that is a link resolving outside `root` is refused, so no caller and no
+    file dropped in the zone can make it read or write outside `root`.
     """
 
     root: str
@@ -43,17 +45,31 @@ class LandingZone(StorageAccess):
     def path(self, source: str, day: dt.date) -> str:
         return f"{self.root.rstrip('/')}/{self.key(source, day)}"
 
+    def _inside(self, source: str, day: dt.date) -> str:
+        """The file's path, after checking that on a local folder it resolves inside the root
+        (a symbolic link to a file elsewhere is refused, not followed)."""
+        path = self.path(source, day)
+        if self.root.startswith("s3://"):
+            return path
+        root = os.path.realpath(self.root)
+        if os.path.commonpath([root, os.path.realpath(path)]) != root:
+            raise HostilePathError(
+                f"{self.key(source, day)}: a link to a file outside the landing zone; refused "
+                "(replace it with the file itself)"
+            )
+        return path
+
     def exists(self, source: str, day: dt.date) -> bool:
         path = self.path(source, day)
         return with_retries(lambda: self.filesystem().exists(path), f"look for {path}")
 
     def open_file(self, source: str, day: dt.date) -> BinaryIO:
         """The file for reading as a stream (a large file is never read whole)."""
-        path = self.path(source, day)
+        path = self._inside(source, day)
         return with_retries(lambda: self.filesystem().open(path, "rb"), f"open {path}")
 
     def read_bytes(self, source: str, day: dt.date) -> bytes:
-        path = self.path(source, day)
+        path = self._inside(source, day)
 
         def read() -> bytes:
             with self.filesystem().open(path, "rb") as handle:
