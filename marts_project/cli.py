@@ -240,6 +240,7 @@ def cli(ctx: click.Context) -> None:
             f"{ctx.obj.warehouse}, executor {ctx.obj.executor}) reads its secrets from the "
             "environment (never from a file of this project)"
         )
+    ctx.obj.private_data_dir()
 
 
 @cli.command()

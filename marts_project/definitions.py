@@ -86,7 +86,7 @@ freshness_checks_job = define_asset_job(
 def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> Definitions:
     """All assets, checks, jobs and resources for one deployment (`marts` replaces the marts
     of the same names, e.g. to prove that a broken transform cannot publish)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.private_data_dir()
     replaced = {m.contract.name: m for m in marts or []}
     chosen = [replaced.get(m.contract.name, m) for m in ALL_MARTS]
     checks = MART_CHECKS if not marts else [c for m in chosen for c in build_contract_checks(m)]

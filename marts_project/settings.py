@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Settings:
     # serving database -> the OS group that may read it (MARTS_SERVING_GROUPS="finance=fin-bi,
     # operations=ops-bi"); without one a database is readable by the pipeline's user only
     serving_groups: tuple[tuple[str, str], ...] = ()
+    data_group: str | None = None  # MARTS_DATA_GROUP: an OS group that may read the data folder
     sql_timeout_seconds: float = 300.0  # `marts sql`: a query running longer is stopped
 
     @property
@@ -61,6 +63,21 @@ class Settings:
         if self.executor == "celery":
             needed += ["MARTS_CELERY_BROKER", "MARTS_CELERY_BACKEND"]
         return [name for name in needed if not env.get(name)]
+
+    def private_data_dir(self) -> Path:
+        """Create the data folder readable by its owner only (0700), or also by the group
+        `MARTS_DATA_GROUP` (0750), whatever the umask; an existing one of ours is tightened.
+
+        Everything of the embedded deployment lives under it (warehouse, catalog, event log,
+        landing zone, audit trail), so what is inside may keep the umask's modes: no other
+        user can enter the folder."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.data_dir.stat().st_uid != os.geteuid():
+            return self.data_dir  # someone else's folder: theirs to set
+        if self.data_group:
+            os.chown(self.data_dir, -1, grp.getgrnam(self.data_group).gr_gid)
+        self.data_dir.chmod(0o750 if self.data_group else 0o700)
+        return self.data_dir
 
     @property
     def serving_dir(self) -> Path:
@@ -98,6 +115,7 @@ class Settings:
             webserver_url=env.get("MARTS_WEBSERVER_URL", "http://127.0.0.1:3000"),
             serving_groups=_pairs(env.get("MARTS_SERVING_GROUPS", "")),
             sql_timeout_seconds=float(env.get("MARTS_SQL_TIMEOUT_SECONDS", "300")),
+            data_group=env.get("MARTS_DATA_GROUP") or None,
         )
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,34 @@ def test_the_marts_command_keeps_what_it_wrote_and_printed_and_its_exit_status(t
     refused = command("backfill", "--start", str(DAY), "--end", str(DAY - dt.timedelta(days=1)))
     assert refused.returncode == 2
     assert "range is reversed" in refused.stderr
+
+
+@pytest.mark.parametrize("group, mode", [(None, "0o700"), ("nogroup", "0o750")])
+def test_the_data_folder_is_private_to_its_user_whatever_the_umask(
+    tmp_path, monkeypatch, group, mode
+):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user (setpriv)")
+    root = Path(tempfile.mkdtemp(prefix="marts-private-"))  # not under pytest's 0700 folder
+    root.chmod(0o755)
+    data = root / "data"
+    monkeypatch.setenv("MARTS_DATA_DIR", str(data))
+    if group:
+        monkeypatch.setenv("MARTS_DATA_GROUP", group)
+    previous = os.umask(0o022)
+    try:
+        assert main(["seed", "--days", "1", "--rows-per-day", "5"]) == 0
+        assert oct(data.stat().st_mode & 0o777) == mode
+        landed = next((data / "landing").rglob("*.csv"))
+        read = subprocess.run(  # another user, a member of the configured group when there is one
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", str(landed)],
+            capture_output=True,
+            text=True,
+        )
+        if group:
+            assert read.returncode == 0, read.stderr
+        else:
+            assert read.returncode != 0 and "Permission denied" in read.stderr
+    finally:
+        os.umask(previous)
+        shutil.rmtree(root, ignore_errors=True)
