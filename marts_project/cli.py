@@ -34,6 +34,7 @@ from marts_project.failures import failed_partitions
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
 from marts_project.partitions import CHUNK_DAYS, last_closed_day
+from marts_project.processes import alive
 from marts_project.resources.deployment import open_resource
 from marts_project.resources.duck import connect
 from marts_project.resources.iceberg_io import table_identifier
@@ -714,11 +715,11 @@ def cluster_status() -> int:
     """The cluster's processes and whether each is alive; 1 if any died."""
     processes = supervisor.recorded(_home(_settings()))
     for process in processes:
-        state = "up" if supervisor.alive(process.pid) else "DEAD"
+        state = "up" if alive(process.pid) else "DEAD"
         click.echo(f"  {process.name:<10} pid {process.pid:<8} {state}")
     if not processes:
         click.echo("cluster down")
-    return 0 if all(supervisor.alive(p.pid) for p in processes) else 1
+    return 0 if all(alive(p.pid) for p in processes) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

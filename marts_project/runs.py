@@ -7,6 +7,9 @@ import fcntl
 import gc
 import json
 import multiprocessing
+import os
+import re
+import socket
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -17,8 +20,10 @@ from dagster import (
     AssetSelection,
     DagsterEventType,
     DagsterInstance,
+    DagsterRunStatus,
     Definitions,
     ExecuteInProcessResult,
+    RunsFilter,
 )
 
 from marts_project.partitions import (
@@ -32,6 +37,7 @@ from marts_project.partitions import (
     range_tags,
     weekly_partitions,
 )
+from marts_project.processes import started_at
 
 
 class BadDateRangeError(ValueError):
@@ -104,10 +110,52 @@ def instance_for(home: Path) -> DagsterInstance:
         if not config.exists():
             folder = json.dumps(str(home.resolve()))[1:-1]  # inside a double-quoted YAML string
             config.write_text(LOCAL_INSTANCE_CONFIG.read_text().replace("{home}", folder))
+        else:
+            _follow_moved_home(config, home)
         instance = DagsterInstance.from_config(str(home))
         instance.get_runs(limit=1)  # run, event and schedule storage exist from here on
         instance.all_instigator_state()
-        return instance
+    fail_orphaned_runs(instance)
+    return instance
+
+
+def _follow_moved_home(config: Path, home: Path) -> None:
+    """Point a copied or moved instance at its own event log: the `base_dir` Dagster needs
+    there is absolute, so a copy would keep writing the original's history."""
+    text, events = config.read_text(), json.dumps(str(home.resolve()))[1:-1] + "/history/events"
+    found = re.search(r'base_dir: "(?P<dir>[^"]*)/history/events"', text)
+    if found and found["dir"] + "/history/events" != events:
+        config.write_text(text.replace(found[0], f'base_dir: "{events}"'))
+
+
+PROCESS_TAG = "marts/process"  # host:pid of the process running an in-process run
+
+
+def process_tag() -> dict[str, str]:
+    """The tag that lets a later command tell that an in-process run's process is gone."""
+    return {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed every in-process run of this host whose process is gone (a CLI killed
+    mid-run leaves its run STARTED for good: no daemon watches an in-process run), so that
+    automation retries its partitions and no command calls them in progress. A pid the
+    kernel has given to a newer process does not keep a run alive."""
+    unfinished = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]
+    failed = []
+    for record in instance.get_run_records(RunsFilter(statuses=unfinished)):
+        run = record.dagster_run
+        host, _, pid = run.tags.get(PROCESS_TAG, "").rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            continue
+        started = started_at(int(pid))
+        if started is not None and started <= record.create_timestamp.timestamp() + 1:
+            continue  # its process is still running it
+        instance.report_run_failed(
+            run, f"the process that ran it ({host} pid {pid}) ended without finishing it"
+        )
+        failed.append(run.run_id)
+    return failed
 
 
 def run_job(
@@ -121,7 +169,11 @@ def run_job(
 ) -> RunOutcome:
     """One in-process run of `job_name` (or of `asset_selection` within it) over a partition
     key range (or unpartitioned); with `progress`, a line per step as it finishes."""
-    tags = {"marts/trigger": "cli", **(range_tags(*key_range) if key_range else {})}
+    tags = {
+        "marts/trigger": "cli",
+        **process_tag(),
+        **(range_tags(*key_range) if key_range else {}),
+    }
     job = defs.resolve_job_def(job_name)
     loggers: dict = {"console": {"config": {"log_level": log_level}}}
     if progress:

@@ -19,6 +19,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from marts_project.cluster import supervisor
 from marts_project.maintenance import MaintenancePolicy, remove_orphans
 from marts_project.partitions import daily_partitions
+from marts_project.processes import alive
 from marts_project.resources.deployment import open_resource
 from marts_project.runs import refresh_days
 from marts_project.settings import Settings
@@ -71,7 +72,7 @@ class Cluster:
         """Every live process of the cluster: those `up` started and all they started."""
         found = set()
         for process in supervisor.recorded(self.home):
-            if supervisor.alive(process.pid):
+            if alive(process.pid):
                 found |= {process.pid, *supervisor.descendants(process.pid)}
         return found
 
@@ -102,7 +103,7 @@ def cluster(tmp_path, database, rabbitmq_vhost, s3_endpoint, s3_credentials, mon
         running = deployment.processes()
         down = deployment.marts("cluster", "down", timeout=120)
         assert down.returncode == 0, down.stdout + down.stderr
-        assert not [pid for pid in running if supervisor.alive(pid)]
+        assert not [pid for pid in running if alive(pid)]
 
 
 def _max_overlap(spans: list[tuple[float, float]]) -> int:

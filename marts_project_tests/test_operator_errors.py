@@ -210,3 +210,28 @@ def test_the_data_folder_is_private_to_its_user_whatever_the_umask(
     finally:
         os.umask(previous)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_run_left_started_by_a_killed_cli_is_failed_by_the_next_command(tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, "MARTS_DATA_DIR": str(data)}
+    marts = [sys.executable, "-m", "marts_project"]
+    last = str(DAY + dt.timedelta(days=1))
+    seed = [*marts, "seed", "--days", "2", "--rows-per-day", "30", "--end", last]
+    subprocess.run(seed, env=env, check=True)
+    backfill = subprocess.Popen(
+        [*marts, "backfill", "--start", str(DAY), "--end", last],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for line in backfill.stdout:  # killed once its run has started a step
+        if "/32 " in line:
+            break
+    backfill.kill()
+    backfill.wait()
+
+    instance = instance_for(data / "dagster_home")  # what every command opens
+    (run,) = instance.get_runs()
+    assert run.status.value == "FAILURE"
+    assert "ended without finishing it" in str(instance.all_logs(run.run_id)[-1])

@@ -5,8 +5,8 @@ record; and the files themselves keep other domains out."""
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile

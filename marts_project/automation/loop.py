@@ -27,7 +27,7 @@ from marts_project.partitions import (
     partitioning_of,
     range_tags,
 )
-from marts_project.runs import RunOutcome, outcome_of
+from marts_project.runs import RunOutcome, outcome_of, process_tag
 
 
 class NotConvergedError(RuntimeError):
@@ -50,7 +50,7 @@ def execute(
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys)
     result = job.execute_in_process(
         instance=instance,
-        tags=tags,
+        tags={**tags, **process_tag()},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )

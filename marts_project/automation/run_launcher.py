@@ -9,26 +9,13 @@ re-executes it, so the partition converges by policy.
 """
 
 import json
-import os
 import socket
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # a zombie has exited; only its parent has not reaped it yet
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+from marts_project.processes import alive
 
 
 class LocalRunLauncher(DefaultRunLauncher):
@@ -45,7 +32,7 @@ class LocalRunLauncher(DefaultRunLauncher):
         pid = self.worker_pid(self._instance, run.run_id)
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "run worker has not started yet")
-        if _alive(pid):
+        if alive(pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
         return CheckRunHealthResult(
             WorkerStatus.FAILED,

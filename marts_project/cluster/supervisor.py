@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from marts_project.partitions import partitions_start
+from marts_project.processes import alive
 
 INSTANCE_TEMPLATE = Path(__file__).with_name("dagster.yaml")
 CODE = ["-m", "marts_project.definitions", "-a", "defs"]
@@ -61,14 +62,6 @@ def recorded(home: Path) -> list[Process]:
     """The processes `up` started (empty when the cluster is down)."""
     path = _state_file(home)
     return [Process(**p) for p in json.loads(path.read_text())] if path.exists() else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def descendants(pid: int) -> list[int]:
