@@ -242,6 +242,13 @@ def cli(ctx: click.Context) -> None:
             "environment (never from a file of this project)"
         )
     ctx.obj.private_data_dir()
+    if elsewhere := ctx.obj.foreign_warehouse():
+        raise OperatorError(
+            f"the Iceberg catalog in {ctx.obj.data_dir} holds tables of {elsewhere}, not of "
+            "this folder's warehouse: the data folder was copied or moved, and Iceberg "
+            "metadata keeps absolute paths. Use it from its original place, or rebuild the "
+            "copy's lake: delete its catalog.db and warehouse/, then `marts backfill`"
+        )
 
 
 @cli.command()

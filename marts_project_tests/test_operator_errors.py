@@ -235,3 +235,23 @@ def test_a_run_left_started_by_a_killed_cli_is_failed_by_the_next_command(tmp_pa
     (run,) = instance.get_runs()
     assert run.status.value == "FAILURE"
     assert "ended without finishing it" in str(instance.all_logs(run.run_id)[-1])
+
+
+def test_a_copied_data_folder_never_writes_to_the_original(tmp_path, monkeypatch, capsys):
+    original, copy = tmp_path / "data", tmp_path / "copy"
+    monkeypatch.setenv("MARTS_DATA_DIR", str(original))
+    day = str(DAY)
+    assert main(["seed", "--days", "1", "--rows-per-day", "20", "--end", day]) == 0
+    assert main(["backfill", "--start", day]) == 0
+    shutil.copytree(original, copy, symlinks=True)
+    events = original / "dagster_home" / "history" / "events"
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in events.iterdir())
+
+    instance_for(copy / "dagster_home")  # the copy's instance keeps its own history
+    config = (copy / "dagster_home" / "dagster.yaml").read_text()
+    assert f'base_dir: "{copy}/dagster_home/history/events"' in config
+    monkeypatch.setenv("MARTS_DATA_DIR", str(copy))
+    capsys.readouterr()
+    assert main(["backfill", "--start", day]) == 2  # its catalog points at the original's lake
+    assert "the data folder was copied or moved" in capsys.readouterr().err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in events.iterdir()) == before
