@@ -35,6 +35,7 @@ from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
 from marts_project.partitions import CHUNK_DAYS, last_closed_day
 from marts_project.processes import alive
+from marts_project.resources.data_folder import foreign_warehouse, make_private
 from marts_project.resources.deployment import open_resource
 from marts_project.resources.duck import connect
 from marts_project.resources.iceberg_io import table_identifier
@@ -241,8 +242,8 @@ def cli(ctx: click.Context) -> None:
             f"{ctx.obj.warehouse}, executor {ctx.obj.executor}) reads its secrets from the "
             "environment (never from a file of this project)"
         )
-    ctx.obj.private_data_dir()
-    if elsewhere := ctx.obj.foreign_warehouse():
+    make_private(ctx.obj)
+    if elsewhere := foreign_warehouse(ctx.obj):
         raise OperatorError(
             f"the Iceberg catalog in {ctx.obj.data_dir} holds tables of {elsewhere}, not of "
             "this folder's warehouse: the data folder was copied or moved, and Iceberg "

@@ -27,6 +27,7 @@ from marts_project.marts.common import Mart
 from marts_project.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from marts_project.progress import progress_logger
 from marts_project.raw.assets import raw_assets
+from marts_project.resources.data_folder import make_private
 from marts_project.resources.deployment import build_resources
 from marts_project.settings import Settings
 from marts_project.staging.assets import staging_assets
@@ -86,7 +87,7 @@ freshness_checks_job = define_asset_job(
 def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> Definitions:
     """All assets, checks, jobs and resources for one deployment (`marts` replaces the marts
     of the same names, e.g. to prove that a broken transform cannot publish)."""
-    settings.private_data_dir()
+    make_private(settings)
     replaced = {m.contract.name: m for m in marts or []}
     chosen = [replaced.get(m.contract.name, m) for m in ALL_MARTS]
     checks = MART_CHECKS if not marts else [c for m in chosen for c in build_contract_checks(m)]

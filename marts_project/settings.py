@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import grp
 import os
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,39 +62,6 @@ class Settings:
         if self.executor == "celery":
             needed += ["MARTS_CELERY_BROKER", "MARTS_CELERY_BACKEND"]
         return [name for name in needed if not env.get(name)]
-
-    def private_data_dir(self) -> Path:
-        """Create the data folder readable by its owner only (0700), or also by the group
-        `MARTS_DATA_GROUP` (0750), whatever the umask; an existing one of ours is tightened.
-
-        Everything of the embedded deployment lives under it (warehouse, catalog, event log,
-        landing zone, audit trail), so what is inside may keep the umask's modes: no other
-        user can enter the folder."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.data_dir.stat().st_uid != os.geteuid():
-            return self.data_dir  # someone else's folder: theirs to set
-        if self.data_group:
-            os.chown(self.data_dir, -1, grp.getgrnam(self.data_group).gr_gid)
-        self.data_dir.chmod(0o750 if self.data_group else 0o700)
-        return self.data_dir
-
-    def foreign_warehouse(self) -> str | None:
-        """Where the tables of a local catalog live when that is not this deployment's
-        warehouse (the data folder was copied or moved: Iceberg metadata holds absolute
-        paths, so writing here would change the original's files), else None."""
-        catalog = self.data_dir / "catalog.db"
-        if not self.warehouse.startswith("file://") or self.catalog_uri != (f"sqlite:///{catalog}"):
-            return None
-        if not catalog.exists():
-            return None
-        with contextlib.closing(sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)) as con:
-            try:
-                row = con.execute("select metadata_location from iceberg_tables limit 1").fetchone()
-            except sqlite3.Error:
-                return None
-        if row is None or row[0].startswith(self.warehouse.rstrip("/") + "/"):
-            return None
-        return row[0].split("/metadata/")[0].rsplit("/", 2)[0]
 
     @property
     def serving_dir(self) -> Path:

@@ -13,13 +13,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from dagster import build_sensor_context
 
 from marts_project.cli import main
 from marts_project.cluster.supervisor import INSTANCE_TEMPLATE, ClusterError, write_instance
+from marts_project.resources.deployment import open_resource
 from marts_project.resources.landing import LandingZone
 from marts_project.runs import instance_for
+from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY
 
 
@@ -181,32 +184,50 @@ def test_the_marts_command_keeps_what_it_wrote_and_printed_and_its_exit_status(t
     assert "range is reversed" in refused.stderr
 
 
-@pytest.mark.parametrize("group, mode", [(None, "0o700"), ("nogroup", "0o750")])
-def test_the_data_folder_is_private_to_its_user_whatever_the_umask(
-    tmp_path, monkeypatch, group, mode
-):
+def _as_nobody(*command: str) -> subprocess.CompletedProcess:
+    """`command` run as user nobody, group nogroup only."""
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(
+    "setting, mode",
+    [
+        ({}, "0o700"),
+        ({"MARTS_DATA_GROUP": "nogroup"}, "0o750"),
+        ({"MARTS_SERVING_GROUPS": "finance=nogroup"}, "0o711"),
+    ],
+)
+def test_the_data_folder_is_private_to_its_user_whatever_the_umask(monkeypatch, setting, mode):
     if os.geteuid() != 0:
         pytest.skip("needs root to act as another user (setpriv)")
     root = Path(tempfile.mkdtemp(prefix="marts-private-"))  # not under pytest's 0700 folder
     root.chmod(0o755)
     data = root / "data"
     monkeypatch.setenv("MARTS_DATA_DIR", str(data))
-    if group:
-        monkeypatch.setenv("MARTS_DATA_GROUP", group)
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
     previous = os.umask(0o022)
     try:
         assert main(["seed", "--days", "1", "--rows-per-day", "5"]) == 0
         assert oct(data.stat().st_mode & 0o777) == mode
         landed = next((data / "landing").rglob("*.csv"))
-        read = subprocess.run(  # another user, a member of the configured group when there is one
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", str(landed)],
-            capture_output=True,
-            text=True,
-        )
-        if group:
+        read = _as_nobody("cat", str(landed))  # another user, in the data group when there is one
+        if "MARTS_DATA_GROUP" in setting:
             assert read.returncode == 0, read.stderr
         else:
             assert read.returncode != 0 and "Permission denied" in read.stderr
+        assert _as_nobody("ls", str(data)).returncode != 0 or "MARTS_DATA_GROUP" in setting
+        if "MARTS_SERVING_GROUPS" in setting:  # finance's readers still reach their database
+            finance = Settings.from_env().serving_dir / "finance"
+            open_resource(Settings.from_env(), "serving").publish(
+                "finance.t", pa.table({"x": [1]}), lambda: pa.table({"x": [1]})
+            )
+            assert _as_nobody("ls", str(finance)).returncode == 0
+            assert _as_nobody("cat", str(data / "catalog.db")).returncode != 0
     finally:
         os.umask(previous)
         shutil.rmtree(root, ignore_errors=True)
