@@ -10,16 +10,22 @@ collections in a 7-day backfill at 100,000 rows a day), and still freed by refer
 """
 
 import gc
+import os
+import sys
 
 
 def run() -> None:
-    gc.disable()
     try:
-        from marts_project.cli import run as command  # imported here, while paused
-    finally:
-        gc.freeze()
-        gc.enable()
-    command()
+        gc.disable()
+        try:
+            from marts_project.cli import run as command  # imported here, while paused
+        finally:
+            gc.freeze()
+            gc.enable()
+        command()
+    except KeyboardInterrupt:  # Ctrl-C before a command set up its own handling: one line
+        sys.stderr.write("marts: interrupted\n")
+        os._exit(130)
 
 
 if __name__ == "__main__":

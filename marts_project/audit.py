@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 from marts_project.resources.files import StorageAccess
 
-_NUMBERED = re.compile(r"^(\d{10})\.json$")
+_NUMBERED = re.compile(r"(?:^|/)(\d{10})\.json$")
 STARTED = "started"
 
 
@@ -85,6 +85,16 @@ class _Stored:
     digest: str  # the entry's digest, or of the raw bytes of one that does not parse
     problem: str = ""
 
+    @property
+    def base(self) -> str:
+        return self.name.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def number(self) -> int | None:
+        """The number in the file's name; None for an entry from before numbering."""
+        found = _NUMBERED.match(self.base)
+        return int(found[1]) if found else None
+
 
 class AuditTrail(StorageAccess):
     """The trail under `root` (a folder or `s3://bucket/prefix`), its head anchored in the
@@ -103,7 +113,7 @@ class AuditTrail(StorageAccess):
         if not fs.exists(root):
             return []
         names = [p for p in fs.ls(root, detail=False) if p.endswith(".json")]
-        names.sort(key=lambda p: (bool(_NUMBERED.match(_base(p))), _base(p)))
+        names.sort(key=lambda p: (bool(_NUMBERED.search(p)), p))
         stored = []
         for name in names:
             raw = fs.cat_file(name)
@@ -124,9 +134,10 @@ class AuditTrail(StorageAccess):
     def actions(self) -> list[AuditEntry]:
         """One record per action, oldest first: how it ended, or its start when no end was
         ever recorded (`result` then says so: the process was killed, or is still running)."""
-        ended = {e.action_id for e in self.entries() if e.action_id and e.result != STARTED}
+        entries = self.entries()
+        ended = {e.action_id for e in entries if e.action_id and e.result != STARTED}
         listed = []
-        for entry in self.entries():
+        for entry in entries:
             if entry.result == STARTED:
                 if entry.action_id not in ended:
                     listed.append(_replace(entry, result="started, no end recorded (killed?)"))
@@ -147,8 +158,7 @@ class AuditTrail(StorageAccess):
         loses the race for a number takes the next one), then moves the head."""
         for _ in range(100):
             stored = self._stored()
-            numbered = [s for s in stored if _NUMBERED.match(_base(s.name))]
-            seq = int(_NUMBERED.match(_base(numbered[-1].name))[1]) + 1 if numbered else 1
+            seq = (stored[-1].number or 0) + 1 if stored else 1
             entry = AuditEntry(
                 at=dt.datetime.now(dt.UTC).isoformat(),
                 who=who or actor(),
@@ -235,15 +245,12 @@ class AuditTrail(StorageAccess):
         stored = self._stored()
         expected_seq, previous = 1, None
         for position, item in enumerate(stored):
-            name = _base(item.name)
-            number = _NUMBERED.match(name)
-            entry = item.entry
+            name, seq, entry = item.base, item.number, item.entry
             if entry is None:
                 problems.append(f"{name}: torn or unreadable entry ({item.problem})")
             elif entry.computed_digest() != entry.digest:
                 problems.append(f"{name}: edited after written ({entry.action} {entry.target})")
-            if number:
-                seq = int(number[1])
+            if seq is not None:
                 if seq != expected_seq:
                     problems.append(
                         f"{name}: entries {expected_seq}..{seq - 1} are missing (deleted)"
@@ -261,7 +268,7 @@ class AuditTrail(StorageAccess):
             previous = item.digest
         head = self.head()
         last = stored[-1] if stored else None
-        last_seq = int(_NUMBERED.match(_base(last.name))[1]) if last and _is_numbered(last) else 0
+        last_seq = (last.number or 0) if last else 0
         if head is None and last_seq and self.anchor:
             problems.append("no head record in the catalog database: the anchor was removed")
         elif head is not None and (head[0], head[1]) != (last_seq, last.digest if last else None):
@@ -279,14 +286,6 @@ HEADS = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),
 )
-
-
-def _base(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _is_numbered(item: _Stored) -> bool:
-    return bool(_NUMBERED.match(_base(item.name)))
 
 
 def _replace(entry: AuditEntry, **changes: Any) -> AuditEntry:

@@ -343,8 +343,7 @@ def sync() -> int:
     if problem:
         click.echo(f"NOT in sync: {problem}")
     if failed:
-        click.echo("NOT in sync:")
-        _echo_failures(failed)
+        _echo_failures(failed, "NOT in sync")
     if problem or failed or runs_failed:
         click.echo(f"{len(state.outcomes)} runs, {runs_failed} failed")
         return 1
@@ -385,12 +384,13 @@ def _unrepaired(settings: Settings) -> dict[str, list[str]]:
     return failed_partitions(build_definitions(settings), instance_for(_home(settings)))
 
 
-def _echo_failures(failed: dict[str, list[str]]) -> None:
+def _echo_failures(failed: dict[str, list[str]], headline: str = "NOT healthy") -> None:
+    """The unrepaired failures, one asset a line, after what they mean and how they end."""
     if not failed:
         return
     count = sum(len(p) for p in failed.values())
     click.echo(
-        f"NOT healthy: {count} partitions failed and are not repaired yet; automation retries "
+        f"{headline}: {count} partitions failed and are not repaired yet; automation retries "
         "them every 15 minutes (the daemon, or `marts sync`), or repair them with "
         "`marts backfill`:"
     )
@@ -520,18 +520,20 @@ def rollback(mart: str, snapshot_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON, incidents included")
 def slo(mart_name: str | None, as_json: bool) -> int:
     """Each mart's SLIs against its contract's SLOs: budget left, burn rate, what burned it.
-    Exits 1 when a mart is out of budget."""
+    Exits 1 when a mart is out of budget or a failure is not repaired yet."""
     settings = _settings()
     marts = [_mart(mart_name)] if mart_name else [m for m in ALL_MARTS if m.contract.slo]
     instance = instance_for(_home(settings))
     warehouse, landing = open_resource(settings, "warehouse"), open_resource(settings, "landing")
     now = dt.datetime.now(dt.UTC)
     reports = [mart_slo(m, instance, warehouse, landing, now) for m in marts]
+    failed = failed_partitions(build_definitions(settings), instance)
     if as_json:
         click.echo(json.dumps([r.as_json() for r in reports], indent=2))
     else:
         Console(width=140).print(slo_table(reports))
-    return 1 if any(r.out_of_budget for r in reports) else 0
+        _echo_failures(failed)
+    return 1 if failed or any(r.out_of_budget for r in reports) else 0
 
 
 @cli.command()

@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from marts_project.lineage import asset_key_for_table, upstream_tables
-from marts_project.partitions import daily_partitions
+from marts_project.partitions import daily_partitions, period_of
 
 WHOLE_TABLE = "(whole table)"
 
@@ -84,19 +84,28 @@ def _unpartitioned_failed(instance: DagsterInstance, key: AssetKey) -> bool:
 
 
 def failed_days_in_lineage(
-    table: str, failed: Mapping[str, list[str]], days: list[dt.date], late_days: Mapping[str, int]
+    table: str,
+    partitions_def: PartitionsDefinition | None,
+    failed: Mapping[str, list[str]],
+    days: list[dt.date],
+    late_days: Mapping[str, int],
 ) -> dict[dt.date, str]:
-    """Of `days`, those a failure in `table`'s lineage (itself or any table it is computed
-    from) left unrepaired, each with the asset that failed. A raw partition of day F may hold
-    rows of the `late_days` days before F; an unpartitioned table's failure touches every day."""
+    """Of `days`, those a failure in `table`'s lineage left unrepaired, each with the asset
+    that failed: `table`'s own partition (day, week or month) holding the day, the same day of
+    a table it is computed from (all day-partitioned), or a raw partition up to the source's
+    `late_days` after it (that file may hold the day's late rows). An unpartitioned table's
+    failure touches every day."""
     found: dict[dt.date, str] = {}
     for name in (table, *upstream_tables(table)):
-        asset = asset_key_for_table(name).to_user_string()
-        partitions = failed.get(asset, [])
+        partitions = set(failed.get(asset_key_for_table(name).to_user_string(), []))
+        if not partitions:
+            continue
         late = late_days.get(name.removeprefix("raw_"), 0) if name.startswith("raw_") else 0
         for day in days:
-            if WHOLE_TABLE in partitions or any(
-                (day + dt.timedelta(days=n)).isoformat() in partitions for n in range(late + 1)
-            ):
-                found.setdefault(day, asset)
+            if name == table and partitions_def is not None:
+                keys = {period_of(partitions_def, day).start.isoformat()}
+            else:
+                keys = {(day + dt.timedelta(days=n)).isoformat() for n in range(late + 1)}
+            if WHOLE_TABLE in partitions or keys & partitions:
+                found.setdefault(day, asset_key_for_table(name).to_user_string())
     return found

@@ -64,7 +64,9 @@ def partition_freshness(
     sources = upstream_sources(contract.name) if contract.kind != "view" else ()
     sla = dt.timedelta(hours=contract.freshness_sla_hours)
     late = {s: source_specs()[s].late_days for s in sources}
-    broken = failed_days_in_lineage(contract.name, failed or {}, days, late)
+    broken = failed_days_in_lineage(
+        contract.name, contract.partitions_def, failed or {}, days, late
+    )
     result = []
     for day in days:
         stamps = [

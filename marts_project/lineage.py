@@ -142,15 +142,10 @@ def sql_files() -> dict[str, Path]:
     }
 
 
-@functools.cache
 def upstream_sources(table: str) -> tuple[str, ...]:
     """Landing sources a table is computed from, following the SQL down to raw."""
-    if table.startswith("raw_"):
-        return (table.removeprefix("raw_"),)
-    found: set[str] = set()
-    for name in sql_inputs(sql_files()[table].read_text()):
-        found.update(upstream_sources(name))
-    return tuple(sorted(found))
+    raw = [t for t in (table, *upstream_tables(table)) if t.startswith("raw_")]
+    return tuple(sorted(t.removeprefix("raw_") for t in raw))
 
 
 @functools.cache

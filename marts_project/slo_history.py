@@ -81,7 +81,7 @@ def _failures(
     step failed; and runs of the tables it is computed from (a raw run requested by the
     landing sensor) whose failure kept new data from reaching it."""
     step = "__".join(key.path)
-    lineage = {"__".join(asset_key_for_table(t).path) for t in upstream_tables(contract.name)}
+    lineage = {asset_key_for_table(t) for t in upstream_tables(contract.name)}
     failures = []
     unfinished = RunsFilter(
         created_after=since, statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
@@ -92,11 +92,12 @@ def _failures(
         events = [e.dagster_event for e in logged if e.dagster_event]
         touched = {d.asset_key for d in events if d.is_asset_materialization_planned}
         written = {d.asset_key for d in events if d.is_step_materialization}
-        if key in written:
+        if key in written or not (touched & (lineage | {key})):
             continue
         errors = step_errors(instance, run.run_id)
         if key not in touched:
-            upstream = next((e for e in errors if e.step in lineage), None)
+            steps = {"__".join(k.path) for k in touched & lineage}
+            upstream = next((e for e in errors if e.step in steps), None)
             if upstream is not None:
                 message = f"upstream step {upstream.step} failed: {upstream.message}"
                 days = _run_days(contract, run.tags)

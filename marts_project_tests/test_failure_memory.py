@@ -9,7 +9,8 @@ import json
 import pytest
 
 from marts_project.cli import main
-from marts_project.partitions import last_closed_day
+from marts_project.failures import failed_days_in_lineage
+from marts_project.partitions import daily_partitions, last_closed_day, weekly_partitions
 from marts_project_tests.conftest import Lakehouse
 
 DAY = last_closed_day(dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
@@ -64,3 +65,23 @@ def test_a_raw_step_that_fails_marks_its_marts_days_failed_and_spends_their_slo(
     rate = next(i for i in report["indicators"] if i["sli"] == "success_rate")
     assert rate["value"] < 1
     assert any("raw__raw_mkt_ad_stats" in i["detail"] for i in report["incidents"])
+
+
+def test_the_days_a_failure_touches_follow_late_rows_and_the_marts_own_periods():
+    days = [dt.date(2026, 11, d) for d in range(16, 24)]  # Mon 16 .. Mon 23
+    late = {"mkt_ad_stats": 3}
+    raw = {"raw/raw_mkt_ad_stats": ["2026-11-20"]}  # its file may hold rows of 17..20
+    touched = failed_days_in_lineage(
+        "mkt_campaign_performance_fact", daily_partitions, raw, days, late
+    )
+    assert sorted(touched) == [dt.date(2026, 11, d) for d in (17, 18, 19, 20)]
+
+    week = {"marketing/mkt_attribution_funnel_agg": ["2026-11-16"]}  # the week of Mon 16
+    touched = failed_days_in_lineage(
+        "mkt_attribution_funnel_agg", weekly_partitions, week, days, late
+    )
+    assert sorted(touched) == days[:7]
+
+    whole = {"marketing/mkt_channel_dim": ["(whole table)"]}
+    assert sorted(failed_days_in_lineage("mkt_channel_dim", None, whole, days, late)) == days
+    assert failed_days_in_lineage("ops_orders_fact", daily_partitions, raw, days, late) == {}

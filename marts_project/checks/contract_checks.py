@@ -150,7 +150,8 @@ def _freshness_result(
     failed: dict[str, list[str]],
 ) -> AssetCheckResult:
     rows = partition_freshness(mart, serving, landing, now, failed=failed)
-    overdue = [r.day.isoformat() for r in rows if r.status in ("overdue", "failed")]
+    overdue = [r.day.isoformat() for r in rows if r.status == "overdue"]
+    failed_days = [f"{r.day} ({r.failed_asset} failed)" for r in rows if r.status == "failed"]
     waiting = [r.day.isoformat() for r in rows if r.status in ("stale", "not_built")]
     table = "| day | status | landing changed | refreshed |\n|---|---|---|---|\n" + "\n".join(
         f"| {r.day} | {r.status} | {r.landing_changed_at or '-'} | {r.refreshed_at or '-'} |"
@@ -158,12 +159,21 @@ def _freshness_result(
     )
     audit = Audit(
         "partition_freshness",
-        not overdue,
-        f"overdue: {', '.join(overdue)}" if overdue else "no partition is overdue",
+        not overdue and not failed_days,
+        "; ".join(
+            part
+            for part in (
+                f"overdue: {', '.join(overdue)}" if overdue else "",
+                f"not repaired: {', '.join(failed_days)}" if failed_days else "",
+            )
+            if part
+        )
+        or "no partition is overdue",
         {
             "fresh_days": sum(r.status == "fresh" for r in rows),
             "waiting_days": len(waiting),
             "overdue_days": len(overdue),
+            "failed_days": len(failed_days),
             "partitions": MetadataValue.md(table),
         },
     )
