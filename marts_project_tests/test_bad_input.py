@@ -283,3 +283,21 @@ def test_a_header_in_an_error_is_column_names_cut_short_never_the_line():
     message = str(refused.value)
     assert "found 1 columns: sk_live_9f2c9f2c9f2c9f2…" in message
     assert SECRET not in message
+
+
+def test_an_optional_column_renamed_by_the_source_is_loaded_as_null_and_warned(lakehouse):
+    lakehouse.seed(DAY, 1)
+    original = lakehouse.landing.read_bytes("mkt_campaigns", DAY)
+    header, rest = original.split(b"\n", 1)
+    lakehouse.landing.write_bytes(
+        "mkt_campaigns", DAY, header.replace(b"channel_owner", b"owner_name") + b"\n" + rest
+    )
+    outcome = materialize_days(lakehouse.defs, lakehouse.instance, DAY, DAY)
+
+    assert outcome.success  # the partition is written: the column is optional
+    (check,) = [c for c in outcome.checks if c.check == "header_matches_contract" and not c.passed]
+    assert (check.asset, check.severity) == ("raw/raw_mkt_campaigns", "WARN")
+    assert "mkt_campaigns/2026-10-05.csv: channel_owner" in check.detail
+    assert "columns not in the contract: owner_name" in check.detail
+    owners = lakehouse.warehouse.read("raw.raw_mkt_campaigns").column("channel_owner")
+    assert owners.null_count == len(owners)

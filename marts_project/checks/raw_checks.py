@@ -38,3 +38,34 @@ def quarantine_share_result(spec: SourceSpec, published: int, rejected: int) -> 
             "max_quarantine_share": spec.max_quarantine_share,
         },
     )
+
+
+def header_spec(key: AssetKey) -> AssetCheckSpec:
+    """The warning on a landing file that lacks optional columns of its contract."""
+    return AssetCheckSpec(
+        "header_matches_contract",
+        asset=key,
+        blocking=False,
+        description="Every landing file read has every column of its source contract. An "
+        "optional column a file lacks loads as null for all its rows (a source that renamed "
+        "it, for example): the partition is written, and this warns.",
+    )
+
+
+def header_result(missing_optional: dict[str, list[str]], ignored: str) -> AssetCheckResult:
+    """The check's result: which files lacked which optional columns, and the columns outside
+    the contract the files had (`ignored`, "none" or a list: a renamed column shows in both)."""
+    lacking = "; ".join(f"{f}: {', '.join(cols)}" for f, cols in sorted(missing_optional.items()))
+    return AssetCheckResult(
+        check_name="header_matches_contract",
+        passed=not missing_optional,
+        severity=AssetCheckSeverity.WARN,
+        description=None
+        if not missing_optional
+        else f"optional columns missing, loaded as null: {lacking}"
+        + (f" (columns not in the contract: {ignored})" if ignored != "none" else ""),
+        metadata={
+            "files_missing_optional_columns": len(missing_optional),
+            "columns_not_in_contract": ignored,
+        },
+    )

@@ -17,7 +17,12 @@ from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
 from marts_project.automation.conditions import retry_failed
-from marts_project.checks.raw_checks import quarantine_share_result, quarantine_share_spec
+from marts_project.checks.raw_checks import (
+    header_result,
+    header_spec,
+    quarantine_share_result,
+    quarantine_share_spec,
+)
 from marts_project.lineage import asset_key_for_table
 from marts_project.partitions import day_window
 from marts_project.raw.sources import SourceSpec, source_specs
@@ -96,6 +101,10 @@ def ingest(
         ),
         "ignored_columns": MetadataValue.text(", ".join(sorted(ignored)) or "none"),
         "carried_columns": MetadataValue.text(", ".join(sorted(carried)) or "none"),
+        # file -> the contract's optional columns its header lacked (loaded as null)
+        "missing_optional_columns": MetadataValue.json(
+            {f: list(cols) for f, cols in sorted(parsed.missing_optional.items())}
+        ),
     }
     return published, quarantine, stats
 
@@ -112,7 +121,10 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         description=spec.description,
         metadata={"landing/source": spec.name},
         automation_condition=retry_failed(),
-        check_specs=[quarantine_share_spec(spec, asset_key_for_table(f"raw_{spec.name}"))],
+        check_specs=[
+            quarantine_share_spec(spec, asset_key_for_table(f"raw_{spec.name}")),
+            header_spec(asset_key_for_table(f"raw_{spec.name}")),
+        ],
     )
     def _raw(
         context: AssetExecutionContext,
@@ -142,6 +154,7 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         context.add_output_metadata(stats, output_name=output)
         yield Output(published, output_name=output)
         yield quarantine_share_result(spec, published.num_rows, quarantine.num_rows)
+        yield header_result(stats["missing_optional_columns"].data, stats["ignored_columns"].text)
 
     return _raw
 

@@ -55,6 +55,8 @@ class ParsedFile:
     rows_in: int
     ignored_columns: tuple[str, ...]
     carried_columns: tuple[str, ...] = ()
+    # file -> the contract's optional columns its header lacks (they load as null)
+    missing_optional: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rows_in_by_day: dict[dt.date, int] = field(default_factory=dict)  # rows of each file
 
 
@@ -157,13 +159,18 @@ def _read_strings(
     malformed: list[Malformed],
     extras: list[str],
     by_day: dict[dt.date, int],
+    missing_optional: dict[str, tuple[str, ...]],
 ) -> Iterator[pa.Table]:
     """The file as text columns with line numbers, a block at a time (at least one, maybe
     empty); its malformed rows go to `malformed`, its columns outside the contract to
-    `extras` and its row count (malformed rows included) to `by_day`."""
+    `extras`, the optional columns it lacks to `missing_optional` and its row count
+    (malformed rows included) to `by_day`."""
     with file.open() as raw:
         header = read_header(raw, spec, file.source_file)
         extras += [h for h in header if h not in extras]
+        optional = [c.name for c in spec.columns if not c.required and c.name not in header]
+        if optional:
+            missing_optional[file.source_file] = tuple(optional)
         raw.seek(0)
         bad_lines: list[int] = []
 
@@ -249,13 +256,16 @@ def parse_landing_files(
     malformed: list[Malformed] = []
     extras: list[str] = []
     by_day: dict[dt.date, int] = {}
+    missing_optional: dict[str, tuple[str, ...]] = {}
     typed_cols = [c.name for c in spec.columns]
     if spec.derive_date_from or spec.date_from_file:
         typed_cols.append(spec.date_column)
     drift = _DriftTally(spec)
     valid_parts, rejected_parts = [], []
     blocks = (
-        table for file in files for table in _read_strings(file, spec, malformed, extras, by_day)
+        table
+        for file in files
+        for table in _read_strings(file, spec, malformed, extras, by_day, missing_optional)
     )
     for strings in _groups(blocks):
         checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings})
@@ -286,6 +296,7 @@ def parse_landing_files(
         ignored_columns=tuple(h for h in extras if h not in carried),
         carried_columns=tuple(carried),
         rows_in_by_day=by_day,
+        missing_optional=missing_optional,
     )
 
 
