@@ -16,10 +16,11 @@ def test_three_days_on_local_warehouse_equal_independent_duckdb(lakehouse, tmp_p
     expected = expected_campaign_performance(lakehouse.landing, days(DAY, 3), tmp_path / "x")
     assert len(expected) > 10
     assert mart_rows(lakehouse.mart()) == expected
-    # 9 raw quarantine checks, 7 contract checks on each of 6 daily marts, 2 reconciliations
-    # (operations' and the payments' order counts against revenue); only `recency` (WARN) may
-    # fail here: the test days are fixed in the past.
-    assert len(outcome.checks) == 9 + 7 * 6 + 2
+    # 2 checks on each of 9 raw tables (quarantine share, header against the contract), 7
+    # contract checks on each of 6 daily marts, 2 reconciliations (operations' and the payments'
+    # order counts against revenue); only `recency` (WARN) may fail here: the test days are
+    # fixed in the past.
+    assert len(outcome.checks) == 2 * 9 + 7 * 6 + 2
     assert outcome.checks_failed == []
     assert {r.check for r in outcome.checks if not r.passed} <= {"recency"}
 
