@@ -25,6 +25,8 @@ from rich.table import Table
 
 from marts_project.audit import audited
 from marts_project.automation.loop import LoopState, NotConvergedError, converge
+from marts_project.automation.planner import facts_of, plan_for, ranges
+from marts_project.automation.selection import SelectionError, select
 from marts_project.checks.report import check_table
 from marts_project.cluster import backfill as cluster_backfill
 from marts_project.cluster import supervisor
@@ -349,6 +351,64 @@ def sync() -> int:
         return 1
     click.echo(f"in sync: {len(state.outcomes)} runs")
     return 0
+
+
+SELECT_HELP = (
+    "dbt's selectors: a table name, +name (with what it reads), name+ (with what reads it), "
+    "group:G, domain:D, layer:L; repeat or space-separate for several"
+)
+
+
+def _selected(defs: Definitions, selectors: tuple[str, ...]):
+    """The asset keys `--select` names (None without one), or an operator error naming the
+    selector that names nothing."""
+    if not selectors:
+        return None
+    try:
+        return select(defs.resolve_asset_graph(), selectors)
+    except SelectionError as exc:
+        raise OperatorError(f"--select: {exc}") from None
+
+
+@cli.command()
+@click.option("--select", "selectors", multiple=True, help=SELECT_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def plan(selectors: tuple[str, ...], as_json: bool) -> int:
+    """What is out of date and why, per asset and partition range, with what it last cost;
+    exits 0 when nothing is, 1 when something is (what `marts sync` then builds)."""
+    settings = _settings()
+    defs, instance = build_definitions(settings), _instance(settings)
+    graph = defs.resolve_asset_graph()
+    result = plan_for(
+        graph,
+        open_resource(settings, "warehouse"),
+        open_resource(settings, "landing"),
+        failed_partitions(defs, instance),
+        _selected(defs, selectors),
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return 1 if result.stale or result.failed else 0
+    if not result.stale and not result.failed:
+        click.echo("up to date: nothing to build")
+        return 0
+    facts = facts_of(graph)
+    rows = ranges(result, facts)
+    total_rows = sum(s.rows for s in result.stale)
+    seconds = sum(s.seconds for s in result.stale)
+    click.echo(
+        f"out of date: {len(result.stale)} partitions of "
+        f"{len({s.asset for s in result.stale})} tables (about {total_rows:,} rows and "
+        f"{seconds:.1f} s of transforms by their last builds)"
+    )
+    for item, span, _ in rows:
+        why = item.reason + (f": {item.detail}" if item.detail else "")
+        click.echo(
+            f"  {'.'.join(item.asset.path):<44} {span:<24} {why}"
+            + (f"  (~{item.rows:,} rows)" if item.rows else "")
+        )
+    _echo_failures(result.failed, "failed")
+    return 1
 
 
 @cli.command()

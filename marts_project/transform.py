@@ -15,6 +15,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
+    MetadataValue,
     PartitionMapping,
     PartitionsDefinition,
     asset,
@@ -32,6 +33,13 @@ from marts_project.partitions import (
 )
 from marts_project.resources.pii import PiiMasking
 from marts_project.resources.sql import run_sql
+from marts_project.versions import (
+    CODE_PARTS_METADATA,
+    CODE_VERSION_METADATA,
+    code_parts,
+    code_version,
+    normalized_sql,
+)
 from marts_project.yaml_files import read_yaml
 
 
@@ -87,11 +95,20 @@ def iceberg_table(
     partition_column: str | None,
     partitions_def: PartitionsDefinition | None = daily_partitions,
     group: str | None = None,
+    *,
+    code: dict[str, str],
     **kwargs: Any,
 ):
     """`@asset` for an Iceberg table in namespace `layer`, time-partitioned when
-    `partitions_def` is given (on `partition_column`, Iceberg `day` transform)."""
-    metadata = dict(kwargs.pop("metadata", {}))
+    `partitions_def` is given (on `partition_column`, Iceberg `day` transform), with the code
+    version of what defines it (`code`: its `versions.code_parts`), which every write records
+    per partition."""
+    version = code_version(code)
+    metadata = {
+        **kwargs.pop("metadata", {}),
+        CODE_VERSION_METADATA: version,
+        CODE_PARTS_METADATA: MetadataValue.json(code),
+    }
     partitioning = partitioning_of(partitions_def)
     kwargs["tags"] = {**kwargs.get("tags", {}), "partitioning": partitioning}
     kwargs.setdefault("automation_condition", propagate_updates(partitioning))
@@ -101,6 +118,7 @@ def iceberg_table(
     return asset(
         key_prefix=layer,
         group_name=group or layer,
+        code_version=version,
         io_manager_key="iceberg_io",
         metadata=metadata,
         kinds={"iceberg", "duckdb"},
@@ -159,12 +177,21 @@ def sql_table(
 ) -> AssetsDefinition:
     """A day-partitioned table computed by `sql_file`; its inputs are the tables the SQL reads."""
 
+    sql = sql_file.read_text()
+
     @daily_table(
         layer,
         spec.partition_column,
         name=sql_file.stem,
         description=spec.description,
-        ins=sql_ins(sql_file.read_text()),
+        ins=sql_ins(sql),
+        code=code_parts(
+            "sql",
+            **{
+                f"{layer}/{sql_file.name}": normalized_sql(sql),
+                f"{layer}/tables.yml: {sql_file.stem}": spec.model_dump(mode="json"),
+            },
+        ),
     )
     def _table(
         context: AssetExecutionContext,

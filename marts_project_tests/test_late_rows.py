@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from marts_project.automation.sensors import plan_runs
+from marts_project.automation.planner import facts_of, feeding_files, make_plan, run_requests
+from marts_project.definitions import build_definitions
 from marts_project.runs import refresh_days
-from marts_project_tests.conftest import DAY, days
+from marts_project.settings import Settings
+from marts_project.versions import BuildRecord
+from marts_project_tests.conftest import DAY, FINAL, days
 from marts_project_tests.expected import mismatches
 
 NEXT = DAY + dt.timedelta(days=1)
@@ -61,26 +64,41 @@ def test_late_rows_count_in_their_own_day_and_the_contract_winner_is_kept(lakeho
     assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 
-def test_a_later_file_requests_the_earlier_days_its_late_rows_belong_to():
-    known = {d.isoformat() for d in days(DAY - dt.timedelta(days=5), 10)}
-    changed = {f"mkt_crm_leads/{NEXT}.csv": "v2", f"mkt_ad_stats/{NEXT}.csv": "v2"}
+def test_a_later_file_requests_the_earlier_days_its_late_rows_belong_to(tmp_path):
+    facts = facts_of(build_definitions(Settings.local(tmp_path)).resolve_asset_graph())
+    raw = {k: f for k, f in facts.items() if f.source in ("mkt_crm_leads", "mkt_ad_stats")}
     landed = {
-        f"{s}/{d}.csv"
+        f"{s}/{d}.csv": "v1"
         for s in ("mkt_crm_leads", "mkt_ad_stats")
         for d in days(DAY - dt.timedelta(days=9), 10)
     }
-    landed.discard(f"mkt_ad_stats/{NEXT - dt.timedelta(days=3)}.csv")  # never delivered
-    plan = plan_runs(changed, known, landed)
+    del landed[f"mkt_ad_stats/{NEXT - dt.timedelta(days=3)}.csv"]  # never delivered
+    # every landed day built from the files as they were, then NEXT's two files land
+    records = {
+        key: {
+            day: BuildRecord(f.code, FINAL, "run", landing=feeding_files(f.source, day, landed))
+            for day in {k.split("/")[1][:10] for k in landed if k.startswith(f.source + "/")}
+        }
+        for key, f in raw.items()
+    }
+    landed |= {f"mkt_crm_leads/{NEXT}.csv": "v1", f"mkt_ad_stats/{NEXT}.csv": "v1"}
+
+    plan = make_plan(raw, records, landed)
     requested = {
         (
             tuple(sorted(k.path[-1] for k in r.asset_selection)),
             r.tags["dagster/asset_partition_range_start"],
             r.tags["dagster/asset_partition_range_end"],
         )
-        for r in plan.runs
+        for r in run_requests(plan, raw)
     }
+    # ad stats' late rows reach three days back (the day whose file never landed is not built
+    # until it does); leads' one day
     two_back = (NEXT - dt.timedelta(days=2)).isoformat()
     assert requested == {
-        (("raw_mkt_ad_stats",), two_back, two_back),
-        (("raw_mkt_ad_stats", "raw_mkt_crm_leads"), DAY.isoformat(), NEXT.isoformat()),
+        (("raw_mkt_ad_stats",), two_back, NEXT.isoformat()),
+        (("raw_mkt_crm_leads",), DAY.isoformat(), NEXT.isoformat()),
     }
+    reasons = {(s.asset.path[-1], s.partition): s.reason for s in plan.stale}
+    assert reasons[("raw_mkt_ad_stats", two_back)] == "landing changed"
+    assert reasons[("raw_mkt_ad_stats", NEXT.isoformat())] == "never built"

@@ -18,11 +18,13 @@ import time
 import pyarrow as pa
 import pytest
 
-from marts_project.automation.sensors import plan_runs
+from marts_project.automation.planner import facts_of, make_plan, run_requests
+from marts_project.definitions import build_definitions
 from marts_project.maintenance import MaintenancePolicy, maintain
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import LandingFileError, parse_landing_file
 from marts_project.resources.duck import UtcDuckDB
+from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, renderers
 from marts_project_tests.conftest import DAY, SIM
 
@@ -283,9 +285,10 @@ def test_hostile_input_is_quarantined_or_refused_never_lost(name, payload):
         "mkt_ad_stats/2026-10-05.csv/../../../passwd",
     ],
 )
-def test_hostile_landing_file_names_are_never_requested(key):
-    plan = plan_runs({key: "1:1:"}, {DAY.isoformat()})
-    assert plan.runs == [] and plan.ignored == [key]
+def test_hostile_landing_file_names_are_never_requested(key, tmp_path):
+    facts = facts_of(build_definitions(Settings.local(tmp_path)).resolve_asset_graph())
+    plan = make_plan(facts, {}, {key: "1:1:"})
+    assert plan.stale == [] and run_requests(plan, facts) == []
 
 
 def test_s3_credentials_never_reach_logs_or_metadata(s3_lakehouse, monkeypatch):

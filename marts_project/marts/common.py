@@ -35,6 +35,13 @@ from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import write_metadata
 from marts_project.resources.serving import ServingDatabase
 from marts_project.transform import iceberg_table, sql_ins, transform
+from marts_project.versions import (
+    CODE_PARTS_METADATA,
+    build_properties,
+    code_parts,
+    code_version,
+    normalized_sql,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,18 @@ def _definition(contract: Contract, sql: str) -> dict:
     }
 
 
+def _code(contract: Contract, sql_file: Path, sql: str, layer: str) -> dict[str, str]:
+    """What defines a mart: its normalized SQL, its contract, its layer's code."""
+    folder = f"marts/{contract.domain}"
+    return code_parts(
+        layer,
+        **{
+            f"{folder}/{sql_file.name}": normalized_sql(sql),
+            f"{folder}/{sql_file.stem}.yml": contract.model_dump(mode="json"),
+        },
+    )
+
+
 def build_mart(sql_dir: Path, name: str) -> Mart:
     """The asset of mart `name` (an Iceberg table, or a view when its contract says so)."""
     contract = load_contract(sql_dir / f"{name}.yml")
@@ -95,6 +114,7 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
         contract.domain,
         contract.partition_column,
         partitions_def,
+        code=_code(contract, sql_file, sql, "mart"),
         ins=ins,
         deps=deps,
         check_specs=write_audit_specs(contract, key),
@@ -107,11 +127,13 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
         serving: ServingDatabase,
         **tables: pa.Table,
     ) -> MaterializeResult:
+        began = time.perf_counter()
         result = contract.conform(transform(context, duckdb, sql_file, tables))
         lineage = column_lineage(
             sql, {t: data.schema for t, data in tables.items()}, contract.column_names
         )
-        published = publish(context, contract, result, warehouse, serving)
+        seconds = time.perf_counter() - began
+        published = publish(context, contract, result, warehouse, serving, seconds)
         published.metadata["dagster/column_lineage"] = lineage
         return published
 
@@ -124,10 +146,11 @@ def publish(
     data: pa.Table,
     warehouse: IcebergWarehouse,
     serving: ServingDatabase,
+    transform_seconds: float = 0.0,
 ) -> MaterializeResult:
-    """Write-audit-publish the mart's rows for the run's window, mirror them into its serving
-    databases (its own, then its grantees'), and report the one audit pass as the
-    materialization's check results."""
+    """Write-audit-publish the mart's rows for the run's window with their build records,
+    mirror them into its serving databases (its own, then its grantees'), and report the one
+    audit pass as the materialization's check results."""
     wall, cpu = time.perf_counter(), time.process_time()
     identifier = f"{contract.domain}.{contract.name}"
     properties = {"dagster.run_id": context.run_id}
@@ -146,7 +169,17 @@ def publish(
         audit_seconds += time.perf_counter() - began  # a redone write audits again
         return blocking_failures(contract, audits)
 
-    written = warehouse.write_audit_publish(identifier, data, column, start, end, audit, properties)
+    records = build_properties(
+        context.partition_keys if context.assets_def.partitions_def else None,
+        context.assets_def.code_versions_by_key[context.asset_key] or "",
+        context.assets_def.metadata_by_key[context.asset_key][CODE_PARTS_METADATA].data,
+        context.run_id,
+        data.num_rows,
+        transform_seconds,
+    )
+    written = warehouse.write_audit_publish(
+        identifier, data, column, start, end, audit, properties, records
+    )
     served = time.perf_counter()
     databases = serving.publish(
         identifier, data, lambda: warehouse.read(identifier), column, start, end
@@ -179,6 +212,7 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         deps=[asset_key_for_table(t) for t in sql_inputs(sql)],
         kinds={"duckdb", "view"},
         automation_condition=propagate_updates("none"),
+        code_version=code_version(_code(contract, sql_file, sql, "view")),
         check_specs=write_audit_specs(contract, AssetKey([contract.domain, contract.name])),
         **_definition(contract, sql),
     )

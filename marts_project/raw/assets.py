@@ -30,6 +30,7 @@ from marts_project.raw.validation import LandingFile, parse_landing_files
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone
 from marts_project.transform import iceberg_table, measured
+from marts_project.versions import LANDING_METADATA, code_parts
 
 RAW = "raw"
 QUARANTINE_TABLE = "raw.quarantine"
@@ -69,6 +70,15 @@ def ingest(
         later = days[-1] + dt.timedelta(days=n)
         if landing.exists(spec.name, later):
             files.append(landing_file(landing, spec, later))
+    # each file's version before it is read: one rewritten while it is read shows as changed
+    versions = {f.source_file: landing.fingerprint(spec.name, f.day) for f in files}
+    late = dt.timedelta(days=spec.late_days)
+    read_by_day = {  # each partition's record: the files that feed it (its own, later days')
+        day.isoformat(): {
+            f.source_file: versions[f.source_file] for f in files if day <= f.day <= day + late
+        }
+        for day in days
+    }
     parsed = parse_landing_files(files, spec, duckdb)
     first, last = days[0], days[-1]
     own = pa.array([f.source_file for f in files if f.day <= last])
@@ -99,6 +109,9 @@ def ingest(
                 if (stamp := landing.modified_at(spec.name, f.day))
             }
         ),
+        # per partition, the version of every landing file it read: recorded with its data
+        # (`versions.py`), it decides whether a file changed since, whoever built it
+        LANDING_METADATA: MetadataValue.json(read_by_day),
         "ignored_columns": MetadataValue.text(", ".join(sorted(ignored)) or "none"),
         "carried_columns": MetadataValue.text(", ".join(sorted(carried)) or "none"),
         # file -> the contract's optional columns its header lacked (loaded as null)
@@ -121,6 +134,7 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         description=spec.description,
         metadata={"landing/source": spec.name},
         automation_condition=retry_failed(),
+        code=code_parts("raw", **{f"raw/sources.yml: {spec.name}": spec.model_dump(mode="json")}),
         check_specs=[
             quarantine_share_spec(spec, asset_key_for_table(f"raw_{spec.name}")),
             header_spec(asset_key_for_table(f"raw_{spec.name}")),

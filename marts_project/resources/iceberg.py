@@ -20,12 +20,14 @@ from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.update.snapshot import ManageSnapshots
 from pyiceberg.transforms import DayTransform
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from marts_project.resources import pyiceberg_fix  # noqa: F401  (installs before any commit)
 from marts_project.resources.files import StorageAccess
 from marts_project.resources.retry import with_retries
+from marts_project.versions import BuildRecord, read_records
 
 EPOCH = dt.date(1970, 1, 1)  # Iceberg's day transform counts days from here
 # How every table writes its Parquet files, stored as Iceberg table properties so any engine
@@ -149,6 +151,18 @@ class IcebergWarehouse(StorageAccess):
     def table_exists(self, identifier: str) -> bool:
         return self.catalog().table_exists(identifier)
 
+    def build_records(self, identifier: str) -> dict[str | None, BuildRecord]:
+        """What each partition of a table was last built from (`versions.py`); empty for a
+        table not built yet."""
+
+        def load() -> dict[str | None, BuildRecord]:
+            catalog = self.catalog()
+            if not catalog.table_exists(identifier):
+                return {}
+            return read_records(catalog.load_table(identifier).properties)
+
+        return with_retries(load, f"read build records of {identifier}")
+
     def read(
         self,
         identifier: str,
@@ -225,11 +239,13 @@ class IcebergWarehouse(StorageAccess):
         end: dt.date,
         properties: dict[str, str] | None = None,
         extra_filter: BooleanExpression | None = None,
+        records: dict[str, str] | None = None,
     ) -> WriteResult:
         """Replace exactly the days [start, end) of a day-partitioned table in one commit.
 
         `extra_filter` narrows what is replaced further (e.g. one source's rows of a shared
-        quarantine table); the new rows must satisfy it too.
+        quarantine table); the new rows must satisfy it too. `records` are table properties set
+        in the same commit (the partitions' build records, `versions.py`).
 
         pyiceberg's overwrite does not check that the new rows satisfy the filter (rows outside
         it would be appended and duplicate silently), so that is checked here first.
@@ -238,7 +254,7 @@ class IcebergWarehouse(StorageAccess):
         overwrite_filter = day_filter(column, start, end)
         if extra_filter is not None:
             overwrite_filter = And(overwrite_filter, extra_filter)
-        return self._commit(identifier, data, column, overwrite_filter, properties)
+        return self._commit(identifier, data, column, overwrite_filter, properties, records)
 
     def write_audit_publish(
         self,
@@ -249,8 +265,10 @@ class IcebergWarehouse(StorageAccess):
         end: dt.date | None,
         audit: Callable[[pa.Table], list[str]],
         properties: dict[str, str] | None = None,
+        records: dict[str, str] | None = None,
     ) -> WriteResult:
-        """Write to a fresh branch, audit what the branch holds, then fast-forward `main`.
+        """Write to a fresh branch, audit what the branch holds, then fast-forward `main`
+        (setting the table properties `records` in the publishing commit).
 
         Readers of `main` never see an unaudited write: a failed audit drops the branch and
         raises AuditFailedError. The publish is a compare-and-swap on `main`'s snapshot id, so
@@ -273,7 +291,10 @@ class IcebergWarehouse(StorageAccess):
             if base is None:  # a brand-new table has no snapshot to branch from
                 if failures := audit(data):
                     raise AuditFailedError(_audit_message(identifier, failures, None))
-                table.overwrite(_conform(data, table), snapshot_properties=summary)
+                with table.transaction() as tx:
+                    tx.overwrite(_conform(data, table), snapshot_properties=summary)
+                    if records:
+                        tx.set_properties(records)
                 published.append(table)
                 return
             table.manage_snapshots().create_branch(base.snapshot_id, branch).commit()
@@ -291,9 +312,12 @@ class IcebergWarehouse(StorageAccess):
                 if table.current_snapshot().snapshot_id != base.snapshot_id:
                     raise MainMovedError(f"{identifier}: main moved while auditing; redoing")
                 head = table.metadata.refs[branch].snapshot_id
-                # publish and drop the branch in one commit (main's move is checked by it)
-                publish = table.manage_snapshots().set_current_snapshot(snapshot_id=head)
-                publish.remove_branch(branch).commit()
+                # publish, record and drop the branch in one commit (main's move is checked)
+                with table.transaction() as tx:
+                    publish = ManageSnapshots(tx).set_current_snapshot(snapshot_id=head)
+                    publish.remove_branch(branch).commit()
+                    if records:
+                        tx.set_properties(records)
                 published.append(table)
             finally:
                 if not published:  # refused, failed or redone: the branch goes
@@ -359,10 +383,14 @@ class IcebergWarehouse(StorageAccess):
         table.manage_snapshots().set_current_snapshot(snapshot_id=snapshot_id).commit()
 
     def replace_all(
-        self, identifier: str, data: pa.Table, properties: dict[str, str] | None = None
+        self,
+        identifier: str,
+        data: pa.Table,
+        properties: dict[str, str] | None = None,
+        records: dict[str, str] | None = None,
     ) -> WriteResult:
         """Replace the whole content of an unpartitioned table in one commit."""
-        return self._commit(identifier, data, None, AlwaysTrue(), properties)
+        return self._commit(identifier, data, None, AlwaysTrue(), properties, records)
 
     def _commit(
         self,
@@ -371,6 +399,7 @@ class IcebergWarehouse(StorageAccess):
         partition_column: str | None,
         overwrite_filter: BooleanExpression,
         properties: dict[str, str] | None,
+        records: dict[str, str] | None = None,
     ) -> WriteResult:
         """One overwrite commit, retried on transient errors without ever landing twice.
 
@@ -379,7 +408,7 @@ class IcebergWarehouse(StorageAccess):
         no rows over a window that holds none is no write at all (e.g. a source's quarantine of
         a clean day): it would only add an empty snapshot and a commit.
         """
-        if data.num_rows == 0 and self._holds_nothing(identifier, overwrite_filter):
+        if not records and data.num_rows == 0 and self._holds_nothing(identifier, overwrite_filter):
             return WriteResult(identifier, None, 0, 0, 0)
         write_id = uuid.uuid4().hex
         summary = {**(properties or {}), "marts.write_id": write_id}
@@ -388,11 +417,14 @@ class IcebergWarehouse(StorageAccess):
 
         def attempt() -> None:
             table = self._ensure_table(identifier, data.schema, partition_column)
-            table.overwrite(
-                _conform(data, table),
-                overwrite_filter=overwrite_filter,
-                snapshot_properties=summary,
-            )
+            with table.transaction() as tx:
+                tx.overwrite(
+                    _conform(data, table),
+                    overwrite_filter=overwrite_filter,
+                    snapshot_properties=summary,
+                )
+                if records:
+                    tx.set_properties(records)
             committed.append(table)
 
         def ours(table: Table | None = None) -> list[Snapshot]:

@@ -21,6 +21,12 @@ from dagster import (
 
 from marts_project.partitions import day_window
 from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
+from marts_project.versions import (
+    CODE_PARTS_METADATA,
+    CODE_VERSION_METADATA,
+    LANDING_METADATA,
+    build_properties,
+)
 
 PARTITION_COLUMN = "partition_expr"  # asset metadata key naming the day column, as dagster-iceberg
 
@@ -94,15 +100,36 @@ class IcebergIOManager(ConfigurableIOManager):
             column = context.definition_metadata[PARTITION_COLUMN]
             start, end = window.start, window.end
             properties["dagster.partitions"] = str(window)
+        records = self._build_records(context, obj.num_rows)
         if column:
-            result = self.warehouse.overwrite_days(identifier, obj, column, start, end, properties)
+            result = self.warehouse.overwrite_days(
+                identifier, obj, column, start, end, properties, records=records
+            )
         else:
-            result = self.warehouse.replace_all(identifier, obj, properties)
+            result = self.warehouse.replace_all(identifier, obj, properties, records=records)
         metadata = write_metadata(result)
         _remember(context.run_id, identifier, start, end, obj)
         metadata["write_seconds"] = round(time.perf_counter() - wall, 3)
         metadata["write_cpu_seconds"] = round(time.process_time() - cpu, 3)
         context.add_output_metadata(metadata)
+
+    @staticmethod
+    def _build_records(context: OutputContext, rows: int) -> dict[str, str]:
+        """The build records this write commits with its data (`versions.py`): the asset's code
+        version and, for a raw table, the landing file versions each partition read."""
+        output = context.output_metadata
+        landing = output.get(LANDING_METADATA)
+        transform = output.get("transform_seconds")
+        parts = context.definition_metadata.get(CODE_PARTS_METADATA)
+        return build_properties(
+            context.asset_partition_keys if context.has_asset_partitions else None,
+            str(context.definition_metadata.get(CODE_VERSION_METADATA, "")),
+            parts.data if parts is not None else None,
+            context.run_id,
+            rows,
+            float(transform.value) if transform is not None else 0.0,
+            landing.value if landing is not None else None,
+        )
 
     def load_input(self, context: InputContext) -> pa.Table:
         """The upstream rows for this step's window: from this run's own just-published output

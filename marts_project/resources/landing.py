@@ -98,15 +98,15 @@ class LandingZone(StorageAccess):
 
         A rewritten file gets a new fingerprint, so restatements of past days are noticed.
         """
-        result = {}
-        for key, (info, modified) in self._listing().items():
-            stamp = modified or ""
-            # S3: the ETag (a content hash). Local: the inode and change time, which no rewrite
-            # can keep (unlike the modification time, which `touch -d` or a copy can restore).
-            etag = str(info.get("ETag", "")).strip('"')
-            local = f"{info.get('ino', '')}:{info.get('created', '')}" if not etag else ""
-            result[key] = f"{info.get('size')}:{stamp}:{etag}{local}"
-        return result
+        return {key: _fingerprint(info, at) for key, (info, at) in self._listing().items()}
+
+    def fingerprint(self, source: str, day: dt.date) -> str | None:
+        """The version of one file (as `fingerprints` gives it), None if it is not there: what
+        a raw partition records of each file it read, taken before reading it, so a file
+        rewritten while it was read shows as changed afterwards."""
+        fs, path = self.filesystem(), self.path(source, day)
+        info = with_retries(lambda: fs.info(path) if fs.exists(path) else None, f"stat {path}")
+        return _fingerprint(info, file_modified_at(info)) if info else None
 
     def modified_at(self, source: str, day: dt.date) -> dt.datetime | None:
         """When the file of `source` for `day` was last (re)written, None if it is not there."""
@@ -123,6 +123,15 @@ class LandingZone(StorageAccess):
         with fs.open(path, "wb") as handle:
             handle.write(payload)
         return path
+
+
+def _fingerprint(info: dict, modified: dt.datetime | None) -> str:
+    """Size, modification time and, on S3, the ETag (a content hash); locally the inode and
+    change time, which no rewrite can keep (unlike the modification time, which `touch -d` or
+    a copy can restore)."""
+    etag = str(info.get("ETag", "")).strip('"')
+    local = f"{info.get('ino', '')}:{info.get('created', '')}" if not etag else ""
+    return f"{info.get('size')}:{modified or ''}:{etag}{local}"
 
 
 _FILE_NAME = re.compile(r"^(?P<source>[a-z][a-z0-9_]{0,62})/(?P<day>\d{4}-\d{2}-\d{2})\.csv$")

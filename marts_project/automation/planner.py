@@ -1,0 +1,407 @@
+"""What is out of date and why, per asset and partition, from what the lake records of each
+partition (`versions.py`), the landing zone and the code: the one answer `marts plan` prints
+and the landing sensor requests from, so `marts sync` and the daemon carry out the plan.
+
+A partition is out of date, in this order of precedence:
+- `upstream out of date`: a partition it reads is out of date (it follows once that is built);
+- `never built`: no build record (a raw day whose landing file has landed; a derived
+  partition whose inputs exist);
+- `code changed`: its table's code version is not the one it was built with;
+- `landing changed`: a landing file that feeds it is new or rewritten since it was read;
+- `upstream rebuilt`: a partition it reads was rebuilt after it.
+The first and the last follow by declarative automation (`conditions.propagate_updates`) once
+the inputs are rebuilt; the others are *origins*, which the landing sensor requests (Dagster's
+automation sees updates, not code or landing versions: `docs/versions.md`). Failed partitions
+are listed apart: automation retries them at its retry interval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from dagster import AssetKey, RunRequest, TimeWindowPartitionsDefinition
+
+from marts_project.partitions import (
+    PERIODS_PER_RUN,
+    contiguous_key_ranges,
+    daily_partitions,
+    partitioning_of,
+    range_tags,
+)
+from marts_project.raw.sources import source_specs
+from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.resources.landing import LandingZone, parse_key
+from marts_project.versions import (
+    CODE_PARTS_METADATA,
+    CODE_VERSION_METADATA,
+    BuildRecord,
+    changed_parts,
+)
+
+UPSTREAM_STALE = "upstream out of date"
+NEVER_BUILT = "never built"
+CODE_CHANGED = "code changed"
+LANDING_CHANGED = "landing changed"
+UPSTREAM_REBUILT = "upstream rebuilt"
+# what the landing sensor requests; the rest automation carries downstream
+ORIGINS = (NEVER_BUILT, CODE_CHANGED, LANDING_CHANGED)
+
+
+@dataclass(frozen=True)
+class Stale:
+    """One out-of-date partition (None: an unpartitioned asset), why, and what it last cost."""
+
+    asset: AssetKey
+    partition: str | None
+    reason: str
+    detail: str
+    rows: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Plan:
+    """Out-of-date partitions in dependency order, and the failed ones automation retries."""
+
+    stale: list[Stale] = field(default_factory=list)
+    failed: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def origins(self) -> list[Stale]:
+        return [s for s in self.stale if s.reason in ORIGINS]
+
+    def to_json(self) -> dict:
+        return {
+            "stale": [
+                {
+                    "asset": s.asset.to_user_string(),
+                    "partition": s.partition,
+                    "reason": s.reason,
+                    "detail": s.detail,
+                    "estimated_rows": s.rows,
+                    "estimated_seconds": round(s.seconds, 3),
+                }
+                for s in self.stale
+            ],
+            "failed": self.failed,
+        }
+
+
+@dataclass(frozen=True)
+class AssetFacts:
+    """What the planner needs of one asset: its inputs, partitioning and code version."""
+
+    key: AssetKey
+    parents: tuple[AssetKey, ...]
+    partitions_def: TimeWindowPartitionsDefinition | None
+    code: str
+    parts: dict[str, str]
+    stored: bool  # an Iceberg table with build records (the serving views are not)
+    source: str | None = None  # raw assets: the landing source they read
+
+
+def facts_of(asset_graph) -> dict[AssetKey, AssetFacts]:
+    """Every materializable asset of a Dagster asset graph, as the planner sees it."""
+    facts = {}
+    for key in asset_graph.get_all_asset_keys():
+        node = asset_graph.get(key)
+        if not node.is_materializable:
+            continue
+        source = node.metadata.get("landing/source")
+        parts = node.metadata.get(CODE_PARTS_METADATA)
+        facts[key] = AssetFacts(
+            key,
+            tuple(sorted(node.parent_keys)),
+            node.partitions_def,
+            node.code_version or "",
+            dict(parts.data) if parts is not None else {},
+            CODE_VERSION_METADATA in node.metadata,
+            str(source.value if hasattr(source, "value") else source) if source else None,
+        )
+    return facts
+
+
+def lake_records(warehouse: IcebergWarehouse, facts: Mapping[AssetKey, AssetFacts]) -> dict:
+    """Asset -> partition -> build record, read from the lake (one table load per asset)."""
+    return {
+        key: warehouse.build_records(".".join(key.path))
+        for key, asset in facts.items()
+        if asset.stored
+    }
+
+
+def plan_for(
+    asset_graph,
+    warehouse: IcebergWarehouse,
+    landing: LandingZone,
+    failed: Mapping[str, list[str]] | None = None,
+    select: Iterable[AssetKey] | None = None,
+) -> Plan:
+    """The plan of a deployment now: its lake's records, its landing zone, its code."""
+    facts = facts_of(asset_graph)
+    return make_plan(facts, lake_records(warehouse, facts), landing.fingerprints(), failed, select)
+
+
+def ranges(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[tuple[Stale, str, int]]:
+    """The plan's partitions as (first item, "first .. last", count) per run of consecutive
+    partitions of one asset with the same reason, for people to read."""
+    rows: list[list] = []
+    for item in plan.stale:
+        partitions_def = facts[item.asset].partitions_def
+        last = rows[-1] if rows else None
+        if (
+            last
+            and last[0].asset == item.asset
+            and last[0].reason == item.reason
+            and partitions_def is not None
+            and _next_key(partitions_def, last[2]) == item.partition
+        ):
+            last[2], last[3] = item.partition, last[3] + 1
+            last[4] += item.rows
+            last[5] += item.seconds
+        else:
+            rows.append([item, item.partition, item.partition, 1, item.rows, item.seconds])
+    return [
+        (
+            Stale(first.asset, first.partition, first.reason, first.detail, rows_, seconds),
+            "whole table" if start is None else start if start == end else f"{start} .. {end}",
+            count,
+        )
+        for first, start, end, count, rows_, seconds in rows
+    ]
+
+
+def _next_key(partitions_def: TimeWindowPartitionsDefinition, key: str) -> str | None:
+    window = partitions_def.time_window_for_partition_key(key)
+    try:
+        return partitions_def.get_partition_key_for_timestamp(window.end.timestamp())
+    except Exception:  # the last partition
+        return None
+
+
+def _toposorted(facts: Mapping[AssetKey, AssetFacts]) -> list[AssetKey]:
+    order: list[AssetKey] = []
+    seen: set[AssetKey] = set()
+
+    def visit(key: AssetKey) -> None:
+        if key in seen or key not in facts:
+            return
+        seen.add(key)
+        for parent in facts[key].parents:
+            visit(parent)
+        order.append(key)
+
+    for key in sorted(facts):
+        visit(key)
+    depth: dict[AssetKey, int] = {}
+    for key in order:  # parents come first
+        depth[key] = 1 + max((depth[p] for p in facts[key].parents if p in depth), default=-1)
+    return sorted(order, key=lambda k: (depth[k], k.to_user_string()))
+
+
+def _days_of(partitions_def: TimeWindowPartitionsDefinition, key: str) -> list[str]:
+    window = partitions_def.time_window_for_partition_key(key)
+    day, days = window.start.date(), []
+    while day < window.end.date():
+        days.append(day.isoformat())
+        day += dt.timedelta(days=1)
+    return days
+
+
+def _period_of(partitions_def: TimeWindowPartitionsDefinition, day: str) -> str | None:
+    """The week or month partition holding `day`, None while it has not closed."""
+    start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC)
+    try:
+        key = partitions_def.get_partition_key_for_timestamp(start.timestamp())
+    except Exception:  # a day outside the partitions
+        return None
+    return key if partitions_def.has_partition_key(key) else None
+
+
+def make_plan(
+    facts: Mapping[AssetKey, AssetFacts],
+    records: Mapping[AssetKey, Mapping[str | None, BuildRecord]],
+    landing: Mapping[str, str],
+    failed: Mapping[str, list[str]] | None = None,
+    select: Iterable[AssetKey] | None = None,
+) -> Plan:
+    """The plan for assets `facts` given their build `records` and the `landing` zone
+    (key -> current version); `select` limits what is listed (its inputs still count)."""
+    known = set(daily_partitions.get_partition_keys())
+    stale: dict[tuple[AssetKey, str | None], Stale] = {}
+    universe: dict[AssetKey, set[str | None]] = {}
+    ordered = _toposorted(facts)
+    for key in ordered:
+        asset = facts[key]
+        built = records.get(key, {})
+        if asset.source is not None:
+            candidates = _raw_partitions(asset.source, landing, known)
+        else:
+            candidates = _derived_partitions(asset, facts, universe)
+        universe[key] = set(candidates) | set(built)
+        for partition in sorted(candidates, key=lambda p: p or ""):
+            inputs = _inputs_of(asset, partition, facts, universe)
+            behind = [parent for parent, p in inputs if (parent, p) in stale]
+            if behind:
+                found = (UPSTREAM_STALE, behind[0].to_user_string())
+            elif asset.stored:
+                found = _judge(asset, partition, built.get(partition), facts, records, landing)
+            else:  # a serving view reads its inputs live: only their rebuild carries to it
+                found = None
+            if found is None:
+                continue
+            reason, detail = found
+            rows, seconds = _estimate(built, partition)
+            stale[(key, partition)] = Stale(key, partition, reason, detail, rows, seconds)
+    chosen = set(select) if select is not None else None
+    listed = [s for s in stale.values() if chosen is None or s.asset in chosen]
+    position = {k: i for i, k in enumerate(ordered)}
+    listed.sort(key=lambda s: (position[s.asset], s.partition or ""))
+    failures = {
+        k: v
+        for k, v in (failed or {}).items()
+        if chosen is None or AssetKey.from_user_string(k) in chosen
+    }
+    return Plan(listed, failures)
+
+
+def _raw_partitions(source: str, landing: Mapping[str, str], known: set[str]) -> list[str]:
+    """The days of a source whose own landing file has landed and that are partitions."""
+    days = []
+    for file_key in landing:
+        parsed = parse_key(file_key)
+        if parsed and parsed[0] == source and parsed[1].isoformat() in known:
+            days.append(parsed[1].isoformat())
+    return days
+
+
+def feeding_files(source: str, day: str, landing: Mapping[str, str]) -> dict[str, str]:
+    """The landing files (with their current versions) whose rows a raw day holds: its own
+    file and those of the source's `late_days` after it that have landed."""
+    late = source_specs()[source].late_days
+    first = dt.date.fromisoformat(day)
+    keys = [LandingZone.key(source, first + dt.timedelta(days=n)) for n in range(late + 1)]
+    return {k: landing[k] for k in keys if k in landing}
+
+
+def _derived_partitions(
+    asset: AssetFacts, facts: Mapping[AssetKey, AssetFacts], universe: Mapping
+) -> list[str | None]:
+    """The partitions a derived asset can have: the days all its daily inputs have (daily),
+    the periods holding any of its inputs' days (weekly, monthly), or one (unpartitioned)."""
+    parents = [p for p in asset.parents if p in universe]
+    if not parents or not any(universe[p] for p in parents):
+        return []
+    if asset.partitions_def is None:
+        return [None]
+    daily = [universe[p] for p in parents if facts[p].partitions_def == daily_partitions]
+    if asset.partitions_def == daily_partitions:
+        return sorted(set.intersection(*daily)) if daily else []
+    days = set().union(*daily) if daily else set()
+    return sorted({p for d in days if d and (p := _period_of(asset.partitions_def, d))})
+
+
+def _inputs_of(
+    asset: AssetFacts, partition: str | None, facts: Mapping[AssetKey, AssetFacts], universe
+) -> list[tuple[AssetKey, str | None]]:
+    """The (input asset, partition) pairs a partition of `asset` reads."""
+    pairs = []
+    for parent in asset.parents:
+        if parent not in facts:
+            continue
+        parent_def = facts[parent].partitions_def
+        if parent_def is None:
+            pairs.append((parent, None))
+        elif asset.partitions_def is None:
+            pairs += [(parent, p) for p in universe.get(parent, ())]
+        elif asset.partitions_def == parent_def:
+            pairs.append((parent, partition))
+        else:  # a week or month reads its days
+            days = set(_days_of(asset.partitions_def, partition))
+            pairs += [(parent, p) for p in universe.get(parent, ()) if p in days]
+    return pairs
+
+
+def _judge(
+    asset: AssetFacts,
+    partition: str | None,
+    record: BuildRecord | None,
+    facts: Mapping[AssetKey, AssetFacts],
+    records: Mapping[AssetKey, Mapping[str | None, BuildRecord]],
+    landing: Mapping[str, str],
+) -> tuple[str, str] | None:
+    """Why a partition is out of date at its own level, None when it is not."""
+    if record is None:
+        return NEVER_BUILT, ""
+    if record.code != asset.code:
+        return CODE_CHANGED, ", ".join(changed_parts(record.parts, asset.parts))
+    if asset.source is not None:
+        now = feeding_files(asset.source, partition, landing)
+        read = record.landing or {}
+        changed = sorted(k for k in now if read.get(k) != now[k])
+        if changed:
+            verb = "rewritten" if changed[0] in read else "new"
+            return LANDING_CHANGED, f"{changed[0]} {verb}" + (
+                f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
+            )
+        return None
+    universe = {k: set(v) for k, v in records.items()}
+    for parent, parent_partition in _inputs_of(asset, partition, facts, universe):
+        upstream = records.get(parent, {}).get(parent_partition)
+        if upstream is not None and upstream.at > record.at:
+            label = parent.to_user_string() + (f" {parent_partition}" if parent_partition else "")
+            return UPSTREAM_REBUILT, label
+    return None
+
+
+def _estimate(built: Mapping[str | None, BuildRecord], partition: str | None) -> tuple[int, float]:
+    """Rows and seconds of the partition's last build, else the mean of the asset's others."""
+    if (record := built.get(partition)) is not None:
+        return record.rows, record.seconds
+    if not built:
+        return 0, 0.0
+    return (
+        sum(r.rows for r in built.values()) // len(built),
+        sum(r.seconds for r in built.values()) / len(built),
+    )
+
+
+def run_requests(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[RunRequest]:
+    """The origins of a plan as runs: assets with the same partitions and partitioning
+    together, one run per contiguous range of at most PERIODS_PER_RUN partitions; each run's
+    key names what it builds and why, so a request is never made twice."""
+    by_asset: dict[AssetKey, dict[str | None, Stale]] = defaultdict(dict)
+    for item in plan.origins:
+        by_asset[item.asset][item.partition] = item
+    groups: dict[tuple, list[AssetKey]] = defaultdict(list)
+    for key, items in by_asset.items():
+        partitions_def = facts[key].partitions_def
+        if partitions_def is None:
+            groups[(None, None)].append(key)
+            continue
+        chunk = PERIODS_PER_RUN[partitioning_of(partitions_def)]
+        for key_range in contiguous_key_ranges(partitions_def, list(items), chunk):
+            groups[(id(partitions_def), key_range)].append(key)
+    requests = []
+    for (_, key_range), keys in sorted(groups.items(), key=lambda g: (g[0][1] or ("", ""), g[1])):
+        keys = sorted(keys)
+        why = sorted(
+            (k.to_user_string(), p or "", s.reason, s.detail)
+            for k in keys
+            for p, s in by_asset[k].items()
+            if key_range is None or key_range[0] <= (p or "") <= key_range[1]
+        )
+        digest = hashlib.sha256(json.dumps(why).encode()).hexdigest()[:16]
+        tags = {"marts/trigger": "plan"}
+        if key_range is not None:
+            tags |= range_tags(*key_range)
+        span = f"{key_range[0]}:{key_range[1]}" if key_range else "all"
+        requests.append(
+            RunRequest(run_key=f"plan:{span}:{digest}", asset_selection=keys, tags=tags)
+        )
+    return requests

@@ -1,0 +1,150 @@
+"""What each partition was built from: a code version derived from what defines a table, and
+the build record the lake keeps per partition.
+
+A code version hashes a table's SQL normalized by sqlglot (a comment or a reformat is no
+change), its contract or `tables.yml` entry, and the version of the layer code that builds it
+(`LAYER_CODE`, bumped by hand when that Python changes what it writes). Dagster gets it as the
+asset's `code_version` (the UI marks partitions built with another one as unsynced).
+
+The build record of a partition is an Iceberg table property `marts.built.<partition key>`
+(`marts.built` for an unpartitioned table) set in the same commit as the partition's data: the
+code version, when, by which run, and for raw tables the version of every landing file read.
+It lives in the lake, so losing or migrating Dagster's storage costs no rebuild, and a
+concurrent writer of other partitions never overwrites it (each write sets only its own keys).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import sqlglot
+
+# The version of the Python that turns a layer's definitions into rows; bump one when a change
+# there alters what the layer writes, and every table of that layer is rebuilt.
+LAYER_CODE = {"raw": "1", "sql": "1", "mart": "1", "view": "1"}
+
+CODE_VERSION_METADATA = "marts/code_version"  # the asset metadata key the IO manager reads
+CODE_PARTS_METADATA = "marts/code_parts"  # and what the version is made of
+# output metadata of a raw step: partition key -> {landing file: version read}
+LANDING_METADATA = "landing/versions"
+BUILT = "marts.built"  # table property prefix of the build records
+
+
+@functools.cache
+def normalized_sql(sql: str) -> str:
+    """`sql` as sqlglot prints it without comments: formatting and comments do not count."""
+    statements = sqlglot.parse(sql, dialect="duckdb")
+    return ";\n".join(s.sql(dialect="duckdb", comments=False) for s in statements if s)
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def code_parts(layer: str, **parts: object) -> dict[str, str]:
+    """A digest of each thing that defines a table (named by the file it comes from: its
+    normalized SQL, its contract as data) and the version of its layer's code."""
+    return {f"{layer} layer code": LAYER_CODE[layer]} | {
+        name: _digest(value) for name, value in parts.items()
+    }
+
+
+def code_version(parts: Mapping[str, str]) -> str:
+    """A table's code version: one digest of its `code_parts`."""
+    return _digest(dict(parts))
+
+
+def changed_parts(before: Mapping[str, str] | None, now: Mapping[str, str]) -> list[str]:
+    """The names of the parts that differ (all of them when `before` is unknown)."""
+    if not before:
+        return sorted(now)
+    return sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """What one partition of a table was last built from."""
+
+    code: str
+    at: dt.datetime
+    run: str
+    parts: dict[str, str] | None = None  # the code parts behind `code` (`code_parts`)
+    landing: dict[str, str] | None = None  # raw tables: landing file -> version read
+    rows: int = 0  # the write's rows, shared out over its partitions (for estimates)
+    seconds: float = 0.0  # the step's transform time, shared out over its partitions
+
+    def encode(self) -> str:
+        body = {"code": self.code, "at": self.at.isoformat(), "run": self.run}
+        if self.parts is not None:
+            body["parts"] = self.parts
+        if self.landing is not None:
+            body["landing"] = self.landing
+        body |= {"rows": self.rows, "seconds": round(self.seconds, 3)}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> BuildRecord | None:
+        """None for a record this code cannot read (the partition then counts as unbuilt)."""
+        try:
+            body = json.loads(text)
+            return cls(
+                code=str(body["code"]),
+                at=dt.datetime.fromisoformat(body["at"]),
+                run=str(body.get("run", "")),
+                parts=body.get("parts"),
+                landing=body.get("landing"),
+                rows=int(body.get("rows", 0)),
+                seconds=float(body.get("seconds", 0.0)),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def record_property(partition_key: str | None) -> str:
+    return f"{BUILT}.{partition_key}" if partition_key else BUILT
+
+
+def build_properties(
+    partition_keys: Iterable[str] | None,
+    code: str,
+    parts: Mapping[str, str] | None,
+    run_id: str,
+    rows: int,
+    seconds: float,
+    landing: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, str]:
+    """The table properties recording a write of `partition_keys` (None: unpartitioned);
+    `landing` gives each partition the landing file versions it read."""
+    keys = list(partition_keys) if partition_keys is not None else [None]
+    at = dt.datetime.now(dt.UTC)
+    share = max(len(keys), 1)
+    return {
+        record_property(key): BuildRecord(
+            code=code,
+            at=at,
+            run=run_id,
+            parts=dict(parts) if parts else None,
+            landing=dict(landing.get(key, {})) if landing is not None and key else None,
+            rows=rows // share,
+            seconds=seconds / share,
+        ).encode()
+        for key in keys
+    }
+
+
+def read_records(properties: Mapping[str, str]) -> dict[str | None, BuildRecord]:
+    """Partition key (None: unpartitioned) -> its build record, from a table's properties."""
+    found: dict[str | None, BuildRecord] = {}
+    for name, value in properties.items():
+        if name != BUILT and not name.startswith(BUILT + "."):
+            continue
+        key = name[len(BUILT) + 1 :] or None
+        if (record := BuildRecord.decode(value)) is not None:
+            found[key] = record
+    return found
