@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -25,17 +26,17 @@ from rich.table import Table
 
 from marts_project.audit import audited
 from marts_project.automation.loop import LoopState, NotConvergedError, converge
-from marts_project.automation.planner import facts_of, plan_for, ranges
-from marts_project.automation.selection import SelectionError, select
 from marts_project.checks.report import check_table
 from marts_project.cluster import backfill as cluster_backfill
 from marts_project.cluster import supervisor
 from marts_project.contracts import DOMAINS
 from marts_project.definitions import build_definitions
-from marts_project.failures import failed_partitions
+from marts_project.failures import failed_partitions, step_errors
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
 from marts_project.partitions import CHUNK_DAYS, last_closed_day
+from marts_project.planning.planner import facts_of, plan_for, ranges, stale_partitions
+from marts_project.planning.selection import SelectionError, select
 from marts_project.processes import alive
 from marts_project.resources.data_folder import foreign_warehouse, make_private
 from marts_project.resources.deployment import open_resource
@@ -54,7 +55,6 @@ from marts_project.runs import (
     parse_day,
     partition_range,
     refresh_days,
-    step_errors,
 )
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
@@ -122,6 +122,23 @@ def _instance(settings: Settings) -> DagsterInstance:
     return DagsterInstance.get() if settings.cluster else instance_for(_home(settings))
 
 
+SELECT_HELP = (
+    "dbt's selectors: a table name, +name (with what it reads), name+ (with what reads it), "
+    "group:G, domain:D, layer:L; repeat or space-separate for several"
+)
+
+
+def _selected(defs: Definitions, selectors: tuple[str, ...]):
+    """The asset keys `--select` names (None without one), or an operator error naming the
+    selector that names nothing."""
+    if not selectors:
+        return None
+    try:
+        return select(defs.resolve_asset_graph(), selectors)
+    except SelectionError as exc:
+        raise OperatorError(f"--select: {exc}") from None
+
+
 def backfill_days(
     settings: Settings,
     instance: DagsterInstance,
@@ -130,9 +147,13 @@ def backfill_days(
     chunk_days: int,
     workers: int,
     log_level: str,
+    selectors: tuple[str, ...] = (),
 ) -> int:
-    """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions),
-    printing each step and each run as it finishes; 1 if a run or an ERROR check failed."""
+    """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions; of
+    the `--select`ion only), printing each step and each run as it finishes, then a tally; 1 if
+    a run or an ERROR check failed."""
+    defs = build_definitions(settings)
+    chosen = _selected(defs, selectors)
     if settings.cluster:
         if chunk_days != CHUNK_DAYS or workers != 1:
             raise OperatorError(
@@ -140,13 +161,14 @@ def backfill_days(
                 "which the daemon and the workers share, and the daemon decides how many run "
                 "at once; --chunk-days and --workers are for the embedded deployment"
             )
-        return _cluster_backfill(settings, instance, start, end)
-    defs = build_definitions(settings)
+        return _cluster_backfill(settings, instance, start, end, defs, chosen)
     side_by_side = f", {workers} at a time" if workers > 1 else ""
+    what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     click.echo(
-        f"backfilling {start} .. {end}: daily tables in runs of at most {chunk_days} days"
-        f"{side_by_side}, then weeks, months and dimensions"
+        f"backfilling {start} .. {end} ({what}): daily tables in runs of at most {chunk_days} "
+        f"days{side_by_side}, then weeks, months and dimensions"
     )
+    began = time.perf_counter()
 
     def report(outcome) -> None:
         status = "succeeded" if outcome.success else "FAILED"
@@ -166,21 +188,40 @@ def backfill_days(
         progress=True,
         log_level=log_level,
         workers=ChunkWorkers(workers, partial(open_embedded, settings)),
+        select=chosen,
     )
+    click.echo(tally(outcomes, time.perf_counter() - began))
     failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
     return 0 if failed == 0 else 1
 
 
+def tally(outcomes: list, seconds: float) -> str:
+    """The closing line of a build, as `dbt build` ends: partitions built, checks passed,
+    warned and failed, steps skipped after a failure, runs, wall time."""
+    checks = [row for o in outcomes for row in o.checks]
+    return (
+        f"Done in {seconds:.1f} s. BUILT={sum(len(o.materialized) for o in outcomes)} "
+        f"PASS={sum(r.passed for r in checks)} "
+        f"WARN={sum(not r.passed and r.severity == 'WARN' for r in checks)} "
+        f"ERROR={sum(not r.passed and r.severity == 'ERROR' for r in checks)} "
+        f"SKIP={sum(o.skipped for o in outcomes)} "
+        f"RUNS={len(outcomes)} RUNS_FAILED={sum(not o.success for o in outcomes)}"
+    )
+
+
 def _cluster_backfill(
-    settings: Settings, instance: DagsterInstance, start: dt.date, end: dt.date
+    settings: Settings,
+    instance: DagsterInstance,
+    start: dt.date,
+    end: dt.date,
+    defs: Definitions,
+    chosen=None,
 ) -> int:
     """The range as one Dagster backfill on the cluster, as the UI launches one: the daemon runs
     its chunks side by side; a line per run as it finishes; 1 unless it all succeeded."""
-    defs = build_definitions(settings)
     who = os.environ.get("USER", "unknown")
-    backfill_id = cluster_backfill.launch(
-        settings.webserver_url, defs, start, end, {"marts/trigger": "cli", "marts/user": who}
-    )
+    tags = {"marts/trigger": "cli", "marts/user": who}
+    backfill_id = cluster_backfill.launch(settings.webserver_url, defs, start, end, tags, chosen)
     click.echo(f"backfill {backfill_id} of {start} .. {end} launched on {settings.webserver_url}")
 
     def report(run) -> None:
@@ -223,6 +264,7 @@ def _run_options(command):
         show_default=True,
         help="daily runs side by side (embedded deployment); each holds a chunk in memory",
     )(command)
+    command = click.option("--select", "selectors", multiple=True, help=SELECT_HELP)(command)
     return click.option(
         "--chunk-days",
         type=POSITIVE,
@@ -267,10 +309,17 @@ def seed(days: int, rows_per_day: int, seed: int, end: dt.date | None) -> None:
 @click.option("--end", type=DAY, help="last day, inclusive (default: start)")
 @_run_options
 def backfill(
-    start: dt.date, end: dt.date | None, chunk_days: int, workers: int, log_level: str
+    start: dt.date,
+    end: dt.date | None,
+    chunk_days: int,
+    workers: int,
+    log_level: str,
+    selectors: tuple[str, ...],
 ) -> int:
     """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
-    return _audited_backfill("backfill", start, end or start, chunk_days, workers, log_level)
+    return _audited_backfill(
+        "backfill", start, end or start, chunk_days, workers, log_level, selectors
+    )
 
 
 cli.add_command(backfill, "materialize")
@@ -279,14 +328,22 @@ cli.add_command(backfill, "materialize")
 @cli.command()
 @click.option("--days", type=POSITIVE, default=7, show_default=True, help="how many closed days")
 @_run_options
-def reprocess(days: int, chunk_days: int, workers: int, log_level: str) -> int:
+def reprocess(
+    days: int, chunk_days: int, workers: int, log_level: str, selectors: tuple[str, ...]
+) -> int:
     """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
     start, end = _last_days(_yesterday(), days)
-    return _audited_backfill("reprocess", start, end, chunk_days, workers, log_level)
+    return _audited_backfill("reprocess", start, end, chunk_days, workers, log_level, selectors)
 
 
 def _audited_backfill(
-    action: str, start: dt.date, end: dt.date, chunk_days: int, workers: int, log_level: str
+    action: str,
+    start: dt.date,
+    end: dt.date,
+    chunk_days: int,
+    workers: int,
+    log_level: str,
+    selectors: tuple[str, ...] = (),
 ) -> int:
     """A backfill by hand, recorded in the audit trail with how it ended."""
     settings = _settings()
@@ -295,7 +352,9 @@ def _audited_backfill(
     instance = _instance(settings)
     trail = open_resource(settings, "audit", instance)
     with audited(trail, action, f"{start}..{end}", params) as outcome:
-        code = backfill_days(settings, instance, start, end, chunk_days, workers, log_level.upper())
+        code = backfill_days(
+            settings, instance, start, end, chunk_days, workers, log_level.upper(), selectors
+        )
         outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
     return code
 
@@ -353,23 +412,6 @@ def sync() -> int:
     return 0
 
 
-SELECT_HELP = (
-    "dbt's selectors: a table name, +name (with what it reads), name+ (with what reads it), "
-    "group:G, domain:D, layer:L; repeat or space-separate for several"
-)
-
-
-def _selected(defs: Definitions, selectors: tuple[str, ...]):
-    """The asset keys `--select` names (None without one), or an operator error naming the
-    selector that names nothing."""
-    if not selectors:
-        return None
-    try:
-        return select(defs.resolve_asset_graph(), selectors)
-    except SelectionError as exc:
-        raise OperatorError(f"--select: {exc}") from None
-
-
 @cli.command()
 @click.option("--select", "selectors", multiple=True, help=SELECT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
@@ -378,9 +420,8 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
     exits 0 when nothing is, 1 when something is (what `marts sync` then builds)."""
     settings = _settings()
     defs, instance = build_definitions(settings), _instance(settings)
-    graph = defs.resolve_asset_graph()
     result = plan_for(
-        graph,
+        defs.assets,
         open_resource(settings, "warehouse"),
         open_resource(settings, "landing"),
         failed_partitions(defs, instance),
@@ -392,8 +433,7 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
     if not result.stale and not result.failed:
         click.echo("up to date: nothing to build")
         return 0
-    facts = facts_of(graph)
-    rows = ranges(result, facts)
+    rows = ranges(result, facts_of(defs.assets))
     total_rows = sum(s.rows for s in result.stale)
     seconds = sum(s.seconds for s in result.stale)
     click.echo(
@@ -405,7 +445,7 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
         why = item.reason + (f": {item.detail}" if item.detail else "")
         click.echo(
             f"  {'.'.join(item.asset.path):<44} {span:<24} {why}"
-            + (f"  (~{item.rows:,} rows)" if item.rows else "")
+            + (f"  (~{_rows(item.rows)})" if item.rows else "")
         )
     _echo_failures(result.failed, "failed")
     return 1
@@ -419,10 +459,14 @@ def freshness(as_json: bool) -> int:
     settings = _settings()
     serving, landing = open_resource(settings, "serving"), open_resource(settings, "landing")
     failed = _unrepaired(settings)
+    stale = _stale(settings)
     now = dt.datetime.now(dt.UTC)
     report = {
         m.contract.name: [
-            p.as_json() for p in partition_freshness(m, serving, landing, now, failed=failed)
+            p.as_json()
+            for p in partition_freshness(
+                m, serving, landing, now, failed=failed, stale=stale, built=_built(settings, m)
+            )
         ]
         for m in ALL_MARTS
         if m.asset.partitions_def
@@ -442,6 +486,18 @@ def freshness(as_json: bool) -> int:
 def _unrepaired(settings: Settings) -> dict[str, list[str]]:
     """The failures no run has repaired yet (`failures.failed_partitions`)."""
     return failed_partitions(build_definitions(settings), instance_for(_home(settings)))
+
+
+def _built(settings: Settings, mart) -> dict:
+    """A mart's build records (`versions.py`)."""
+    return open_resource(settings, "warehouse").build_records(table_identifier(mart.asset.key))
+
+
+def _stale(settings: Settings) -> set:
+    """The out-of-date (asset, partition) pairs (`planning.planner.stale_partitions`)."""
+    assets = build_definitions(settings).assets
+    warehouse, landing = open_resource(settings, "warehouse"), open_resource(settings, "landing")
+    return stale_partitions(assets, warehouse, landing)
 
 
 def _echo_failures(failed: dict[str, list[str]], headline: str = "NOT healthy") -> None:
@@ -612,6 +668,7 @@ def report(out: Path | None) -> None:
         open_resource(settings, "warehouse"),
         dt.datetime.now(dt.UTC),
         _unrepaired(settings),
+        _stale(settings),
     )
     page, raw = write_report(data, out or settings.data_dir / "report")
     click.echo(f"wrote {page} and {raw}")
@@ -737,14 +794,20 @@ def summary() -> int:
 @_seed_options
 @_run_options
 def demo(
-    days: int, rows_per_day: int, seed: int, chunk_days: int, workers: int, log_level: str
+    days: int,
+    rows_per_day: int,
+    seed: int,
+    chunk_days: int,
+    workers: int,
+    log_level: str,
+    selectors: tuple[str, ...],
 ) -> int:
     """Seed the last N days, materialize everything for them, run the checks, summarize."""
     settings = _settings()
     end = _yesterday()
     seed_days(settings, days, rows_per_day, seed, end)
     start, end = _last_days(end, days)
-    status = _audited_backfill("demo", start, end, chunk_days, workers, log_level)
+    status = _audited_backfill("demo", start, end, chunk_days, workers, log_level, selectors)
     click.echo(mart_summary(settings))
     return status
 

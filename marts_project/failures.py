@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from dagster import (
     AssetKey,
     AssetPartitionStatus,
     AssetRecordsFilter,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     Definitions,
@@ -109,3 +111,34 @@ def failed_days_in_lineage(
             if WHOLE_TABLE in partitions or keys & partitions:
                 found.setdefault(day, asset_key_for_table(name).to_user_string())
     return found
+
+
+@dataclass(frozen=True)
+class StepError:
+    """A step that failed in a run: when, the first line of its innermost error, and the class
+    of every error in its chain (e.g. `AuditFailedError` under Dagster's wrapper)."""
+
+    step: str
+    at: float
+    message: str
+    classes: tuple[str, ...]
+
+
+def step_errors(instance: DagsterInstance, run_id: str) -> list[StepError]:
+    """Every step failure of a run, in order."""
+    failures = []
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        chain, error = [], entry.dagster_event.step_failure_data.error
+        while error is not None:
+            chain.append(error)
+            error = error.cause
+        lines = chain[-1].message.strip().splitlines() if chain else []
+        failures.append(
+            StepError(
+                entry.step_key or "?",
+                entry.timestamp,
+                lines[0] if lines else "no error recorded",
+                tuple(e.cls_name or "" for e in chain),
+            )
+        )
+    return failures

@@ -1,5 +1,6 @@
-"""Per-partition freshness: for each day in a mart's SLA window, has the mart been refreshed
-since the landing files it is computed from last changed?
+"""Per-partition freshness: for each day in a mart's SLA window, is what serving holds built
+from the landing files as they are now (the planner's answer from the lake's build records,
+not a comparison of clocks), and if not, for how long has it waited?
 
 Dagster's FreshnessPolicy judges an asset by its latest materialization of *any* partition, so
 a backfill of an old day makes a mart look fresh while yesterday's restatement waits. This
@@ -7,8 +8,10 @@ looks at every day on its own.
 """
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
+
+from dagster import AssetKey
 
 from marts_project.failures import failed_days_in_lineage
 from marts_project.lineage import upstream_sources
@@ -18,6 +21,7 @@ from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
+from marts_project.versions import BuildRecord
 
 WINDOW_DAYS = 7  # the days the nightly reprocess covers: what an SLA can promise about
 
@@ -47,9 +51,17 @@ def partition_freshness(
     now: dt.datetime,
     window_days: int = WINDOW_DAYS,
     failed: Mapping[str, list[str]] | None = None,
+    *,
+    stale: Collection[tuple[AssetKey, str | None]],
+    built: Mapping[str | None, BuildRecord],
 ) -> list[PartitionFreshness]:
-    """Freshness of each of the `window_days` closed days before `now` (oldest first): what
-    the serving database holds for the day against when its landing files last changed.
+    """Freshness of each of the `window_days` closed days before `now` (oldest first): a day
+    the serving database holds is fresh unless the mart's partition holding it is out of date
+    (`stale`: the planner's (asset, partition) pairs, `planning/planner.py`: a landing file
+    that feeds it is new or rewritten since it was read, code changed, an input rebuilt since);
+    and whose served copy is the one its latest build published (`built`: the mart's build
+    records) (a failed serving refresh leaves an older copy, which is not fresh);
+    an out-of-date day is overdue once its landing data changed more than the SLA ago.
 
     A day that a failed run in the mart's lineage left unrepaired (`failed`: asset ->
     partitions, `failures.failed_partitions`) is `failed`, whatever the clocks say: the
@@ -76,12 +88,18 @@ def partition_freshness(
             if (t := landing.modified_at(s, file_day)) is not None
         ]
         changed = max(stamps) if stamps else None
-        done = refreshed.get(period_of(contract.partitions_def, day).start)
+        period = period_of(contract.partitions_def, day).start
+        done = refreshed.get(period)
+        partition = period.isoformat() if contract.partitions_def is not None else None
         if day in broken:
             status = "failed"
         elif changed is None:
             status = "no_landing_data"
-        elif done is not None and done >= changed:
+        elif (
+            done is not None
+            and (mart.asset.key, partition) not in stale
+            and ((record := built.get(partition)) is None or done >= record.at)
+        ):
             status = "fresh"
         elif now - changed > sla:
             status = "overdue"

@@ -13,6 +13,7 @@ from dagster import DagsterInstance
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
 from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
 from marts_project.slo_history import mart_slo
@@ -66,15 +67,28 @@ def build_report(
     warehouse: IcebergWarehouse,
     now: dt.datetime,
     failed: dict[str, list[str]] | None = None,
+    stale: set | None = None,
 ) -> dict:
     """Everything the page shows, as JSON-ready data; `failed`: the unrepaired failures
-    (`failures.failed_partitions`), shown on the days they touch and listed on their own."""
+    (`failures.failed_partitions`), shown on the days they touch and listed on their own;
+    `stale`: the out-of-date partitions (`planning.planner.stale_partitions`)."""
     marts = []
     for mart in ALL_MARTS:
         slo = mart_slo(mart, instance, warehouse, landing, now) if mart.contract.slo else None
         history = refresh_history(instance, mart)
         partitions = (
-            [p.as_json() for p in partition_freshness(mart, serving, landing, now, failed=failed)]
+            [
+                p.as_json()
+                for p in partition_freshness(
+                    mart,
+                    serving,
+                    landing,
+                    now,
+                    failed=failed,
+                    stale=stale or set(),
+                    built=warehouse.build_records(table_identifier(mart.asset.key)),
+                )
+            ]
             if mart.asset.partitions_def
             else []
         )

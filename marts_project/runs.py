@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +18,6 @@ from pathlib import Path
 from dagster import (
     AssetKey,
     AssetSelection,
-    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     Definitions,
@@ -26,17 +25,8 @@ from dagster import (
     RunsFilter,
 )
 
-from marts_project.partitions import (
-    CHUNK_DAYS,
-    PERIODS_PER_RUN,
-    contiguous_key_ranges,
-    daily_partitions,
-    day_chunks,
-    keys_covering,
-    monthly_partitions,
-    range_tags,
-    weekly_partitions,
-)
+from marts_project.jobs import RefreshRun, checks_named, daily_assets_job, refresh_runs
+from marts_project.partitions import CHUNK_DAYS, daily_partitions, range_tags
 from marts_project.processes import started_at
 
 
@@ -64,9 +54,8 @@ class RunOutcome:
     checks_failed: list[str]
     checks: tuple[CheckRow, ...] = ()
     partitions: str = ""  # "first..last" partition keys of a range run, "" when unpartitioned
-
-
-DAILY_JOB = "daily_assets_job"  # raw to daily marts, for a day or a range of days
+    materialized: tuple[tuple[str, str | None], ...] = ()  # (asset, partition) built
+    skipped: int = 0  # steps not run because a step they read failed
 
 
 def parse_day(value: str) -> dt.date:
@@ -128,6 +117,7 @@ def _follow_moved_home(config: Path, home: Path) -> None:
         config.write_text(text.replace(found[0], f'base_dir: "{events}"'))
 
 
+NOT_IN_REFRESH_RUNS = set(checks_named("slo_budget"))  # judged hourly, not by refreshes
 PROCESS_TAG = "marts/process"  # host:pid of the process running an in-process run
 
 
@@ -161,30 +151,31 @@ def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
 def run_job(
     defs: Definitions,
     instance: DagsterInstance,
-    job_name: str,
+    job,
     key_range: tuple[str, str] | None,
     log_level: str = "WARNING",
     asset_selection: list[AssetKey] | None = None,
     progress: bool = False,
 ) -> RunOutcome:
-    """One in-process run of `job_name` (or of `asset_selection` within it) over a partition
-    key range (or unpartitioned); with `progress`, a line per step as it finishes."""
+    """One in-process run of `job` (a job of `jobs.py`, or of `asset_selection` within it) over
+    a partition key range (or unpartitioned); with `progress`, a line per step as it finishes."""
     tags = {
         "marts/trigger": "cli",
         **process_tag(),
         **(range_tags(*key_range) if key_range else {}),
     }
+    job_name = job.name
     job = defs.resolve_job_def(job_name)
+    if asset_selection:  # the selected assets with the checks the job runs on them
+        keys = set(asset_selection)
+        graph = defs.resolve_asset_graph()
+        checks = {c for c in graph.asset_check_keys if c.asset_key in keys} - NOT_IN_REFRESH_RUNS
+        job = job.get_subset(asset_selection=keys, asset_check_selection=checks)
     loggers: dict = {"console": {"config": {"log_level": log_level}}}
     if progress:
-        steps = job.get_subset(asset_selection=set(asset_selection)) if asset_selection else job
-        loggers["progress"] = {"config": {"total_steps": len(steps.graph.nodes)}}
+        loggers["progress"] = {"config": {"total_steps": len(job.graph.nodes)}}
     result = job.execute_in_process(
-        instance=instance,
-        tags=tags,
-        run_config={"loggers": loggers},
-        raise_on_error=False,
-        asset_selection=asset_selection,
+        instance=instance, tags=tags, run_config={"loggers": loggers}, raise_on_error=False
     )
     outcome = outcome_of(result, job_name)
     _release_outputs(result)
@@ -249,14 +240,23 @@ def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:
     # A failed WARN-severity check (e.g. freshness) is reported, not counted as a failure.
     failed = [f"{r.asset}:{r.check}" for r in rows if not r.passed and r.severity == "ERROR"]
     passed = sum(r.passed for r in rows)
-    return RunOutcome(job_name, result.run_id, result.success, passed, failed, tuple(rows))
+    built = tuple(
+        (m.asset_key.to_user_string(), m.partition)
+        for event in result.all_events
+        if event.event_type_value == "ASSET_MATERIALIZATION"
+        and (m := event.event_specific_data.materialization) is not None
+    )
+    skipped = sum(event.event_type_value == "STEP_SKIPPED" for event in result.all_events)
+    return RunOutcome(
+        job_name, result.run_id, result.success, passed, failed, tuple(rows), "", built, skipped
+    )
 
 
 def materialize_days(
     defs: Definitions, instance: DagsterInstance, start: dt.date, end: dt.date
 ) -> RunOutcome:
     """One run of the daily job (raw to daily marts) over the days [start, end]."""
-    return run_job(defs, instance, DAILY_JOB, partition_range(start, end))
+    return run_job(defs, instance, daily_assets_job, partition_range(start, end))
 
 
 def materialize_lineage(
@@ -265,7 +265,7 @@ def materialize_lineage(
     """One run of a daily asset and everything upstream of it over the days [start, end]."""
     keys = AssetSelection.assets(target).upstream().resolve(defs.resolve_asset_graph())
     return run_job(
-        defs, instance, DAILY_JOB, partition_range(start, end), asset_selection=list(keys)
+        defs, instance, daily_assets_job, partition_range(start, end), asset_selection=list(keys)
     )
 
 
@@ -290,13 +290,19 @@ def _start_worker(open_deployment: Callable[[], tuple[Definitions, DagsterInstan
     _WORKER["deployment"] = open_deployment()
 
 
-def _run_chunk(key_range: tuple[str, str], options: dict) -> RunOutcome:
+def _run_chunk(key_range: tuple[str, str], assets, options: dict) -> RunOutcome:
+    """A daily chunk in a worker process (the job objects are not sent: each process has them)."""
     defs, instance = _WORKER["deployment"]
-    return run_job(defs, instance, DAILY_JOB, key_range, **options)
+    return _run(defs, instance, RefreshRun(daily_assets_job, key_range, assets), options)
+
+
+def _run(defs: Definitions, instance: DagsterInstance, run: RefreshRun, options: dict):
+    selection = list(run.assets) if run.assets is not None else None
+    return run_job(defs, instance, run.job, run.key_range, asset_selection=selection, **options)
 
 
 def _chunks_side_by_side(
-    chunks: list[tuple[str, str]],
+    chunks: list[RefreshRun],
     workers: ChunkWorkers,
     options: dict,
     record: Callable[[RunOutcome], bool],
@@ -314,7 +320,8 @@ def _chunks_side_by_side(
         running: set[Future[RunOutcome]] = set()
         while pending or running:
             while pending and not failed and len(running) < workers.count:
-                running.add(pool.submit(_run_chunk, pending.pop(), options))
+                chunk = pending.pop()
+                running.add(pool.submit(_run_chunk, chunk.key_range, chunk.assets, options))
             if not running:
                 break
             finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -333,15 +340,18 @@ def refresh_days(
     progress: bool = False,
     log_level: str = "WARNING",
     workers: ChunkWorkers | None = None,
+    select: Collection[AssetKey] | None = None,
 ) -> list[RunOutcome]:
-    """Everything the days [start, end] feed: the daily job over chunks of at most
-    `chunk_days` days (one run each, so memory is bounded by a chunk, not by the range; with
-    `workers`, that many chunks run at once), then the weeks and months containing them
-    (PERIODS_PER_RUN a run), then the dimensions and views; checks included.
+    """Everything the days [start, end] feed (of `select` only, when given), run as
+    `jobs.refresh_runs` plans it: the daily job over chunks of at most `chunk_days` days (one
+    run each, so memory is bounded by a chunk, not by the range; with `workers`, that many
+    chunks run at once), then the weeks and months containing them, then the dimensions and
+    views; checks included.
 
     Later runs are skipped once one fails, so nothing builds on a failed partition.
     `on_outcome` hears of each run as it finishes; `progress` prints each step as it finishes.
     """
+    partition_range(start, end)
     options = {"progress": progress, "log_level": log_level}
     outcomes: list[RunOutcome] = []
 
@@ -351,52 +361,16 @@ def refresh_days(
             on_outcome(outcome)
         return outcome.success
 
-    chunks = [partition_range(first, last) for first, last in day_chunks(start, end, chunk_days)]
+    runs = refresh_runs(defs.resolve_asset_graph(), start, end, chunk_days, select)
+    chunks = [r for r in runs if r.job is daily_assets_job]
     if workers and workers.count > 1 and len(chunks) > 1:
         if not _chunks_side_by_side(chunks, workers, options, record):
             return outcomes
     else:
-        for key_range in chunks:
-            if not record(run_job(defs, instance, DAILY_JOB, key_range, **options)):
+        for run in chunks:
+            if not record(_run(defs, instance, run, options)):
                 return outcomes
-    for job_name, partitions_def, periods in (
-        ("weekly_marts_job", weekly_partitions, PERIODS_PER_RUN["weekly"]),
-        ("monthly_marts_job", monthly_partitions, PERIODS_PER_RUN["monthly"]),
-    ):
-        keys = keys_covering(partitions_def, start, end)
-        for key_range in contiguous_key_ranges(partitions_def, keys, periods):
-            if not record(run_job(defs, instance, job_name, key_range, **options)):
-                return outcomes
-    record(run_job(defs, instance, "dimensions_job", None, **options))
+    for run in runs:
+        if run.job is not daily_assets_job and not record(_run(defs, instance, run, options)):
+            return outcomes
     return outcomes
-
-
-@dataclass(frozen=True)
-class StepError:
-    """A step that failed in a run: when, the first line of its innermost error, and the class
-    of every error in its chain (e.g. `AuditFailedError` under Dagster's wrapper)."""
-
-    step: str
-    at: float
-    message: str
-    classes: tuple[str, ...]
-
-
-def step_errors(instance: DagsterInstance, run_id: str) -> list[StepError]:
-    """Every step failure of a run, in order."""
-    failures = []
-    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        chain, error = [], entry.dagster_event.step_failure_data.error
-        while error is not None:
-            chain.append(error)
-            error = error.cause
-        lines = chain[-1].message.strip().splitlines() if chain else []
-        failures.append(
-            StepError(
-                entry.step_key or "?",
-                entry.timestamp,
-                lines[0] if lines else "no error recorded",
-                tuple(e.cls_name or "" for e in chain),
-            )
-        )
-    return failures

@@ -32,6 +32,8 @@ CODE_VERSION_METADATA = "marts/code_version"  # the asset metadata key the IO ma
 CODE_PARTS_METADATA = "marts/code_parts"  # and what the version is made of
 # output metadata of a raw step: partition key -> {landing file: version read}
 LANDING_METADATA = "landing/versions"
+# output metadata: the blocking checks the write failed (nothing downstream may build on it)
+BLOCKING_FAILED_METADATA = "marts/blocking_checks_failed"
 BUILT = "marts.built"  # table property prefix of the build records
 
 
@@ -76,6 +78,7 @@ class BuildRecord:
     run: str
     parts: dict[str, str] | None = None  # the code parts behind `code` (`code_parts`)
     landing: dict[str, str] | None = None  # raw tables: landing file -> version read
+    blocked: tuple[str, ...] = ()  # blocking checks this write failed: readers must not build
     rows: int = 0  # the write's rows, shared out over its partitions (for estimates)
     seconds: float = 0.0  # the step's transform time, shared out over its partitions
 
@@ -85,6 +88,8 @@ class BuildRecord:
             body["parts"] = self.parts
         if self.landing is not None:
             body["landing"] = self.landing
+        if self.blocked:
+            body["blocked"] = list(self.blocked)
         body |= {"rows": self.rows, "seconds": round(self.seconds, 3)}
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
@@ -99,6 +104,7 @@ class BuildRecord:
                 run=str(body.get("run", "")),
                 parts=body.get("parts"),
                 landing=body.get("landing"),
+                blocked=tuple(body.get("blocked", ())),
                 rows=int(body.get("rows", 0)),
                 seconds=float(body.get("seconds", 0.0)),
             )
@@ -118,11 +124,14 @@ def build_properties(
     rows: int,
     seconds: float,
     landing: Mapping[str, Mapping[str, str]] | None = None,
+    blocked: Iterable[str] = (),
+    at: dt.datetime | None = None,
 ) -> dict[str, str]:
     """The table properties recording a write of `partition_keys` (None: unpartitioned);
-    `landing` gives each partition the landing file versions it read."""
+    `landing` gives each partition the landing file versions it read; `at` is when it was
+    built (a mart's refresh time, which its served rows carry as `_last_refreshed_at`)."""
     keys = list(partition_keys) if partition_keys is not None else [None]
-    at = dt.datetime.now(dt.UTC)
+    at = at or dt.datetime.now(dt.UTC)
     share = max(len(keys), 1)
     return {
         record_property(key): BuildRecord(
@@ -131,6 +140,7 @@ def build_properties(
             run=run_id,
             parts=dict(parts) if parts else None,
             landing=dict(landing.get(key, {})) if landing is not None and key else None,
+            blocked=tuple(blocked),
             rows=rows // share,
             seconds=seconds / share,
         ).encode()

@@ -13,6 +13,7 @@ from dagster import build_sensor_context
 from marts_project.audit import AuditEntry, AuditTrail, audited
 from marts_project.automation.audit_sensor import build_audit_sensor
 from marts_project.cli import main
+from marts_project.jobs import daily_assets_job
 from marts_project.runs import run_job
 from marts_project_tests.conftest import DAY, Lakehouse
 
@@ -182,7 +183,7 @@ def test_a_run_launched_by_hand_in_the_ui_is_recorded_once_and_cli_runs_are_not(
         tags={"marts/user": "dora.nagy"},
         raise_on_error=False,
     )
-    run_job(lakehouse.defs, lakehouse.instance, "daily_assets_job", (str(DAY), str(DAY)))
+    run_job(lakehouse.defs, lakehouse.instance, daily_assets_job, (str(DAY), str(DAY)))
     trail = AuditTrail(root=lakehouse.settings.audit_root)
     sensor, cursor = build_audit_sensor(), None
     for _ in range(2):  # a second tick finds nothing new

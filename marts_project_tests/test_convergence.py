@@ -15,6 +15,7 @@ from marts_project.automation.loop import LoopState, converge
 from marts_project.failures import failed_partitions
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
+from marts_project.planning.planner import stale_partitions
 from marts_project.runs import instance_for, refresh_days
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
@@ -24,6 +25,14 @@ from marts_project_tests.expected import mismatches
 SIM = SimConfig(seed=22, rows_per_day=60)  # a seed whose late files all change
 DAYS = days(dt.date(2026, 8, 3), 5)
 D = DAYS[-1]
+
+
+def versions(lake: Lakehouse, mart) -> dict:
+    """What freshness judges a served day by: the out-of-date partitions, the mart's records."""
+    return {
+        "stale": stale_partitions(lake.defs.assets, lake.warehouse, lake.landing),
+        "built": lake.warehouse.build_records(f"{mart.contract.domain}.{mart.contract.name}"),
+    }
 
 
 def close_of(day: dt.date, hours: float = 0) -> dt.datetime:
@@ -110,7 +119,9 @@ def test_a_refresh_that_failed_is_reported_then_retried_until_serving_matches(
     fact = next(m for m in ALL_MARTS if m.contract.name == "fin_revenue_daily_fact")
     statuses = {
         p.day: p.status
-        for p in partition_freshness(fact, lake.serving(), lake.landing, close_of(D, 3), 5)
+        for p in partition_freshness(
+            fact, lake.serving(), lake.landing, close_of(D, 3), 5, **versions(lake, fact)
+        )
     }
     assert statuses[DAYS[0]] != "fresh", "what is served is older than what landed"
 
@@ -125,6 +136,8 @@ def test_a_refresh_that_failed_is_reported_then_retried_until_serving_matches(
     assert mismatches(lake, DAYS, tmp_path / "expected") == {}
     statuses = {
         p.day: p.status
-        for p in partition_freshness(fact, lake.serving(), lake.landing, close_of(D, 4), 5)
+        for p in partition_freshness(
+            fact, lake.serving(), lake.landing, close_of(D, 4), 5, **versions(lake, fact)
+        )
     }
     assert set(statuses.values()) == {"fresh"}

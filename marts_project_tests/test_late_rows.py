@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from marts_project.automation.planner import facts_of, feeding_files, make_plan, run_requests
 from marts_project.definitions import build_definitions
+from marts_project.planning.planner import facts_of, feeding_files, make_plan, run_requests
 from marts_project.runs import refresh_days
 from marts_project.settings import Settings
 from marts_project.versions import BuildRecord
@@ -65,7 +65,7 @@ def test_late_rows_count_in_their_own_day_and_the_contract_winner_is_kept(lakeho
 
 
 def test_a_later_file_requests_the_earlier_days_its_late_rows_belong_to(tmp_path):
-    facts = facts_of(build_definitions(Settings.local(tmp_path)).resolve_asset_graph())
+    facts = facts_of(build_definitions(Settings.local(tmp_path)).assets)
     raw = {k: f for k, f in facts.items() if f.source in ("mkt_crm_leads", "mkt_ad_stats")}
     landed = {
         f"{s}/{d}.csv": "v1"

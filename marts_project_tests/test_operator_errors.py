@@ -62,7 +62,7 @@ def test_files_for_days_that_are_not_partitions_are_reported_once_not_skipped_si
     assert "before the first partition (2024-01-01) and are never built" in told
     assert "have not closed yet" in told and str(future) in told
     cursor = json.loads(first.cursor)
-    assert cursor[f"mkt_campaigns/{future}.csv"].startswith("waiting:")
+    assert f"told:mkt_campaigns/{future}.csv" in cursor  # warned about: told once a version
     second = tick(lakehouse, first.cursor)
     assert not getattr(second, "run_requests", None)
     assert "have not closed yet" not in capfd.readouterr().err  # told once, not every tick
@@ -114,7 +114,8 @@ def test_a_sync_that_does_not_converge_says_so_and_keeps_its_cursor(lakehouse, m
     out = capsys.readouterr().out
     assert "NOT in sync: automation still had work after 1 ticks" in out
     saved = json.loads((lakehouse.settings.data_dir / "sync_state.json").read_text())
-    assert f"mkt_campaigns/{DAY}.csv" in json.loads(saved["sensor_cursor"])  # not forgotten
+    # what the sensor requested is not forgotten: not requested again while it runs or fails
+    assert f"raw/raw_mkt_campaigns|{DAY}" in json.loads(saved["sensor_cursor"])
 
 
 def test_the_cluster_refuses_to_start_without_its_settings(tmp_path, monkeypatch, capsys):

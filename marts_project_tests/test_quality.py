@@ -25,6 +25,7 @@ from marts_project.cli import main
 from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS, contract_of
 from marts_project.marts.common import build_mart
+from marts_project.planning.planner import stale_partitions
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import SchemaDriftError, parse_landing_file
 from marts_project.resources.duck import UtcDuckDB
@@ -163,7 +164,16 @@ def test_partition_freshness_sees_a_restated_day_until_it_is_refreshed(lakehouse
     now = dt.datetime.combine(days(DAY, 3)[-1] + dt.timedelta(days=1), dt.time(6), dt.UTC)
 
     def statuses() -> list[str]:
-        rows = partition_freshness(mart, lakehouse.serving(), lakehouse.landing, now, 3)
+        stale = stale_partitions(lakehouse.defs.assets, lakehouse.warehouse, lakehouse.landing)
+        rows = partition_freshness(
+            mart,
+            lakehouse.serving(),
+            lakehouse.landing,
+            now,
+            3,
+            stale=stale,
+            built=lakehouse.warehouse.build_records(f"marketing.{mart.contract.name}"),
+        )
         return [r.status for r in rows]
 
     assert statuses() == ["fresh"] * 3

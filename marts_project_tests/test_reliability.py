@@ -18,9 +18,9 @@ import time
 import pyarrow as pa
 import pytest
 
-from marts_project.automation.planner import facts_of, make_plan, run_requests
 from marts_project.definitions import build_definitions
 from marts_project.maintenance import MaintenancePolicy, maintain
+from marts_project.planning.planner import facts_of, make_plan, run_requests
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import LandingFileError, parse_landing_file
 from marts_project.resources.duck import UtcDuckDB
@@ -286,7 +286,7 @@ def test_hostile_input_is_quarantined_or_refused_never_lost(name, payload):
     ],
 )
 def test_hostile_landing_file_names_are_never_requested(key, tmp_path):
-    facts = facts_of(build_definitions(Settings.local(tmp_path)).resolve_asset_graph())
+    facts = facts_of(build_definitions(Settings.local(tmp_path)).assets)
     plan = make_plan(facts, {}, {key: "1:1:"})
     assert plan.stale == [] and run_requests(plan, facts) == []
 

@@ -14,6 +14,7 @@ from dagster import AssetCheckKey, AssetKey
 
 from marts_project.contracts import Slo
 from marts_project.definitions import build_definitions
+from marts_project.jobs import freshness_checks_job
 from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import build_mart
 from marts_project.partitions import DayWindow
@@ -267,7 +268,7 @@ def test_the_slis_of_real_runs_with_a_failed_run_a_refused_audit_and_quarantined
     assert (late.day, late.cause, late.end) == (third, "late source", served)
 
     # the hourly checks job judges the budget in Dagster: the check's metadata has the figures
-    hourly = run_job(lakehouse.defs, lakehouse.instance, "freshness_checks_job", None)
+    hourly = run_job(lakehouse.defs, lakehouse.instance, freshness_checks_job, None)
     (row,) = [r for r in hourly.checks if r.check == "slo_budget" and "performance" in r.asset]
     assert row.severity == "WARN" and not row.passed and "success_rate" in row.detail
     check = AssetCheckKey(key, "slo_budget")

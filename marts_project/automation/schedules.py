@@ -9,13 +9,14 @@ from dagster import (
     schedule,
 )
 
-from marts_project.partitions import daily_partitions, day_chunks, last_closed_day, range_tags
+from marts_project.jobs import daily_assets_job, freshness_checks_job, refresh_runs
+from marts_project.partitions import daily_partitions, last_closed_day, range_tags
 
 
 def last_days_requests(now: dt.datetime, days: int, reason: str) -> list[RunRequest]:
-    """Range runs of the daily job over the `days` closed days before `now`, one per chunk of
-    at most CHUNK_DAYS days (memory stays bounded by a chunk; a cluster runs them side by side).
-    """
+    """Range runs of the daily job over the `days` closed days before `now`, as `refresh_runs`
+    chunks them (memory stays bounded by a chunk; a cluster runs them side by side); the
+    weeks, months and dimensions follow by automation."""
     end = last_closed_day(now)
     first = max(
         end - dt.timedelta(days=days - 1),
@@ -23,16 +24,16 @@ def last_days_requests(now: dt.datetime, days: int, reason: str) -> list[RunRequ
     )
     return [
         RunRequest(
-            run_key=f"{reason}:{start}:{last}",
-            tags={**range_tags(start.isoformat(), last.isoformat()), "marts/trigger": reason},
+            run_key=f"{reason}:{run.key_range[0]}:{run.key_range[1]}",
+            tags={**range_tags(*run.key_range), "marts/trigger": reason},
         )
-        for start, last in day_chunks(first, end)
+        for run in refresh_runs(None, first, end, jobs=[daily_assets_job])
     ]
 
 
 @schedule(
     name="nightly_reprocess_schedule",
-    job_name="daily_assets_job",
+    job=daily_assets_job,
     cron_schedule="0 3 * * *",  # every day at 03:00 UTC
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
@@ -44,7 +45,7 @@ def nightly_reprocess_schedule(context: ScheduleEvaluationContext) -> list[RunRe
 
 @schedule(
     name="monthly_catchup_schedule",
-    job_name="daily_assets_job",
+    job=daily_assets_job,
     cron_schedule="0 4 1 * *",  # 04:00 UTC on the first day of every month
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
@@ -56,7 +57,7 @@ def monthly_catchup_schedule(context: ScheduleEvaluationContext) -> list[RunRequ
 
 @schedule(
     name="freshness_checks_schedule",
-    job_name="freshness_checks_job",
+    job=freshness_checks_job,
     cron_schedule="15 * * * *",  # every hour at a quarter past
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,

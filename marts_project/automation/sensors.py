@@ -5,16 +5,21 @@ import hashlib
 import json
 
 from dagster import (
+    AssetKey,
     AssetSelection,
     AutomationConditionSensorDefinition,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
 
 from marts_project.automation.audit_sensor import build_audit_sensor
-from marts_project.automation.planner import (
+from marts_project.partitions import daily_partitions
+from marts_project.planning.planner import (
     Plan,
     Stale,
     facts_of,
@@ -23,7 +28,6 @@ from marts_project.automation.planner import (
     make_plan,
     run_requests,
 )
-from marts_project.partitions import daily_partitions
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone, parse_key
@@ -67,18 +71,20 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         already did is requested again. Cursor: what each origin it requested would be built
         from (so a failing one is retried by automation, not requested on every tick)."""
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        facts = facts_of(context.repository_def.asset_graph)
+        facts = facts_of(set(context.repository_def.assets_defs_by_key.values()))
         current = landing.fingerprints()
         known = set(daily_partitions.get_partition_keys())
         plan = make_plan(facts, lake_records(warehouse, facts), current)
         cursor = {k: v for k, v in seen.items() if k.startswith(TOLD) and k[len(TOLD) :] in current}
         _warn_once(context, current, known, seen, cursor)
-        todo = []
+        todo, busy = [], running_assets(context.instance)
         for item in plan.origins:
             key, state = origin_state(item, facts, current)
             cursor[key] = state
-            if seen.get(key) != state:
+            if seen.get(key) != state and item.asset not in busy:
                 todo.append(item)
+            elif item.asset in busy:  # looked at again once its run ends
+                del cursor[key]
         requests = run_requests(Plan(todo), facts)
         return SensorResult(
             run_requests=requests,
@@ -94,6 +100,22 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         description="Carries refreshed partitions downstream (propagate_updates on every table).",
     )
     return [landing_sensor, automation_sensor, build_audit_sensor(interval_seconds, running)]
+
+
+def running_assets(instance: DagsterInstance) -> set[AssetKey]:
+    """The assets of every run not finished yet (queued or running): automation or a person
+    may have asked for them already, so the sensor waits for the run to end."""
+    unfinished = [
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+    ]
+    return {
+        key
+        for run in instance.get_runs(RunsFilter(statuses=unfinished))
+        for key in run.asset_selection or ()
+    }
 
 
 def origin_state(item: Stale, facts, current: dict[str, str]) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from marts_project.failures import failed_in_lineage
 from marts_project.freshness import WINDOW_DAYS, partition_freshness
 from marts_project.lineage import asset_key_for_table, sql_inputs
 from marts_project.marts.common import Mart
+from marts_project.planning.planner import stale_partitions
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
@@ -85,7 +86,11 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
                 yield check_result(audit_recency(contract, latest, now), clock[check.name], key)
             elif check.name == "partition_freshness":
                 failed = failed_in_lineage(contract.name, contract.partitions_def, context.instance)
-                yield _freshness_result(mart, serving, landing, now, clock[check.name], key, failed)
+                stale = stale_partitions(_deployment_assets(), warehouse, landing)
+                built = warehouse.build_records(identifier)
+                yield _freshness_result(
+                    mart, serving, landing, now, clock[check.name], key, failed, stale, built
+                )
             else:
                 rec = reconciliations[check.name]
                 yield _reconcile(rec, run_window(context), warehouse, duckdb, key)
@@ -140,6 +145,14 @@ def _build_slo_check(mart: Mart) -> AssetChecksDefinition:
     return _slo
 
 
+def _deployment_assets() -> list:
+    """Every asset of the deployment, for the planner. Imported when a check runs: the jobs
+    module assembles these checks, so importing it at load would be a cycle."""
+    from marts_project.jobs import all_assets
+
+    return all_assets()
+
+
 def _freshness_result(
     mart: Mart,
     serving: ServingDatabase,
@@ -148,8 +161,10 @@ def _freshness_result(
     policy: CheckPolicy,
     key: AssetKey,
     failed: dict[str, list[str]],
+    stale: set,
+    built: dict,
 ) -> AssetCheckResult:
-    rows = partition_freshness(mart, serving, landing, now, failed=failed)
+    rows = partition_freshness(mart, serving, landing, now, failed=failed, stale=stale, built=built)
     overdue = [r.day.isoformat() for r in rows if r.status == "overdue"]
     failed_days = [f"{r.day} ({r.failed_asset} failed)" for r in rows if r.status == "failed"]
     waiting = [r.day.isoformat() for r in rows if r.status in ("stale", "not_built")]

@@ -12,16 +12,11 @@ import datetime as dt
 import json
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
-from dagster import DagsterInstance, DagsterRun, Definitions, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRun, Definitions, RunsFilter
 
-from marts_project.partitions import (
-    daily_partitions,
-    keys_covering,
-    monthly_partitions,
-    weekly_partitions,
-)
+from marts_project.jobs import refresh_runs
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -68,30 +63,42 @@ def _graphql(url: str, query: str, variables: dict) -> dict:
     return answer["data"]
 
 
-def partitions_by_asset(defs: Definitions, start: dt.date, end: dt.date) -> list[dict]:
-    """Every asset with the partitions the days [start, end] feed (GraphQL selector form)."""
-    ranges = {
-        daily_partitions: (start.isoformat(), end.isoformat()),
-        **{
-            periods: (keys[0], keys[-1])
-            for periods in (weekly_partitions, monthly_partitions)
-            if (keys := keys_covering(periods, start, end))
-        },
-    }
+def partitions_by_asset(
+    defs: Definitions, start: dt.date, end: dt.date, select: Collection[AssetKey] | None = None
+) -> list[dict]:
+    """Every asset (of `select`) with the partitions the days [start, end] feed, as
+    `jobs.refresh_runs` plans them, in GraphQL selector form (the daemon splits them into runs
+    by each asset's backfill policy, as the runs of `refresh_runs` are split)."""
+    graph = defs.resolve_asset_graph()
+    every = select if select is not None else set(graph.get_all_asset_keys())
+    spans: dict[AssetKey, tuple[str, str] | None] = {}
+    for run in refresh_runs(graph, start, end, select=every):
+        for key in run.assets or ():
+            if run.key_range is None:
+                spans[key] = None
+            else:
+                first, last = spans.get(key) or run.key_range
+                spans[key] = (min(first, run.key_range[0]), max(last, run.key_range[1]))
     selection = []
-    for spec in defs.resolve_all_asset_specs():
-        entry: dict = {"assetKey": {"path": list(spec.key.path)}}
-        if spec.partitions_def is not None:
-            first, last = ranges[spec.partitions_def]
-            entry["partitions"] = {"range": {"start": first, "end": last}}
+    for key, span in sorted(spans.items()):
+        entry: dict = {"assetKey": {"path": list(key.path)}}
+        if span is not None:
+            entry["partitions"] = {"range": {"start": span[0], "end": span[1]}}
         selection.append(entry)
     return selection
 
 
-def launch(url: str, defs: Definitions, start: dt.date, end: dt.date, tags: dict) -> str:
-    """Ask the webserver for the backfill; its id."""
+def launch(
+    url: str,
+    defs: Definitions,
+    start: dt.date,
+    end: dt.date,
+    tags: dict,
+    select: Collection[AssetKey] | None = None,
+) -> str:
+    """Ask the webserver for the backfill (of `select`); its id."""
     params = {
-        "partitionsByAssets": partitions_by_asset(defs, start, end),
+        "partitionsByAssets": partitions_by_asset(defs, start, end, select),
         "title": f"marts backfill {start} .. {end}",
         "tags": [{"key": k, "value": v} for k, v in tags.items()],
     }

@@ -4,7 +4,7 @@ from the contract, and the output is checked against the contract before anythin
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -127,13 +127,15 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
         serving: ServingDatabase,
         **tables: pa.Table,
     ) -> MaterializeResult:
-        began = time.perf_counter()
-        result = contract.conform(transform(context, duckdb, sql_file, tables))
+        began, refreshed_at = time.perf_counter(), datetime.now(UTC)
+        result = contract.conform(
+            transform(context, duckdb, sql_file, tables, refreshed_at=refreshed_at)
+        )
         lineage = column_lineage(
             sql, {t: data.schema for t, data in tables.items()}, contract.column_names
         )
         seconds = time.perf_counter() - began
-        published = publish(context, contract, result, warehouse, serving, seconds)
+        published = publish(context, contract, result, warehouse, serving, seconds, refreshed_at)
         published.metadata["dagster/column_lineage"] = lineage
         return published
 
@@ -147,6 +149,7 @@ def publish(
     warehouse: IcebergWarehouse,
     serving: ServingDatabase,
     transform_seconds: float = 0.0,
+    refreshed_at: datetime | None = None,
 ) -> MaterializeResult:
     """Write-audit-publish the mart's rows for the run's window with their build records,
     mirror them into its serving databases (its own, then its grantees'), and report the one
@@ -176,6 +179,7 @@ def publish(
         context.run_id,
         data.num_rows,
         transform_seconds,
+        at=refreshed_at,
     )
     written = warehouse.write_audit_publish(
         identifier, data, column, start, end, audit, properties, records

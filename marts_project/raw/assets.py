@@ -30,7 +30,7 @@ from marts_project.raw.validation import LandingFile, parse_landing_files
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone
 from marts_project.transform import iceberg_table, measured
-from marts_project.versions import LANDING_METADATA, code_parts
+from marts_project.versions import BLOCKING_FAILED_METADATA, LANDING_METADATA, code_parts
 
 RAW = "raw"
 QUARANTINE_TABLE = "raw.quarantine"
@@ -165,9 +165,12 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
                 f"in {QUARANTINE_TABLE}"
             )
         output = context.assets_def.get_output_name_for_asset_key(context.asset_key)
+        share = quarantine_share_result(spec, published.num_rows, quarantine.num_rows)
+        if not share.passed:  # recorded with the partitions: readers must not build on them
+            stats[BLOCKING_FAILED_METADATA] = MetadataValue.json([share.check_name])
         context.add_output_metadata(stats, output_name=output)
         yield Output(published, output_name=output)
-        yield quarantine_share_result(spec, published.num_rows, quarantine.num_rows)
+        yield share
         yield header_result(stats["missing_optional_columns"].data, stats["ignored_columns"].text)
 
     return _raw

@@ -22,6 +22,7 @@ from dagster import (
 from marts_project.partitions import day_window
 from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
 from marts_project.versions import (
+    BLOCKING_FAILED_METADATA,
     CODE_PARTS_METADATA,
     CODE_VERSION_METADATA,
     LANDING_METADATA,
@@ -119,6 +120,7 @@ class IcebergIOManager(ConfigurableIOManager):
         version and, for a raw table, the landing file versions each partition read."""
         output = context.output_metadata
         landing = output.get(LANDING_METADATA)
+        blocked = output.get(BLOCKING_FAILED_METADATA)
         transform = output.get("transform_seconds")
         parts = context.definition_metadata.get(CODE_PARTS_METADATA)
         return build_properties(
@@ -129,6 +131,7 @@ class IcebergIOManager(ConfigurableIOManager):
             rows,
             float(transform.value) if transform is not None else 0.0,
             landing.value if landing is not None else None,
+            blocked.value if blocked is not None else (),
         )
 
     def load_input(self, context: InputContext) -> pa.Table:

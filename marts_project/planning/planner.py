@@ -4,15 +4,18 @@ and the landing sensor requests from, so `marts sync` and the daemon carry out t
 
 A partition is out of date, in this order of precedence:
 - `upstream out of date`: a partition it reads is out of date (it follows once that is built);
+- `blocked`: a partition it reads failed a blocking check when it was written (nothing builds
+  on it until a write of that partition passes);
 - `never built`: no build record (a raw day whose landing file has landed; a derived
   partition whose inputs exist);
 - `code changed`: its table's code version is not the one it was built with;
 - `landing changed`: a landing file that feeds it is new or rewritten since it was read;
 - `upstream rebuilt`: a partition it reads was rebuilt after it.
-The first and the last follow by declarative automation (`conditions.propagate_updates`) once
-the inputs are rebuilt; the others are *origins*, which the landing sensor requests (Dagster's
-automation sees updates, not code or landing versions: `docs/versions.md`). Failed partitions
-are listed apart: automation retries them at its retry interval.
+The first follows by declarative automation (`conditions.propagate_updates`) once its inputs
+are rebuilt; the others are *origins*, which the landing sensor requests when automation has
+not (Dagster's automation sees updates since its own cursor, not code or landing versions, nor
+what happened before a fresh instance: `docs/versions.md`). Failed partitions are listed apart:
+automation retries them at its retry interval.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, RunRequest, TimeWindowPartitionsDefinition
+from dagster import AssetKey, AssetsDefinition, RunRequest, TimeWindowPartitionsDefinition
 
 from marts_project.partitions import (
     PERIODS_PER_RUN,
@@ -48,8 +51,9 @@ NEVER_BUILT = "never built"
 CODE_CHANGED = "code changed"
 LANDING_CHANGED = "landing changed"
 UPSTREAM_REBUILT = "upstream rebuilt"
-# what the landing sensor requests; the rest automation carries downstream
-ORIGINS = (NEVER_BUILT, CODE_CHANGED, LANDING_CHANGED)
+BLOCKED = "blocked"
+# what the landing sensor requests (automation carries `upstream out of date` downstream)
+ORIGINS = (NEVER_BUILT, CODE_CHANGED, LANDING_CHANGED, UPSTREAM_REBUILT)
 
 
 @dataclass(frozen=True)
@@ -105,24 +109,24 @@ class AssetFacts:
     source: str | None = None  # raw assets: the landing source they read
 
 
-def facts_of(asset_graph) -> dict[AssetKey, AssetFacts]:
-    """Every materializable asset of a Dagster asset graph, as the planner sees it."""
+def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
+    """Every asset of some asset definitions (a deployment's `Definitions.assets`), as the
+    planner sees it."""
     facts = {}
-    for key in asset_graph.get_all_asset_keys():
-        node = asset_graph.get(key)
-        if not node.is_materializable:
-            continue
-        source = node.metadata.get("landing/source")
-        parts = node.metadata.get(CODE_PARTS_METADATA)
-        facts[key] = AssetFacts(
-            key,
-            tuple(sorted(node.parent_keys)),
-            node.partitions_def,
-            node.code_version or "",
-            dict(parts.data) if parts is not None else {},
-            CODE_VERSION_METADATA in node.metadata,
-            str(source.value if hasattr(source, "value") else source) if source else None,
-        )
+    for assets_def in assets:
+        for key in assets_def.keys:
+            metadata = assets_def.metadata_by_key.get(key, {})
+            source = metadata.get("landing/source")
+            parts = metadata.get(CODE_PARTS_METADATA)
+            facts[key] = AssetFacts(
+                key,
+                tuple(sorted(assets_def.asset_deps.get(key, ()))),
+                assets_def.partitions_def,
+                assets_def.code_versions_by_key.get(key) or "",
+                dict(parts.data) if parts is not None else {},
+                CODE_VERSION_METADATA in metadata,
+                str(getattr(source, "value", source)) if source else None,
+            )
     return facts
 
 
@@ -136,15 +140,22 @@ def lake_records(warehouse: IcebergWarehouse, facts: Mapping[AssetKey, AssetFact
 
 
 def plan_for(
-    asset_graph,
+    assets: Iterable[AssetsDefinition],
     warehouse: IcebergWarehouse,
     landing: LandingZone,
     failed: Mapping[str, list[str]] | None = None,
     select: Iterable[AssetKey] | None = None,
 ) -> Plan:
     """The plan of a deployment now: its lake's records, its landing zone, its code."""
-    facts = facts_of(asset_graph)
+    facts = facts_of(assets)
     return make_plan(facts, lake_records(warehouse, facts), landing.fingerprints(), failed, select)
+
+
+def stale_partitions(
+    assets: Iterable[AssetsDefinition], warehouse: IcebergWarehouse, landing: LandingZone
+) -> set[tuple[AssetKey, str | None]]:
+    """Every out-of-date (asset, partition) now: what freshness judges a served day by."""
+    return {(s.asset, s.partition) for s in plan_for(assets, warehouse, landing).stale}
 
 
 def ranges(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[tuple[Stale, str, int]]:
@@ -247,8 +258,15 @@ def make_plan(
         for partition in sorted(candidates, key=lambda p: p or ""):
             inputs = _inputs_of(asset, partition, facts, universe)
             behind = [parent for parent, p in inputs if (parent, p) in stale]
+            blocking = [
+                f"{parent.to_user_string()} {p or ''}".strip() + f": {', '.join(r.blocked)} failed"
+                for parent, p in inputs
+                if (r := records.get(parent, {}).get(p)) is not None and r.blocked
+            ]
             if behind:
                 found = (UPSTREAM_STALE, behind[0].to_user_string())
+            elif blocking:
+                found = (BLOCKED, blocking[0])
             elif asset.stored:
                 found = _judge(asset, partition, built.get(partition), facts, records, landing)
             else:  # a serving view reads its inputs live: only their rebuild carries to it

@@ -1,0 +1,162 @@
+"""The lake knows what every partition was built from: nothing is built twice whatever built it
+(even on a fresh Dagster instance), a code change rebuilds exactly what it affects (a comment
+or a reformat nothing), a landing file rewritten while it is read stays out of date, and
+`marts plan` lists exactly what `marts sync` then builds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, AssetSelection
+
+from marts_project.automation.loop import LoopState, converge
+from marts_project.definitions import build_definitions
+from marts_project.marts.common import build_mart
+from marts_project.planning.planner import plan_for
+from marts_project.runs import instance_for, refresh_days
+from marts_project.simulator import restate
+from marts_project_tests.conftest import DAY, SIM, Lakehouse, days
+
+MART = "mkt_campaign_performance_fact"
+MARKETING = Path(__file__).parents[1] / "marts_project" / "marts" / "marketing"
+
+
+@pytest.fixture
+def lake(tmp_path):
+    """Three days landed and built by a backfill, on a persistent instance."""
+    from marts_project.settings import Settings
+
+    instance = instance_for(tmp_path / "home")
+    lake = Lakehouse(Settings.local(tmp_path / "data"), instance)
+    lake.seed(DAY, 3)
+    assert all(o.success for o in refresh_days(lake.defs, instance, DAY, days(DAY, 3)[-1]))
+    yield lake
+    instance.dispose()
+
+
+def planned(lake: Lakehouse, defs=None) -> set[tuple[str, str | None]]:
+    defs = defs or lake.defs
+    plan = plan_for(defs.assets, lake.warehouse, lake.landing)
+    return {(s.asset.to_user_string(), s.partition) for s in plan.stale}
+
+
+def built(state: LoopState) -> set[tuple[str, str | None]]:
+    return {pair for outcome in state.outcomes for pair in outcome.materialized}
+
+
+def with_mart_sql(lake: Lakehouse, folder: Path, sql: str):
+    """The deployment with the mart's SQL replaced (its contract as it is)."""
+    folder.mkdir(exist_ok=True)
+    shutil.copy(MARKETING / f"{MART}.yml", folder / f"{MART}.yml")
+    (folder / f"{MART}.sql").write_text(sql)
+    return build_definitions(lake.settings, marts=[build_mart(folder, MART)])
+
+
+def test_a_backfill_then_sync_launches_no_run(lake):
+    assert planned(lake) == set()
+    state = converge(lake.defs, lake.instance)
+    assert state.outcomes == []
+
+
+def test_a_fresh_dagster_home_on_an_existing_lake_launches_no_run(lake, tmp_path):
+    fresh = instance_for(tmp_path / "another_home")
+    try:
+        assert converge(lake.defs, fresh).outcomes == []
+    finally:
+        fresh.dispose()
+
+
+def test_plan_lists_exactly_what_sync_then_builds_after_late_data(lake):
+    restate(lake.landing, days(DAY, 3)[-1], SIM)  # a past day's ad stats re-exported
+    plan = plan_for(lake.defs.assets, lake.warehouse, lake.landing)
+    assert {s.reason for s in plan.stale if s.asset.path[0] == "raw"} == {"landing changed"}
+    expected = planned(lake)
+
+    state = converge(lake.defs, lake.instance)
+    assert built(state) == expected
+    assert planned(lake) == set()
+    assert converge(lake.defs, lake.instance).outcomes == []
+
+
+def test_a_sql_edit_rebuilds_the_mart_and_its_readers_for_every_partition(lake, tmp_path):
+    sql = (MARKETING / f"{MART}.sql").read_text()
+    edited = sql.replace("round(spend / nullif(leads, 0), 4)", "round(spend / nullif(leads, 0), 3)")
+    assert edited != sql
+    defs = with_mart_sql(lake, tmp_path / "edited", edited)
+
+    plan = plan_for(defs.assets, lake.warehouse, lake.landing)
+    mine = [s for s in plan.stale if s.asset == AssetKey(["marketing", MART])]
+    assert {s.partition for s in mine} == {d.isoformat() for d in days(DAY, 3)}
+    assert {s.reason for s in mine} == {"code changed"}
+    assert mine[0].detail == f"marts/marketing/{MART}.sql"
+    readers = AssetSelection.assets(AssetKey(["marketing", MART])).downstream(include_self=False)
+    expected_readers = readers.resolve(defs.resolve_asset_graph())
+    assert expected_readers  # the active-campaigns view, the P&L's marketing cost
+    assert {s.asset for s in plan.stale} - {mine[0].asset} == expected_readers  # none upstream
+    expected = planned(lake, defs)
+
+    state = converge(defs, lake.instance)
+    assert built(state) == expected
+    assert planned(lake, defs) == set()
+    cost = lake.warehouse.read(f"marketing.{MART}").column("cost_per_lead").to_pylist()
+    assert all(v is None or round(v, 3) == v for v in cost)
+
+
+def test_a_comment_or_formatting_edit_rebuilds_nothing(lake, tmp_path):
+    sql = (MARKETING / f"{MART}.sql").read_text()
+    edited = "-- reviewed\n" + sql.replace("    select\n", "    SELECT  -- the columns\n")
+    defs = with_mart_sql(lake, tmp_path / "comments", edited)
+    assert planned(lake, defs) == set()
+    assert converge(defs, lake.instance).outcomes == []
+
+
+def test_a_file_rewritten_while_its_raw_step_reads_it_stays_out_of_date(lake, monkeypatch):
+    import marts_project.raw.assets as raw_assets
+
+    day = days(DAY, 3)[-1]
+    original = raw_assets.parse_landing_files
+
+    def rewritten_during_read(files, spec, duckdb):
+        result = original(files, spec, duckdb)
+        if spec.name == "mkt_ad_stats":  # the source re-exports while the step reads
+            restate(lake.landing, day, SIM)
+        return result
+
+    monkeypatch.setattr(raw_assets, "parse_landing_files", rewritten_during_read)
+    refresh_days(lake.defs, lake.instance, day, day)
+    monkeypatch.setattr(raw_assets, "parse_landing_files", original)
+
+    plan = plan_for(lake.defs.assets, lake.warehouse, lake.landing)
+    raw = {(s.partition, s.reason) for s in plan.stale if s.asset.path[-1] == "raw_mkt_ad_stats"}
+    assert (day.isoformat(), "landing changed") in raw
+
+
+def test_plan_is_the_same_off_utc(lake, monkeypatch):
+    restate(lake.landing, days(DAY, 3)[-1], SIM)
+    in_utc = planned(lake)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert planned(lake) == in_utc
+        assert built(converge(lake.defs, lake.instance)) == in_utc
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_build_records_live_in_the_lake_beside_the_data(lake):
+    records = lake.warehouse.build_records("raw.raw_mkt_ad_stats")
+    first = records[DAY.isoformat()]
+    own = f"mkt_ad_stats/{DAY}.csv"
+    assert first.landing[own] == lake.landing.fingerprints()[own]
+    assert (
+        first.code
+        == lake.defs.resolve_asset_graph().get(AssetKey(["raw", "raw_mkt_ad_stats"])).code_version
+    )
+    table = lake.warehouse.load_table("raw.raw_mkt_ad_stats")
+    assert f"marts.built.{DAY}" in table.properties  # any engine reading the table sees it
+    assert isinstance(first.at, dt.datetime)
