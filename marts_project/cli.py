@@ -430,6 +430,12 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return 1 if result.stale or result.failed else 0
+    for item in result.kept[:1]:
+        click.echo(
+            f"kept: {len(result.kept)} partitions built with older code, left so by their "
+            f"contract's on_change (e.g. {'.'.join(item.asset.path)} {item.partition}); "
+            "`marts backfill --select` rebuilds them"
+        )
     if not result.stale and not result.failed:
         click.echo("up to date: nothing to build")
         return 0
@@ -441,7 +447,7 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
         f"{len({s.asset for s in result.stale})} tables (about {total_rows:,} rows and "
         f"{seconds:.1f} s of transforms by their last builds)"
     )
-    for item, span, _ in rows:
+    for item, span in rows:
         why = item.reason + (f": {item.detail}" if item.detail else "")
         click.echo(
             f"  {'.'.join(item.asset.path):<44} {span:<24} {why}"

@@ -151,6 +151,11 @@ class Contract(_Model):
     regulated: bool = False
     # (topic, rule) a consumer needs to read a number; the rule's whitespace is folded
     rules: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_rules)] = ()
+    # What a change to this mart's SQL or contract rebuilds: every partition (`all`), the
+    # partitions of the last N closed days (`last N days`), or none until someone backfills
+    # them (`manual`). Partitions left keep the rows of the code that built them; `marts plan`
+    # lists them as kept.
+    on_change: Annotated[str, Field(pattern=r"^(all|manual|last [1-9][0-9]* days)$")] = "all"
 
     @model_validator(mode="before")
     @classmethod

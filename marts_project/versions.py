@@ -30,6 +30,7 @@ LAYER_CODE = {"raw": "1", "sql": "1", "mart": "1", "view": "1"}
 
 CODE_VERSION_METADATA = "marts/code_version"  # the asset metadata key the IO manager reads
 CODE_PARTS_METADATA = "marts/code_parts"  # and what the version is made of
+ON_CHANGE_METADATA = "contract/on_change"  # what a code change rebuilds (a mart's contract)
 # output metadata of a raw step: partition key -> {landing file: version read}
 LANDING_METADATA = "landing/versions"
 # output metadata: the blocking checks the write failed (nothing downstream may build on it)

@@ -6,7 +6,6 @@ or a reformat nothing), a landing file rewritten while it is read stays out of d
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from dagster import AssetKey, AssetSelection
 from marts_project.automation.loop import LoopState, converge
 from marts_project.definitions import build_definitions
 from marts_project.marts.common import build_mart
+from marts_project.partitions import daily_partitions
 from marts_project.planning.planner import plan_for
 from marts_project.runs import instance_for, refresh_days
 from marts_project.simulator import restate
@@ -48,12 +48,23 @@ def built(state: LoopState) -> set[tuple[str, str | None]]:
     return {pair for outcome in state.outcomes for pair in outcome.materialized}
 
 
-def with_mart_sql(lake: Lakehouse, folder: Path, sql: str):
-    """The deployment with the mart's SQL replaced (its contract as it is)."""
+def with_mart_sql(lake: Lakehouse, folder: Path, sql: str, on_change: str | None = None):
+    """The deployment with the mart's SQL replaced (its contract as it is, or with another
+    `on_change`)."""
     folder.mkdir(exist_ok=True)
-    shutil.copy(MARKETING / f"{MART}.yml", folder / f"{MART}.yml")
+    contract = (MARKETING / f"{MART}.yml").read_text()
+    if on_change:
+        contract += f"on_change: {on_change}\n"
+    (folder / f"{MART}.yml").write_text(contract)
     (folder / f"{MART}.sql").write_text(sql)
     return build_definitions(lake.settings, marts=[build_mart(folder, MART)])
+
+
+def _edited() -> str:
+    sql = (MARKETING / f"{MART}.sql").read_text()
+    edited = sql.replace("round(spend / nullif(leads, 0), 4)", "round(spend / nullif(leads, 0), 3)")
+    assert edited != sql
+    return edited
 
 
 def test_a_backfill_then_sync_launches_no_run(lake):
@@ -83,10 +94,7 @@ def test_plan_lists_exactly_what_sync_then_builds_after_late_data(lake):
 
 
 def test_a_sql_edit_rebuilds_the_mart_and_its_readers_for_every_partition(lake, tmp_path):
-    sql = (MARKETING / f"{MART}.sql").read_text()
-    edited = sql.replace("round(spend / nullif(leads, 0), 4)", "round(spend / nullif(leads, 0), 3)")
-    assert edited != sql
-    defs = with_mart_sql(lake, tmp_path / "edited", edited)
+    defs = with_mart_sql(lake, tmp_path / "edited", _edited())
 
     plan = plan_for(defs.assets, lake.warehouse, lake.landing)
     mine = [s for s in plan.stale if s.asset == AssetKey(["marketing", MART])]
@@ -104,6 +112,24 @@ def test_a_sql_edit_rebuilds_the_mart_and_its_readers_for_every_partition(lake, 
     assert planned(lake, defs) == set()
     cost = lake.warehouse.read(f"marketing.{MART}").column("cost_per_lead").to_pylist()
     assert all(v is None or round(v, 3) == v for v in cost)
+
+
+def test_on_change_manual_keeps_every_partition_and_last_n_days_rebuilds_only_those(lake, tmp_path):
+    manual = with_mart_sql(lake, tmp_path / "manual", _edited(), on_change="manual")
+    plan = plan_for(manual.assets, lake.warehouse, lake.landing)
+    assert plan.stale == [] and len(plan.kept) == 3  # listed, not rebuilt
+    assert converge(manual, lake.instance).outcomes == []
+
+    last = days(DAY, 3)[-1]
+    closed = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
+    recent = f"last {(closed - last).days + 1} days"  # the window reaches the last test day only
+    defs = with_mart_sql(lake, tmp_path / "recent", _edited(), on_change=recent)
+    plan = plan_for(defs.assets, lake.warehouse, lake.landing)
+    mine = {s.partition for s in plan.stale if s.asset.path[-1] == MART}
+    assert mine == {last.isoformat()}
+    assert {k.partition for k in plan.kept} == {d.isoformat() for d in days(DAY, 2)}
+    assert (f"marketing/{MART}", last.isoformat()) in built(converge(defs, lake.instance))
+    assert planned(lake, defs) == set()
 
 
 def test_a_comment_or_formatting_edit_rebuilds_nothing(lake, tmp_path):

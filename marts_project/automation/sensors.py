@@ -60,13 +60,15 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         default_status=status,
         asset_selection=AssetSelection.all(),
         description="Requests what is out of date at its origin: raw days whose landing files "
-        "are new or rewritten (past days too), partitions built by other code or never built.",
+        "are new or rewritten (past days too), partitions built by other code or never built, "
+        "readers of a partition rebuilt after them.",
     )
     def landing_sensor(
         context: SensorEvaluationContext, landing: LandingZone, warehouse: IcebergWarehouse
     ):
-        """Requests the origins of the plan (`planner.py`): raw days whose landing files are
-        new or rewritten since they were read, partitions never built or built by other code.
+        """Requests the origins of the plan (`planning/planner.py`): raw days whose landing
+        files are new or rewritten since they were read, partitions never built or built by
+        other code, readers of a partition rebuilt after them that automation has not taken.
         The records it compares with are the lake's, whoever built it, so nothing a build path
         already did is requested again. Cursor: what each origin it requested would be built
         from (so a failing one is retried by automation, not requested on every tick)."""
@@ -80,11 +82,13 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         todo, busy = [], running_assets(context.instance)
         for item in plan.origins:
             key, state = origin_state(item, facts, current)
+            if item.asset in busy:  # a run has it: looked at again once that run ends
+                if key in seen:
+                    cursor[key] = seen[key]
+                continue
             cursor[key] = state
-            if seen.get(key) != state and item.asset not in busy:
+            if seen.get(key) != state:
                 todo.append(item)
-            elif item.asset in busy:  # looked at again once its run ends
-                del cursor[key]
         requests = run_requests(Plan(todo), facts)
         return SensorResult(
             run_requests=requests,

@@ -37,6 +37,7 @@ from marts_project.resources.serving import ServingDatabase
 from marts_project.transform import iceberg_table, sql_ins, transform
 from marts_project.versions import (
     CODE_PARTS_METADATA,
+    ON_CHANGE_METADATA,
     build_properties,
     code_parts,
     code_version,
@@ -71,6 +72,7 @@ def _definition(contract: Contract, sql: str) -> dict:
             "contract/inputs": ", ".join(sql_inputs(sql)),
             "contract/serving_databases": ", ".join(serving_databases(contract)),
             "contract/regulated": contract.regulated,
+            ON_CHANGE_METADATA: contract.on_change,
         },
     }
 
@@ -82,7 +84,10 @@ def _code(contract: Contract, sql_file: Path, sql: str, layer: str) -> dict[str,
         layer,
         **{
             f"{folder}/{sql_file.name}": normalized_sql(sql),
-            f"{folder}/{sql_file.stem}.yml": contract.model_dump(mode="json"),
+            # what a change rebuilds is no part of what the mart computes
+            f"{folder}/{sql_file.stem}.yml": contract.model_dump(
+                mode="json", exclude={"on_change"}
+            ),
         },
     )
 

@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dagster import AssetKey, AssetsDefinition, RunRequest, TimeWindowPartitionsDefinition
 
@@ -42,6 +42,7 @@ from marts_project.resources.landing import LandingZone, parse_key
 from marts_project.versions import (
     CODE_PARTS_METADATA,
     CODE_VERSION_METADATA,
+    ON_CHANGE_METADATA,
     BuildRecord,
     changed_parts,
 )
@@ -74,6 +75,8 @@ class Plan:
 
     stale: list[Stale] = field(default_factory=list)
     failed: dict[str, list[str]] = field(default_factory=dict)
+    # built with other code and left so by the contract's `on_change` (not out of date)
+    kept: list[Stale] = field(default_factory=list)
 
     @property
     def origins(self) -> list[Stale]:
@@ -93,6 +96,10 @@ class Plan:
                 for s in self.stale
             ],
             "failed": self.failed,
+            "kept": [
+                {"asset": s.asset.to_user_string(), "partition": s.partition, "detail": s.detail}
+                for s in self.kept
+            ],
         }
 
 
@@ -107,6 +114,7 @@ class AssetFacts:
     parts: dict[str, str]
     stored: bool  # an Iceberg table with build records (the serving views are not)
     source: str | None = None  # raw assets: the landing source they read
+    on_change: str = "all"  # the contract's rule for a code change: all, manual, last N days
 
 
 def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
@@ -118,6 +126,7 @@ def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
             metadata = assets_def.metadata_by_key.get(key, {})
             source = metadata.get("landing/source")
             parts = metadata.get(CODE_PARTS_METADATA)
+            on_change = metadata.get(ON_CHANGE_METADATA)
             facts[key] = AssetFacts(
                 key,
                 tuple(sorted(assets_def.asset_deps.get(key, ()))),
@@ -126,6 +135,7 @@ def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
                 dict(parts.data) if parts is not None else {},
                 CODE_VERSION_METADATA in metadata,
                 str(getattr(source, "value", source)) if source else None,
+                str(getattr(on_change, "value", on_change)) if on_change else "all",
             )
     return facts
 
@@ -158,9 +168,9 @@ def stale_partitions(
     return {(s.asset, s.partition) for s in plan_for(assets, warehouse, landing).stale}
 
 
-def ranges(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[tuple[Stale, str, int]]:
-    """The plan's partitions as (first item, "first .. last", count) per run of consecutive
-    partitions of one asset with the same reason, for people to read."""
+def ranges(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[tuple[Stale, str]]:
+    """The plan's partitions as (first item with the run's rows and seconds, "first .. last")
+    per run of consecutive partitions of one asset with the same reason, for people to read."""
     rows: list[list] = []
     for item in plan.stale:
         partitions_def = facts[item.asset].partitions_def
@@ -172,18 +182,17 @@ def ranges(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[tuple[Stale
             and partitions_def is not None
             and _next_key(partitions_def, last[2]) == item.partition
         ):
-            last[2], last[3] = item.partition, last[3] + 1
-            last[4] += item.rows
-            last[5] += item.seconds
+            last[2] = item.partition
+            last[3] += item.rows
+            last[4] += item.seconds
         else:
-            rows.append([item, item.partition, item.partition, 1, item.rows, item.seconds])
+            rows.append([item, item.partition, item.partition, item.rows, item.seconds])
     return [
         (
-            Stale(first.asset, first.partition, first.reason, first.detail, rows_, seconds),
+            replace(first, rows=rows_, seconds=seconds),
             "whole table" if start is None else start if start == end else f"{start} .. {end}",
-            count,
         )
-        for first, start, end, count, rows_, seconds in rows
+        for first, start, end, rows_, seconds in rows
     ]
 
 
@@ -245,6 +254,7 @@ def make_plan(
     (key -> current version); `select` limits what is listed (its inputs still count)."""
     known = set(daily_partitions.get_partition_keys())
     stale: dict[tuple[AssetKey, str | None], Stale] = {}
+    kept: list[Stale] = []
     universe: dict[AssetKey, set[str | None]] = {}
     ordered = _toposorted(facts)
     for key in ordered:
@@ -268,14 +278,19 @@ def make_plan(
             elif blocking:
                 found = (BLOCKED, blocking[0])
             elif asset.stored:
-                found = _judge(asset, partition, built.get(partition), facts, records, landing)
+                record = built.get(partition)
+                found = _judge(asset, partition, record, inputs, records, landing)
             else:  # a serving view reads its inputs live: only their rebuild carries to it
                 found = None
             if found is None:
                 continue
             reason, detail = found
             rows, seconds = _estimate(built, partition)
-            stale[(key, partition)] = Stale(key, partition, reason, detail, rows, seconds)
+            item = Stale(key, partition, reason, detail, rows, seconds)
+            if reason == CODE_CHANGED and _kept(asset, partition):
+                kept.append(replace(item, detail=f"{detail} (on_change: {asset.on_change})"))
+            else:
+                stale[(key, partition)] = item
     chosen = set(select) if select is not None else None
     listed = [s for s in stale.values() if chosen is None or s.asset in chosen]
     position = {k: i for i, k in enumerate(ordered)}
@@ -285,7 +300,20 @@ def make_plan(
         for k, v in (failed or {}).items()
         if chosen is None or AssetKey.from_user_string(k) in chosen
     }
-    return Plan(listed, failures)
+    return Plan(listed, failures, [k for k in kept if chosen is None or k.asset in chosen])
+
+
+def _kept(asset: AssetFacts, partition: str | None) -> bool:
+    """A code-changed partition the contract's `on_change` leaves as it was built: all under
+    `manual`, those ending before the last N closed days under `last N days`."""
+    if asset.on_change == "manual":
+        return True
+    if not asset.on_change.startswith("last ") or asset.partitions_def is None:
+        return False
+    days = int(asset.on_change.split()[1])
+    last = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
+    end = asset.partitions_def.time_window_for_partition_key(partition).end.date()
+    return end <= last - dt.timedelta(days=days - 1)
 
 
 def _raw_partitions(source: str, landing: Mapping[str, str], known: set[str]) -> list[str]:
@@ -349,11 +377,12 @@ def _judge(
     asset: AssetFacts,
     partition: str | None,
     record: BuildRecord | None,
-    facts: Mapping[AssetKey, AssetFacts],
+    inputs: list[tuple[AssetKey, str | None]],
     records: Mapping[AssetKey, Mapping[str | None, BuildRecord]],
     landing: Mapping[str, str],
 ) -> tuple[str, str] | None:
-    """Why a partition is out of date at its own level, None when it is not."""
+    """Why a partition (reading the partitions `inputs`) is out of date at its own level,
+    None when it is not."""
     if record is None:
         return NEVER_BUILT, ""
     if record.code != asset.code:
@@ -368,8 +397,7 @@ def _judge(
                 f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
             )
         return None
-    universe = {k: set(v) for k, v in records.items()}
-    for parent, parent_partition in _inputs_of(asset, partition, facts, universe):
+    for parent, parent_partition in inputs:
         upstream = records.get(parent, {}).get(parent_partition)
         if upstream is not None and upstream.at > record.at:
             label = parent.to_user_string() + (f" {parent_partition}" if parent_partition else "")
@@ -389,7 +417,9 @@ def _estimate(built: Mapping[str | None, BuildRecord], partition: str | None) ->
     )
 
 
-def run_requests(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[RunRequest]:
+def run_requests(
+    plan: Plan, facts: Mapping[AssetKey, AssetFacts], trigger: str = "landing_sensor"
+) -> list[RunRequest]:
     """The origins of a plan as runs: assets with the same partitions and partitioning
     together, one run per contiguous range of at most PERIODS_PER_RUN partitions; each run's
     key names what it builds and why, so a request is never made twice."""
@@ -415,7 +445,7 @@ def run_requests(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[RunRe
             if key_range is None or key_range[0] <= (p or "") <= key_range[1]
         )
         digest = hashlib.sha256(json.dumps(why).encode()).hexdigest()[:16]
-        tags = {"marts/trigger": "plan"}
+        tags = {"marts/trigger": trigger}
         if key_range is not None:
             tags |= range_tags(*key_range)
         span = f"{key_range[0]}:{key_range[1]}" if key_range else "all"

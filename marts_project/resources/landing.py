@@ -84,9 +84,9 @@ class LandingZone(StorageAccess):
     def _listing(self) -> dict[str, tuple[dict, dt.datetime | None]]:
         fs = self.filesystem()
         root = self.root.rstrip("/")
-        listing = with_retries(
-            lambda: fs.find(root, detail=True) if fs.exists(root) else {}, f"list {root}"
-        )
+        # no `exists` first: on S3 it is a HEAD of the prefix itself, which an identity that
+        # may only read `landing/*` is refused; a missing root lists nothing
+        listing = with_retries(lambda: fs.find(root, detail=True), f"list {root}")
         prefix = root.removeprefix("s3://") + "/"
         return {
             path.removeprefix("s3://").removeprefix(prefix): (info, file_modified_at(info))
