@@ -18,8 +18,14 @@ fi
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 if ! command -v chromium >/dev/null && [ -z "${MARTS_NO_BROWSER:-}" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    # optional: a busy or unreachable apt must not undo the rest of the setup (it waits up to
+    # 5 minutes for another apt to release its lock, then says what is missing)
+    if ! { apt-get -o DPkg::Lock::Timeout=300 update -qq &&
+           DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+             chromium >/dev/null; }; then
+      echo "setup.sh: chromium could not be installed (apt busy or unreachable); everything" \
+           "else is set up; the browser tests need it: apt-get install chromium" >&2
+    fi
   else
     echo "setup.sh: chromium is missing and cannot be installed here (needs root + apt);" \
          "the browser tests need it: apt-get install chromium" >&2

@@ -14,6 +14,7 @@ import sys
 from dagster import AssetKey, Field, InitLoggerContext, logger
 
 _DONE = {"STEP_SUCCESS": "OK", "STEP_FAILURE": "ERROR"}
+NAME_WIDTH = 64
 
 
 class StepLines(logging.Handler):
@@ -42,15 +43,20 @@ class StepLines(logging.Handler):
             self.checked.setdefault(step, (_name(check.asset_key), []))[1].append(check.check_name)
         elif kind in _DONE:
             self.done += 1
-            name, rows = self.built.pop(step, (step, None))
-            if step in self.checked and name == step:  # a step of checks only
+            # a step that built nothing (failed, or checks only) is named as its asset is
+            built = step in self.built
+            name, rows = self.built.pop(step, (step.replace("__", "."), None))
+            if step in self.checked and not built:  # a step of checks only
                 asset, names = self.checked[step]
                 name = f"{asset} checks {', '.join(names)}"
             self.checked.pop(step, None)
+            if len(name) > NAME_WIDTH:  # the columns stay aligned
+                name = name[: NAME_WIDTH - 1] + "…"
             seconds = record.created - self.started.pop(step, record.created)
-            counted = f"{rows:>10,} rows" if rows is not None else " " * 15
+            unit = "row " if rows == 1 else "rows"
+            counted = f"{rows:>10,} {unit}" if rows is not None else " " * 15
             print(
-                f"{self.done:>4}/{self.total:<4} {_DONE[kind]:<6} {name:<64} {counted} "
+                f"{self.done:>4}/{self.total:<4} {_DONE[kind]:<6} {name:<{NAME_WIDTH}} {counted} "
                 f"{seconds:>7.1f} s",
                 file=self.stream,
                 flush=True,

@@ -46,7 +46,8 @@ def mart_summary(settings: Settings) -> str:
                 0
             ]
             period = f"  {first} .. {last}" if column else ""
-            lines.append(f"  {identifier:<45} {rows:>7} rows{period}")
+            unit = "row " if rows == 1 else "rows"
+            lines.append(f"  {identifier:<45} {rows:>7} {unit}{period}")
             if identifier in HEADLINES:
                 cursor = con.execute(f"select {HEADLINES[identifier]} from {identifier}")
                 names = [d[0] for d in cursor.description]

@@ -14,9 +14,11 @@ from dagster import AssetKey, AssetSelection
 
 from marts_project.automation.loop import LoopState, converge
 from marts_project.definitions import build_definitions
+from marts_project.freshness import partition_freshness
+from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import build_mart
 from marts_project.partitions import daily_partitions
-from marts_project.planning.planner import plan_for
+from marts_project.planning.planner import plan_for, stale_partitions
 from marts_project.runs import instance_for, refresh_days
 from marts_project.simulator import restate
 from marts_project_tests.conftest import DAY, SIM, Lakehouse, days
@@ -159,6 +161,19 @@ def test_a_file_rewritten_while_its_raw_step_reads_it_stays_out_of_date(lake, mo
     plan = plan_for(lake.defs.assets, lake.warehouse, lake.landing)
     raw = {(s.partition, s.reason) for s in plan.stale if s.asset.path[-1] == "raw_mkt_ad_stats"}
     assert (day.isoformat(), "landing changed") in raw
+    # and the mart built from the old version of the file is not called fresh
+    mart = next(m for m in ALL_MARTS if m.contract.name == MART)
+    now = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(2), dt.UTC)
+    freshness = partition_freshness(
+        mart,
+        lake.serving(),
+        lake.landing,
+        now,
+        1,
+        stale=stale_partitions(lake.defs.assets, lake.warehouse, lake.landing),
+        built=lake.warehouse.build_records(f"marketing.{MART}"),
+    )
+    assert [f.status for f in freshness] == ["stale"]
 
 
 def test_plan_is_the_same_off_utc(lake, monkeypatch):
