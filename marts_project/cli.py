@@ -48,6 +48,7 @@ from marts_project.resources.read_only_query import (
     QueryTimeout,
     run_read_only,
 )
+from marts_project.resources.relocation import relocate as relocate_tables
 from marts_project.runs import (
     BadDateRangeError,
     ChunkWorkers,
@@ -287,13 +288,37 @@ def cli(ctx: click.Context) -> None:
             "environment (never from a file of this project)"
         )
     make_private(ctx.obj)
-    if elsewhere := foreign_warehouse(ctx.obj):
+    if ctx.invoked_subcommand != "relocate" and (elsewhere := foreign_warehouse(ctx.obj)):
         raise OperatorError(
             f"the Iceberg catalog in {ctx.obj.data_dir} holds tables of {elsewhere}, not of "
             "this folder's warehouse: the data folder was copied or moved, and Iceberg "
-            "metadata keeps absolute paths. Use it from its original place, or rebuild the "
-            "copy's lake: delete its catalog.db and warehouse/, then `marts backfill`"
+            "metadata keeps absolute paths. Run `marts relocate` once to adopt the copy here "
+            "(the original is neither read nor changed)"
         )
+
+
+@cli.command()
+def relocate() -> None:
+    """Adopt a copied or moved data folder: rewrite its tables' current rows under its own
+    warehouse (their build records kept), so it works here without touching the original."""
+    settings = _settings()
+    elsewhere = foreign_warehouse(settings)
+    if elsewhere is None:
+        click.echo(f"nothing to relocate: the catalog's tables live in {settings.warehouse}")
+        return
+    trail = open_resource(settings, "audit", _instance(settings))
+    with audited(trail, "relocate", f"{elsewhere} -> {settings.warehouse}", {}) as outcome:
+        moved = relocate_tables(
+            open_resource(settings, "warehouse"),
+            elsewhere,
+            open_resource(settings, "landing").fingerprints(),
+            lambda table, rows: click.echo(f"  {table:<48} {_rows(rows)}"),
+        )
+        outcome["result"] = f"ok: {len(moved)} tables"
+    click.echo(
+        f"relocated {len(moved)} tables from {elsewhere} to {settings.warehouse}; their "
+        "history before the move stays with the original"
+    )
 
 
 @cli.command()

@@ -204,6 +204,12 @@ class IcebergWarehouse(StorageAccess):
         data = _in_window(data, *window) if residual else data
         return data if wanted == columns else data.select(list(columns))
 
+    def read_files(self, table: Table, paths: list[str]) -> pa.Table:
+        """Every row of some data files of `table` (its schema; an empty table for none)."""
+        if not paths:
+            return _read_schema(table).empty_table()
+        return self._read_data_files(table, paths, ("*",))
+
     def latest_day(self, identifier: str) -> dt.date | None:
         """The newest day holding data in a day-partitioned table, from its manifests alone
         (no data file is read)."""

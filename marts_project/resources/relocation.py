@@ -1,0 +1,154 @@
+"""Adopting a copied or moved embedded data folder (`marts relocate`).
+
+Iceberg metadata holds absolute paths, so a copy's catalog still names the original's files:
+writing through it would change the original. Relocation reads each table's current snapshot
+from the copy's own files (every path it opens is mapped from the original's warehouse to the
+copy's, and nothing is written through that mapping) and writes it anew under the copy's
+warehouse, with its table properties (the build records, `versions.py`), so the copy plans
+nothing new and the original is never opened. A landing file's local version names its inode
+and change time, which a copy (or a move) changes: a recorded version is carried to the copy's
+file when its size and modification time are the ones recorded (what `cp -a`, `rsync -a` and
+`mv` keep), and left to show the file as rewritten otherwise. The snapshot history before the
+move is not carried over: time travel and rollback start again at the relocation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import replace
+
+from pyiceberg.io.pyarrow import PyArrowFileIO
+from pyiceberg.table import StaticTable
+from pyiceberg.transforms import DayTransform
+
+from marts_project.resources.iceberg import EPOCH, IcebergWarehouse
+from marts_project.versions import BUILT, BuildRecord
+
+FROM, TO = "marts.relocate.from", "marts.relocate.to"
+RELOCATED = "marts.relocated_from"  # snapshot property of the relocating writes
+ROWS_PER_WRITE = 2_000_000  # a write holds at most about this many rows (memory)
+
+
+class MovedFileIO(PyArrowFileIO):
+    """Reads a path under `marts.relocate.from` at the same place under `marts.relocate.to`;
+    refuses to write or delete (relocation only reads through it)."""
+
+    def _moved(self, location: str) -> str:
+        old, new = self.properties[FROM], self.properties[TO]
+        return new + location[len(old) :] if location.startswith(old) else location
+
+    def new_input(self, location: str):
+        return super().new_input(self._moved(location))
+
+    def new_output(self, location: str):
+        raise PermissionError(f"relocation writes nothing through the old paths: {location}")
+
+    def delete(self, location) -> None:
+        raise PermissionError(f"relocation deletes nothing: {location}")
+
+
+def relocate(
+    warehouse: IcebergWarehouse,
+    old: str,
+    landing: dict[str, str],
+    told: Callable[[str, int], None] = lambda t, n: None,
+) -> list[str]:
+    """Rewrite every table of the local catalog that lives under `old` (the original's
+    warehouse) under `warehouse` (the copy's); `landing` is the copy's landing zone (key ->
+    version); `told` hears of each table and its rows."""
+    new = warehouse.warehouse.rstrip("/")
+    old = old.rstrip("/")
+    catalog = warehouse.catalog()
+    moved = []
+    for identifier in warehouse.table_identifiers():
+        location = catalog.load_table(identifier).metadata_location
+        if not location.startswith(old + "/"):
+            continue
+        static = StaticTable.from_metadata(
+            new + location[len(old) :],
+            properties={"py-io-impl": f"{__name__}.MovedFileIO", FROM: old, TO: new},
+        )
+        rows = _rewrite(warehouse, identifier, static, old, new, landing)
+        moved.append(identifier)
+        told(identifier, rows)
+    return moved
+
+
+def _rewrite(
+    warehouse: IcebergWarehouse,
+    identifier: str,
+    static: StaticTable,
+    old: str,
+    new: str,
+    landing: dict[str, str],
+) -> int:
+    """One table's current rows, read from the copy's files, written anew in the copy (the
+    catalog's entry replaced: it is the copy's own database)."""
+    column = _day_column(static)
+    tasks = list(static.scan().plan_files())
+    # groups of whole days (a day's files never split: each write replaces its days)
+    groups: list[list[str]] = [[]]
+    count, day = 0, None
+    for task in sorted(tasks, key=lambda t: t.file.partition[0] if column else 0):
+        this = task.file.partition[0] if column else None
+        if count >= ROWS_PER_WRITE and this != day:
+            groups.append([])
+            count = 0
+        groups[-1].append(new + task.file.file_path[len(old) :])
+        count, day = count + task.file.record_count, this
+    warehouse.catalog().drop_table(identifier)  # the copy's catalog row only: no file goes
+    properties = {RELOCATED: old}
+    records = {
+        k: _carried(v, landing) if k.startswith(BUILT) else v
+        for k, v in static.properties.items()
+        if not k.startswith("write.")
+    }
+    total = 0
+    for number, paths in enumerate(groups):
+        data = warehouse.read_files(static, paths)
+        last = number == len(groups) - 1  # the records land with the last rows
+        total += data.num_rows
+        if column is None or data.num_rows == 0:
+            warehouse.replace_all(identifier, data, properties, records=records)
+            continue
+        days = data.column(column)
+        start = min(days.to_pylist(), default=EPOCH)
+        end = max(days.to_pylist(), default=EPOCH) + dt.timedelta(days=1)
+        warehouse.overwrite_days(
+            identifier,
+            data,
+            column,
+            start,
+            end,
+            properties,
+            records=records if last else None,
+        )
+    return total
+
+
+def _carried(text: str, landing: dict[str, str]) -> str:
+    """A build record with each landing version it read carried to the copy's file when that
+    file's size and modification time are the recorded ones (local versions end in inode and
+    change time, which a copy changes)."""
+    record = BuildRecord.decode(text)
+    if record is None or not record.landing:
+        return text
+    carried = {
+        key: now if (now := landing.get(key)) and _kept_as_is(version, now) else version
+        for key, version in record.landing.items()
+    }
+    return replace(record, landing=carried).encode()
+
+
+def _kept_as_is(recorded: str, now: str) -> bool:
+    """Two local versions (`size:modified:inode:ctime`) of the same size and modification."""
+    return recorded.rsplit(":", 2)[0] == now.rsplit(":", 2)[0]
+
+
+def _day_column(table: StaticTable) -> str | None:
+    """The column a table is partitioned on by day, None when unpartitioned."""
+    fields = table.spec().fields
+    if len(fields) == 1 and isinstance(fields[0].transform, DayTransform):
+        return table.schema().find_column_name(fields[0].source_id)
+    return None
