@@ -448,6 +448,7 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
     result = plan_for(
         defs.assets,
         open_resource(settings, "warehouse"),
+        open_resource(settings, "serving"),
         open_resource(settings, "landing"),
         failed_partitions(defs, instance),
         _selected(defs, selectors),
@@ -467,10 +468,11 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
     rows = ranges(result, facts_of(defs.assets))
     total_rows = sum(s.rows for s in result.stale)
     seconds = sum(s.seconds for s in result.stale)
+    tables = len({s.asset for s in result.stale})
     click.echo(
-        f"out of date: {len(result.stale)} partitions of "
-        f"{len({s.asset for s in result.stale})} tables (about {total_rows:,} rows and "
-        f"{seconds:.1f} s of transforms by their last builds)"
+        f"out of date: {_count(len(result.stale), 'partition')} of {_count(tables, 'table')} "
+        f"(about {_count(total_rows, 'row')} and {seconds:.1f} s of transforms by their last "
+        "builds)"
     )
     for item, span in rows:
         why = item.reason + (f": {item.detail}" if item.detail else "")
@@ -528,7 +530,7 @@ def _stale(settings: Settings) -> set:
     """The out-of-date (asset, partition) pairs (`planning.planner.stale_partitions`)."""
     assets = build_definitions(settings).assets
     warehouse, landing = open_resource(settings, "warehouse"), open_resource(settings, "landing")
-    return stale_partitions(assets, warehouse, landing)
+    return stale_partitions(assets, warehouse, open_resource(settings, "serving"), landing)
 
 
 def _echo_failures(failed: dict[str, list[str]], headline: str = "NOT healthy") -> None:
@@ -807,8 +809,13 @@ def _run(con, text: str, timeout_seconds: float) -> tuple[list[str], list[tuple]
         raise OperatorError(f"query failed: {exc}") from None
 
 
+def _count(count: int, thing: str) -> str:
+    """`1 row`, `2 rows`, `1,204 rows`."""
+    return f"{count:,} {thing}" if count == 1 else f"{count:,} {thing}s"
+
+
 def _rows(count: int) -> str:
-    return f"{count} row" if count == 1 else f"{count} rows"
+    return _count(count, "row")
 
 
 @cli.command()

@@ -30,7 +30,7 @@ D = DAYS[-1]
 def versions(lake: Lakehouse, mart) -> dict:
     """What freshness judges a served day by: the out-of-date partitions, the mart's records."""
     return {
-        "stale": stale_partitions(lake.defs.assets, lake.warehouse, lake.landing),
+        "stale": stale_partitions(lake.defs.assets, lake.warehouse, lake.serving(), lake.landing),
         "built": lake.warehouse.build_records(f"{mart.contract.domain}.{mart.contract.name}"),
     }
 

@@ -4,10 +4,12 @@ once on a fresh folder, nonsense numbers on the command line."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -279,7 +281,7 @@ def test_a_copied_data_folder_never_writes_to_the_original(tmp_path, monkeypatch
     assert sorted((p.name, p.stat().st_mtime_ns) for p in events.iterdir()) == before
 
     # adopted once, the copy works in its new place from its own files, rebuilding nothing
-    original_files = _tree(original)
+    original_files, original_events = _tree(original), _event_count(events)
     assert main(["relocate"]) == 0
     assert main(["plan"]) == 0  # its build records came along: nothing is out of date
     capsys.readouterr()
@@ -289,7 +291,8 @@ def test_a_copied_data_folder_never_writes_to_the_original(tmp_path, monkeypatch
     table = warehouse.load_table("marketing.mkt_campaign_performance_fact")
     files = [task.file.file_path for task in table.scan().plan_files()]
     assert files and all(f.startswith(f"file://{copy}/") for f in files)
-    assert _tree(original) == original_files  # nothing of the original changed
+    assert _tree(original) == original_files  # nothing of the original's lake changed
+    assert _event_count(events) == original_events  # nor its history
     monkeypatch.setenv("MARTS_DATA_DIR", str(original))
     theirs = open_resource(Settings.from_env(), "warehouse")
     mart = "marketing.mkt_campaign_performance_fact"
@@ -301,6 +304,14 @@ def _tree(root: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()
     }
+
+
+def _event_count(events: Path) -> int:
+    """How many events the event log in folder `events` holds."""
+    with contextlib.closing(
+        sqlite3.connect(f"file:{events / 'event_log.db'}?mode=ro", uri=True)
+    ) as con:
+        return con.execute("select count(*) from event_logs").fetchone()[0]
 
 
 def _rows_of(table) -> list[str]:

@@ -164,7 +164,9 @@ def test_partition_freshness_sees_a_restated_day_until_it_is_refreshed(lakehouse
     now = dt.datetime.combine(days(DAY, 3)[-1] + dt.timedelta(days=1), dt.time(6), dt.UTC)
 
     def statuses() -> list[str]:
-        stale = stale_partitions(lakehouse.defs.assets, lakehouse.warehouse, lakehouse.landing)
+        stale = stale_partitions(
+            lakehouse.defs.assets, lakehouse.warehouse, lakehouse.serving(), lakehouse.landing
+        )
         rows = partition_freshness(
             mart,
             lakehouse.serving(),

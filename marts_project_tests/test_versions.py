@@ -42,7 +42,7 @@ def lake(tmp_path):
 
 def planned(lake: Lakehouse, defs=None) -> set[tuple[str, str | None]]:
     defs = defs or lake.defs
-    plan = plan_for(defs.assets, lake.warehouse, lake.landing)
+    plan = plan_for(defs.assets, lake.warehouse, lake.serving(), lake.landing)
     return {(s.asset.to_user_string(), s.partition) for s in plan.stale}
 
 
@@ -85,7 +85,7 @@ def test_a_fresh_dagster_home_on_an_existing_lake_launches_no_run(lake, tmp_path
 
 def test_plan_lists_exactly_what_sync_then_builds_after_late_data(lake):
     restate(lake.landing, days(DAY, 3)[-1], SIM)  # a past day's ad stats re-exported
-    plan = plan_for(lake.defs.assets, lake.warehouse, lake.landing)
+    plan = plan_for(lake.defs.assets, lake.warehouse, lake.serving(), lake.landing)
     assert {s.reason for s in plan.stale if s.asset.path[0] == "raw"} == {"landing changed"}
     expected = planned(lake)
 
@@ -98,7 +98,7 @@ def test_plan_lists_exactly_what_sync_then_builds_after_late_data(lake):
 def test_a_sql_edit_rebuilds_the_mart_and_its_readers_for_every_partition(lake, tmp_path):
     defs = with_mart_sql(lake, tmp_path / "edited", _edited())
 
-    plan = plan_for(defs.assets, lake.warehouse, lake.landing)
+    plan = plan_for(defs.assets, lake.warehouse, lake.serving(), lake.landing)
     mine = [s for s in plan.stale if s.asset == AssetKey(["marketing", MART])]
     assert {s.partition for s in mine} == {d.isoformat() for d in days(DAY, 3)}
     assert {s.reason for s in mine} == {"code changed"}
@@ -118,7 +118,7 @@ def test_a_sql_edit_rebuilds_the_mart_and_its_readers_for_every_partition(lake, 
 
 def test_on_change_manual_keeps_every_partition_and_last_n_days_rebuilds_only_those(lake, tmp_path):
     manual = with_mart_sql(lake, tmp_path / "manual", _edited(), on_change="manual")
-    plan = plan_for(manual.assets, lake.warehouse, lake.landing)
+    plan = plan_for(manual.assets, lake.warehouse, lake.serving(), lake.landing)
     assert plan.stale == [] and len(plan.kept) == 3  # listed, not rebuilt
     assert converge(manual, lake.instance).outcomes == []
 
@@ -126,11 +126,30 @@ def test_on_change_manual_keeps_every_partition_and_last_n_days_rebuilds_only_th
     closed = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
     recent = f"last {(closed - last).days + 1} days"  # the window reaches the last test day only
     defs = with_mart_sql(lake, tmp_path / "recent", _edited(), on_change=recent)
-    plan = plan_for(defs.assets, lake.warehouse, lake.landing)
+    plan = plan_for(defs.assets, lake.warehouse, lake.serving(), lake.landing)
     mine = {s.partition for s in plan.stale if s.asset.path[-1] == MART}
     assert mine == {last.isoformat()}
     assert {k.partition for k in plan.kept} == {d.isoformat() for d in days(DAY, 2)}
     assert (f"marketing/{MART}", last.isoformat()) in built(converge(defs, lake.instance))
+    assert planned(lake, defs) == set()
+
+
+def test_a_serving_view_edit_is_planned_from_the_record_its_comment_keeps(lake, tmp_path):
+    view, folder = "mkt_active_campaigns_v", tmp_path / "view"
+    folder.mkdir()
+    (folder / f"{view}.yml").write_text((MARKETING / f"{view}.yml").read_text())
+    sql = (MARKETING / f"{view}.sql").read_text()
+    assert "latest.latest_day - 7" in sql
+    (folder / f"{view}.sql").write_text(
+        sql.replace("latest.latest_day - 7", "latest.latest_day - 6")
+    )
+    defs = build_definitions(lake.settings, marts=[build_mart(folder, view)])
+
+    plan = plan_for(defs.assets, lake.warehouse, lake.serving(), lake.landing)
+    assert [(s.asset.path[-1], s.reason, s.detail) for s in plan.stale] == [
+        (view, "code changed", f"marts/marketing/{view}.sql")
+    ]
+    assert built(converge(defs, lake.instance)) == {(f"marketing/{view}", None)}
     assert planned(lake, defs) == set()
 
 
@@ -158,7 +177,7 @@ def test_a_file_rewritten_while_its_raw_step_reads_it_stays_out_of_date(lake, mo
     refresh_days(lake.defs, lake.instance, day, day)
     monkeypatch.setattr(raw_assets, "parse_landing_files", original)
 
-    plan = plan_for(lake.defs.assets, lake.warehouse, lake.landing)
+    plan = plan_for(lake.defs.assets, lake.warehouse, lake.serving(), lake.landing)
     raw = {(s.partition, s.reason) for s in plan.stale if s.asset.path[-1] == "raw_mkt_ad_stats"}
     assert (day.isoformat(), "landing changed") in raw
     # and the mart built from the old version of the file is not called fresh
@@ -170,7 +189,7 @@ def test_a_file_rewritten_while_its_raw_step_reads_it_stays_out_of_date(lake, mo
         lake.landing,
         now,
         1,
-        stale=stale_partitions(lake.defs.assets, lake.warehouse, lake.landing),
+        stale=stale_partitions(lake.defs.assets, lake.warehouse, lake.serving(), lake.landing),
         built=lake.warehouse.build_records(f"marketing.{MART}"),
     )
     assert [f.status for f in freshness] == ["stale"]

@@ -31,6 +31,7 @@ from marts_project.planning.planner import (
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone, parse_key
+from marts_project.resources.serving import ServingDatabase
 
 TOLD = "told:"  # cursor prefix of a file the sensor warned about (warned once per version)
 
@@ -64,7 +65,10 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         "readers of a partition rebuilt after them.",
     )
     def landing_sensor(
-        context: SensorEvaluationContext, landing: LandingZone, warehouse: IcebergWarehouse
+        context: SensorEvaluationContext,
+        landing: LandingZone,
+        warehouse: IcebergWarehouse,
+        serving: ServingDatabase,
     ):
         """Requests the origins of the plan (`planning/planner.py`): raw days whose landing
         files are new or rewritten since they were read, partitions never built or built by
@@ -76,7 +80,7 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         facts = facts_of(set(context.repository_def.assets_defs_by_key.values()))
         current = landing.fingerprints()
         known = set(daily_partitions.get_partition_keys())
-        plan = make_plan(facts, lake_records(warehouse, facts), current)
+        plan = make_plan(facts, lake_records(warehouse, serving, facts), current)
         cursor = {k: v for k, v in seen.items() if k.startswith(TOLD) and k[len(TOLD) :] in current}
         _warn_once(context, current, known, seen, cursor)
         todo, busy = [], running_assets(context.instance)

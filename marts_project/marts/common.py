@@ -15,6 +15,7 @@ from dagster import (
     AssetsDefinition,
     FreshnessPolicy,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 from dagster_duckdb import DuckDBResource
@@ -36,6 +37,7 @@ from marts_project.resources.iceberg_io import write_metadata
 from marts_project.resources.serving import ServingDatabase
 from marts_project.transform import iceberg_table, sql_ins, transform
 from marts_project.versions import (
+    BUILT,
     CODE_PARTS_METADATA,
     ON_CHANGE_METADATA,
     build_properties,
@@ -214,6 +216,11 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
     """A `_v` mart: a view in the serving database, always as fresh as the marts it reads."""
     sql = sql_file.read_text()
     identifier = f"{contract.domain}.{contract.name}"
+    code = _code(contract, sql_file, sql, "view")
+    version = code_version(code)
+    definition = _definition(contract, sql)
+    # its build record lives in the serving database (a view has no Iceberg table)
+    metadata = {**definition.pop("metadata"), CODE_PARTS_METADATA: MetadataValue.json(code)}
 
     @asset(
         key_prefix=contract.domain,
@@ -221,11 +228,12 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         deps=[asset_key_for_table(t) for t in sql_inputs(sql)],
         kinds={"duckdb", "view"},
         automation_condition=propagate_updates("none"),
-        code_version=code_version(_code(contract, sql_file, sql, "view")),
+        code_version=version,
+        metadata=metadata,
         check_specs=write_audit_specs(contract, AssetKey([contract.domain, contract.name])),
-        **_definition(contract, sql),
+        **definition,
     )
-    def _view(serving: ServingDatabase) -> MaterializeResult:
+    def _view(context: AssetExecutionContext, serving: ServingDatabase) -> MaterializeResult:
         """Published like a table: the new definition is audited before anyone can read it
         (a view's columns carry no nullability to judge)."""
         audits: list[Audit] = []
@@ -234,7 +242,8 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
             audits[:] = write_audits(contract, rows, None, nullability=False)
             return blocking_failures(contract, audits)
 
-        rows = serving.create_view(identifier, _qualified(sql), audit)
+        record = build_properties(None, version, code, context.run_id, 0, 0.0)[BUILT]
+        rows = serving.create_view(identifier, _qualified(sql), audit, record)
         columns = serving.describe(identifier)
         return MaterializeResult(
             metadata={

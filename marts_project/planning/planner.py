@@ -39,9 +39,9 @@ from marts_project.partitions import (
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone, parse_key
+from marts_project.resources.serving import ServingDatabase
 from marts_project.versions import (
     CODE_PARTS_METADATA,
-    CODE_VERSION_METADATA,
     ON_CHANGE_METADATA,
     BuildRecord,
     changed_parts,
@@ -112,9 +112,10 @@ class AssetFacts:
     partitions_def: TimeWindowPartitionsDefinition | None
     code: str
     parts: dict[str, str]
-    stored: bool  # an Iceberg table with build records (the serving views are not)
+    stored: bool  # keeps build records: an Iceberg table, or a serving view (in its comment)
     source: str | None = None  # raw assets: the landing source they read
     on_change: str = "all"  # the contract's rule for a code change: all, manual, last N days
+    view: bool = False  # a serving view: its record is in the serving database
 
 
 def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
@@ -133,39 +134,53 @@ def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
                 assets_def.partitions_def,
                 assets_def.code_versions_by_key.get(key) or "",
                 dict(parts.data) if parts is not None else {},
-                CODE_VERSION_METADATA in metadata,
+                CODE_PARTS_METADATA in metadata,
                 str(getattr(source, "value", source)) if source else None,
                 str(getattr(on_change, "value", on_change)) if on_change else "all",
+                "view" in assets_def.specs_by_key[key].kinds,
             )
     return facts
 
 
-def lake_records(warehouse: IcebergWarehouse, facts: Mapping[AssetKey, AssetFacts]) -> dict:
-    """Asset -> partition -> build record, read from the lake (one table load per asset)."""
-    return {
-        key: warehouse.build_records(".".join(key.path))
-        for key, asset in facts.items()
-        if asset.stored
-    }
+def lake_records(
+    warehouse: IcebergWarehouse, serving: ServingDatabase, facts: Mapping[AssetKey, AssetFacts]
+) -> dict:
+    """Asset -> partition -> build record: a table's from its Iceberg properties (one table
+    load), a serving view's from its comment in the serving database."""
+    records: dict = {}
+    for key, asset in facts.items():
+        identifier = ".".join(key.path)
+        if asset.view:
+            text = serving.view_record(identifier)
+            record = BuildRecord.decode(text) if text else None
+            records[key] = {None: record} if record else {}
+        elif asset.stored:
+            records[key] = warehouse.build_records(identifier)
+    return records
 
 
 def plan_for(
     assets: Iterable[AssetsDefinition],
     warehouse: IcebergWarehouse,
+    serving: ServingDatabase,
     landing: LandingZone,
     failed: Mapping[str, list[str]] | None = None,
     select: Iterable[AssetKey] | None = None,
 ) -> Plan:
     """The plan of a deployment now: its lake's records, its landing zone, its code."""
     facts = facts_of(assets)
-    return make_plan(facts, lake_records(warehouse, facts), landing.fingerprints(), failed, select)
+    records = lake_records(warehouse, serving, facts)
+    return make_plan(facts, records, landing.fingerprints(), failed, select)
 
 
 def stale_partitions(
-    assets: Iterable[AssetsDefinition], warehouse: IcebergWarehouse, landing: LandingZone
+    assets: Iterable[AssetsDefinition],
+    warehouse: IcebergWarehouse,
+    serving: ServingDatabase,
+    landing: LandingZone,
 ) -> set[tuple[AssetKey, str | None]]:
     """Every out-of-date (asset, partition) now: what freshness judges a served day by."""
-    return {(s.asset, s.partition) for s in plan_for(assets, warehouse, landing).stale}
+    return {(s.asset, s.partition) for s in plan_for(assets, warehouse, serving, landing).stale}
 
 
 def ranges(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[tuple[Stale, str]]:
@@ -280,7 +295,7 @@ def make_plan(
             elif asset.stored:
                 record = built.get(partition)
                 found = _judge(asset, partition, record, inputs, records, landing)
-            else:  # a serving view reads its inputs live: only their rebuild carries to it
+            else:  # an asset that keeps no record: only its inputs' rebuilds carry to it
                 found = None
             if found is None:
                 continue

@@ -162,10 +162,12 @@ class ServingDatabase(ConfigurableResource):
         identifier: str,
         select_sql: str,
         audit: Callable[[pa.Table], list[str]] | None = None,
+        record: str | None = None,
     ) -> int:
         """Create or replace a view in one transaction, published only if what it returns
-        passes `audit` (its failures raise ViewAuditError and the old view stays). Returns the
-        number of rows the view returns."""
+        passes `audit` (its failures raise ViewAuditError and the old view stays), with
+        `record` (its build record, `versions.py`) as the view's comment. Returns the number
+        of rows the view returns."""
         schema, view = _quoted(identifier)
         database = self.home(identifier)
         with self.connect(database) as con:
@@ -179,8 +181,24 @@ class ServingDatabase(ConfigurableResource):
                     f"{identifier}: audit failed, the view served before stays: "
                     + "; ".join(failures)
                 )
+            if record is not None:
+                con.execute(f"comment on view {view} is '{record.replace(chr(39), chr(39) * 2)}'")
             con.execute("commit")
         return rows.num_rows
+
+    def view_record(self, identifier: str) -> str | None:
+        """The build record a view was created with (its comment), None when there is none."""
+        database = self.home(identifier)
+        if not self.path(database).exists():
+            return None
+        schema, name = identifier.split(".")
+        with self.connect(database, read_only=True) as con:
+            found = con.execute(
+                "select comment from duckdb_views() where database_name = current_database() "
+                "and schema_name = ? and view_name = ?",
+                [schema, name],
+            ).fetchone()
+        return found[0] if found else None
 
     def describe(self, identifier: str) -> list[tuple[str, str]]:
         """(column, type) of a served table or view."""
