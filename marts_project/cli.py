@@ -33,15 +33,18 @@ from marts_project.contracts import DOMAINS
 from marts_project.definitions import build_definitions
 from marts_project.failures import failed_partitions, step_errors
 from marts_project.freshness import partition_freshness
+from marts_project.lineage import asset_key_for_table
 from marts_project.marts import ALL_MARTS
 from marts_project.partitions import CHUNK_DAYS, last_closed_day
 from marts_project.planning.planner import facts_of, plan_for, ranges, stale_partitions
 from marts_project.planning.selection import SelectionError, select
 from marts_project.processes import alive
+from marts_project.raw.sources import source_specs
 from marts_project.resources.data_folder import foreign_warehouse, make_private
 from marts_project.resources.deployment import open_resource
 from marts_project.resources.duck import connect
 from marts_project.resources.iceberg_io import table_identifier
+from marts_project.resources.landing import LandingZone
 from marts_project.resources.read_only_query import (
     QueryInterrupted,
     QueryRefused,
@@ -275,6 +278,21 @@ def _run_options(command):
     )(command)
 
 
+# commands that only read a lake: refused (not given an empty new folder) when there is none
+READS_A_LAKE = {
+    "audit",
+    "freshness",
+    "plan",
+    "report",
+    "rollback",
+    "show",
+    "slo",
+    "snapshots",
+    "sql",
+    "summary",
+}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -286,6 +304,11 @@ def cli(ctx: click.Context) -> None:
             f"{' and '.join(missing)} {verb} not set: this deployment (warehouse "
             f"{ctx.obj.warehouse}, executor {ctx.obj.executor}) reads its secrets from the "
             "environment (never from a file of this project)"
+        )
+    if ctx.invoked_subcommand in READS_A_LAKE and not ctx.obj.data_dir.exists():
+        raise OperatorError(
+            f"no data folder at {ctx.obj.data_dir} (MARTS_DATA_DIR): run `marts demo` to build "
+            "one, or point MARTS_DATA_DIR at an existing one"
         )
     make_private(ctx.obj)
     if ctx.invoked_subcommand != "relocate" and (elsewhere := foreign_warehouse(ctx.obj)):
@@ -361,6 +384,31 @@ def reprocess(
     return _audited_backfill("reprocess", start, end, chunk_days, workers, log_level, selectors)
 
 
+def _refuse_missing_landing(
+    settings: Settings, start: dt.date, end: dt.date, selectors: tuple[str, ...]
+) -> None:
+    """Refuse a backfill whose raw tables would read a landing file that is not there: the
+    days of every source it rebuilds (all, or those `--select` reaches)."""
+    chosen = _selected(build_definitions(settings), selectors)
+    sources = [
+        s for s in source_specs() if chosen is None or asset_key_for_table(f"raw_{s}") in chosen
+    ]
+    landing = open_resource(settings, "landing")
+    present = set(landing.fingerprints())
+    days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+    missing = [
+        LandingZone.key(s, d) for d in days for s in sources if LandingZone.key(s, d) not in present
+    ]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise OperatorError(
+            f"{_count(len(missing), 'landing file')} missing under {settings.landing}: "
+            f"{', '.join(missing[:5])}{more}; a day "
+            "is built once every source it reads has delivered it (`marts seed` writes demo "
+            "files; `--select` builds only some tables)"
+        )
+
+
 def _audited_backfill(
     action: str,
     start: dt.date,
@@ -373,10 +421,12 @@ def _audited_backfill(
     """A backfill by hand, recorded in the audit trail with how it ended."""
     settings = _settings()
     params = {"start": start, "end": end, "chunk_days": chunk_days, "workers": workers}
-    partition_range(start, end)  # refuse a bad range before touching anything
+    params |= {"select": " ".join(selectors)} if selectors else {}
     instance = _instance(settings)
     trail = open_resource(settings, "audit", instance)
-    with audited(trail, action, f"{start}..{end}", params) as outcome:
+    with audited(trail, action, f"{start}..{end}", params) as outcome:  # refusals on record too
+        partition_range(start, end)  # refuse a bad range before touching anything
+        _refuse_missing_landing(settings, start, end, selectors)
         code = backfill_days(
             settings, instance, start, end, chunk_days, workers, log_level.upper(), selectors
         )

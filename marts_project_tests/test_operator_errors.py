@@ -185,6 +185,30 @@ def test_the_marts_command_keeps_what_it_wrote_and_printed_and_its_exit_status(t
     refused = command("backfill", "--start", str(DAY), "--end", str(DAY - dt.timedelta(days=1)))
     assert refused.returncode == 2
     assert "range is reversed" in refused.stderr
+    (tmp_path / "landing" / "psp_refunds" / f"{DAY}.csv").unlink()  # a source did not deliver
+    missing = command("backfill", "--start", str(DAY))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines() == [
+        f"marts: error: 1 landing file missing under {tmp_path / 'landing'}: "
+        f"psp_refunds/{DAY}.csv; a day is built once every source it reads has delivered it "
+        "(`marts seed` writes demo files; `--select` builds only some tables)"
+    ]
+    trail = json.loads(command("audit", "--json").stdout)
+    refusals = [e["result"] for e in trail if e["result"].startswith("failed")][-2:]
+    assert "range is reversed" in refusals[0] and "landing file missing" in refusals[1]
+
+
+def test_a_command_that_reads_a_lake_refuses_a_missing_data_folder_in_one_line(tmp_path):
+    marts = str(Path(sys.executable).with_name("marts"))
+    env = {**os.environ, "MARTS_DATA_DIR": str(tmp_path / "nowhere")}
+    for argv in (["show", "mkt_channel_dim"], ["summary"], ["plan"], ["audit", "--verify"]):
+        done = subprocess.run([marts, *argv], env=env, capture_output=True, text=True)
+        assert done.returncode == 2, argv
+        assert done.stderr.strip().splitlines() == [
+            f"marts: error: no data folder at {tmp_path / 'nowhere'} (MARTS_DATA_DIR): run "
+            "`marts demo` to build one, or point MARTS_DATA_DIR at an existing one"
+        ], argv
+    assert not (tmp_path / "nowhere").exists()  # and none was made
 
 
 def _as_nobody(*command: str) -> subprocess.CompletedProcess:
