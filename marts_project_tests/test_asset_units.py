@@ -7,11 +7,14 @@ import datetime as dt
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 from dagster import build_asset_context
 
 from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.pii import PiiMasking
 from marts_project.staging.assets import staging_assets
+
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
 DAY = dt.date(2026, 10, 5)
 

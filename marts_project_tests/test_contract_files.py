@@ -13,6 +13,8 @@ from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.transform import sql_layer
 from marts_project.yaml_files import read_yaml
 
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
+
 MART = Path(__file__).parents[1] / "marts_project/marts/finance/fin_revenue_daily_fact.yml"
 
 

@@ -15,6 +15,8 @@ from marts_project.marts import ALL_MARTS
 from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.sql import run_sql
 
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
+
 PACKAGE = Path(marts_project.__file__).parent
 DAY = dt.date(2026, 10, 5)
 REFRESHED = dt.datetime(2026, 10, 20, tzinfo=dt.UTC)

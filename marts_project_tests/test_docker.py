@@ -14,6 +14,8 @@ from dagster._core.instance.config import dagster_instance_config
 from marts_project.preflight import weak_secrets
 from marts_project.settings import REPO_ROOT
 
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
+
 DOCKER = REPO_ROOT / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
 ENV_EXAMPLE = dict(

@@ -13,6 +13,8 @@ import pytest
 
 from marts_project.resources.duck import attached
 
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
+
 OTHER_PROCESS = """
 import sys, duckdb
 with duckdb.connect(sys.argv[1]) as con:

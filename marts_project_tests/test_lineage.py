@@ -7,6 +7,8 @@ from dagster import TableColumnLineage, deserialize_value
 
 from marts_project import lineage
 
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
+
 SQL = "select campaign_id, spend / nullif(clicks, 0) as cost_per_click from stg_mkt_ad_stats"
 INPUTS = {
     "stg_mkt_ad_stats": pa.schema(

@@ -18,6 +18,8 @@ from marts_project.partitions import (
     weekly_partitions,
 )
 
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
+
 
 @pytest.mark.parametrize(
     ("today", "first"),

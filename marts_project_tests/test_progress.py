@@ -7,9 +7,12 @@ import io
 import logging
 from types import SimpleNamespace
 
+import pytest
 from dagster import AssetKey, MetadataValue
 
 from marts_project.progress import NAME_WIDTH, StepLines
+
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
 
 def _event(kind: str, step: str, data=None) -> logging.LogRecord:

@@ -6,11 +6,14 @@ import datetime as dt
 from importlib.metadata import version
 
 import pyarrow as pa
+import pytest
 from pyiceberg.table.update import update_table_metadata
 
 from marts_project.resources import pyiceberg_fix
 from marts_project.resources.deployment import open_resource
 from marts_project.settings import Settings
+
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
 
 def test_the_fix_is_installed_only_on_the_pyiceberg_it_was_made_for():

@@ -7,7 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
+
 from marts_project.report import render_html, time_chart
+
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
 
 def _report(owner: str = "ana.ruiz") -> dict:

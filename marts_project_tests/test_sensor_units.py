@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from dagster import DagsterInstance, build_sensor_context
 
 from marts_project.definitions import build_definitions
 from marts_project.resources.landing import LandingZone
 from marts_project.settings import Settings
+
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
 DAY = dt.date(2026, 10, 5)
 

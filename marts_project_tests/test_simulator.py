@@ -6,8 +6,12 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from marts_project.resources.landing import LandingZone
 from marts_project.simulator import FAR_FUTURE, SimConfig, core, land
+
+pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
 DAYS = [dt.date(2026, 9, 1) + dt.timedelta(days=i) for i in range(5)]
 
