@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -143,21 +143,26 @@ def _selected(defs: Definitions, selectors: tuple[str, ...]):
         raise OperatorError(f"--select: {exc}") from None
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a backfill runs: days per daily run, daily runs side by side, Dagster's own log
+    level, and the `--select`ion (empty: everything)."""
+
+    chunk_days: int = CHUNK_DAYS
+    workers: int = 1
+    log_level: str = "WARNING"
+    selectors: tuple[str, ...] = ()
+
+
 def backfill_days(
-    settings: Settings,
-    instance: DagsterInstance,
-    start: dt.date,
-    end: dt.date,
-    chunk_days: int,
-    workers: int,
-    log_level: str,
-    selectors: tuple[str, ...] = (),
+    settings: Settings, instance: DagsterInstance, start: dt.date, end: dt.date, options: RunOptions
 ) -> int:
     """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions; of
     the `--select`ion only), printing each step and each run as it finishes, then a tally; 1 if
     a run or an ERROR check failed."""
     defs = build_definitions(settings)
-    chosen = _selected(defs, selectors)
+    chosen = _selected(defs, options.selectors)
+    chunk_days, workers = options.chunk_days, options.workers
     if settings.cluster:
         if chunk_days != CHUNK_DAYS or workers != 1:
             raise OperatorError(
@@ -190,7 +195,7 @@ def backfill_days(
         chunk_days,
         on_outcome=report,
         progress=True,
-        log_level=log_level,
+        log_level=options.log_level.upper(),
         workers=ChunkWorkers(workers, partial(open_embedded, settings)),
         select=chosen,
     )
@@ -365,9 +370,8 @@ def backfill(
     selectors: tuple[str, ...],
 ) -> int:
     """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
-    return _audited_backfill(
-        "backfill", start, end or start, chunk_days, workers, log_level, selectors
-    )
+    options = RunOptions(chunk_days, workers, log_level, selectors)
+    return _audited_backfill("backfill", start, end or start, options)
 
 
 cli.add_command(backfill, "materialize")
@@ -381,7 +385,8 @@ def reprocess(
 ) -> int:
     """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
     start, end = _last_days(_yesterday(), days)
-    return _audited_backfill("reprocess", start, end, chunk_days, workers, log_level, selectors)
+    options = RunOptions(chunk_days, workers, log_level, selectors)
+    return _audited_backfill("reprocess", start, end, options)
 
 
 def _refuse_missing_landing(
@@ -409,27 +414,19 @@ def _refuse_missing_landing(
         )
 
 
-def _audited_backfill(
-    action: str,
-    start: dt.date,
-    end: dt.date,
-    chunk_days: int,
-    workers: int,
-    log_level: str,
-    selectors: tuple[str, ...] = (),
-) -> int:
-    """A backfill by hand, recorded in the audit trail with how it ended."""
+def _audited_backfill(action: str, start: dt.date, end: dt.date, options: RunOptions) -> int:
+    """A backfill by hand, recorded in the audit trail with how it ended (or why it was
+    refused)."""
     settings = _settings()
-    params = {"start": start, "end": end, "chunk_days": chunk_days, "workers": workers}
-    params |= {"select": " ".join(selectors)} if selectors else {}
+    params = {"start": start, "end": end, "chunk_days": options.chunk_days}
+    params |= {"workers": options.workers}
+    params |= {"select": " ".join(options.selectors)} if options.selectors else {}
     instance = _instance(settings)
     trail = open_resource(settings, "audit", instance)
     with audited(trail, action, f"{start}..{end}", params) as outcome:  # refusals on record too
         partition_range(start, end)  # refuse a bad range before touching anything
-        _refuse_missing_landing(settings, start, end, selectors)
-        code = backfill_days(
-            settings, instance, start, end, chunk_days, workers, log_level.upper(), selectors
-        )
+        _refuse_missing_landing(settings, start, end, options.selectors)
+        code = backfill_days(settings, instance, start, end, options)
         outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
     return code
 
@@ -895,7 +892,8 @@ def demo(
     end = _yesterday()
     seed_days(settings, days, rows_per_day, seed, end)
     start, end = _last_days(end, days)
-    status = _audited_backfill("demo", start, end, chunk_days, workers, log_level, selectors)
+    options = RunOptions(chunk_days, workers, log_level, selectors)
+    status = _audited_backfill("demo", start, end, options)
     click.echo(mart_summary(settings))
     return status
 
