@@ -2,6 +2,7 @@
 
 from dagster import Definitions, colored_console_logger, definitions
 
+from marts_project.assets import SHARED_LAYERS
 from marts_project.automation.maintenance_job import (
     table_maintenance_job,
     table_maintenance_schedule,
@@ -14,12 +15,7 @@ from marts_project.automation.schedules import (
 from marts_project.automation.sensors import build_sensors
 from marts_project.checks.contract_checks import build_contract_checks
 from marts_project.cluster.executor import executor_for
-from marts_project.jobs import (
-    MART_CHECKS,
-    REFRESH_JOBS,
-    SHARED_LAYERS,
-    freshness_checks_job,
-)
+from marts_project.jobs import MART_CHECKS, REFRESH_JOBS, freshness_checks_job
 from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import Mart
 from marts_project.progress import progress_logger

@@ -11,8 +11,8 @@ from typing import Any
 
 from dagster import AssetCheckKey, AssetKey, AssetSelection, define_asset_job
 
+from marts_project.assets import SHARED_LAYERS
 from marts_project.checks.contract_checks import build_contract_checks
-from marts_project.intermediate.assets import intermediate_assets
 from marts_project.marts import ALL_MARTS
 from marts_project.partitions import (
     CHUNK_DAYS,
@@ -24,16 +24,8 @@ from marts_project.partitions import (
     monthly_partitions,
     weekly_partitions,
 )
-from marts_project.raw.assets import raw_assets
-from marts_project.staging.assets import staging_assets
 
-SHARED_LAYERS = [*raw_assets, *staging_assets, *intermediate_assets]
 MART_CHECKS = [check for mart in ALL_MARTS for check in build_contract_checks(mart)]
-
-
-def all_assets() -> list:
-    """Every asset definition of the deployment (layers and marts)."""
-    return [*SHARED_LAYERS, *(m.asset for m in ALL_MARTS)]
 
 
 def _marts_partitioned_by(partitions_def) -> list:

@@ -15,6 +15,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from marts_project.assets import all_assets
 from marts_project.checks.audits import Audit, audit_recency
 from marts_project.checks.specs import WRITE_AUDITS, check_result, check_spec
 from marts_project.checks.windows import run_window
@@ -86,7 +87,7 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
                 yield check_result(audit_recency(contract, latest, now), clock[check.name], key)
             elif check.name == "partition_freshness":
                 failed = failed_in_lineage(contract.name, contract.partitions_def, context.instance)
-                stale = stale_partitions(_deployment_assets(), warehouse, serving, landing)
+                stale = stale_partitions(all_assets(), warehouse, serving, landing)
                 built = warehouse.build_records(identifier)
                 yield _freshness_result(
                     mart, serving, landing, now, clock[check.name], key, failed, stale, built
@@ -143,14 +144,6 @@ def _build_slo_check(mart: Mart) -> AssetChecksDefinition:
         return check_result(audit, CheckPolicy(severity="warn"))
 
     return _slo
-
-
-def _deployment_assets() -> list:
-    """Every asset of the deployment, for the planner. Imported when a check runs: the jobs
-    module assembles these checks, so importing it at load would be a cycle."""
-    from marts_project.jobs import all_assets
-
-    return all_assets()
 
 
 def _freshness_result(
