@@ -12,10 +12,11 @@ A partition is out of date, in this order of precedence:
 - `landing changed`: a landing file that feeds it is new or rewritten since it was read;
 - `upstream rebuilt`: a partition it reads was rebuilt after it.
 The first follows by declarative automation (`conditions.propagate_updates`) once its inputs
-are rebuilt, the second waits for a write that passes; the others are *origins*, which the landing sensor requests when automation has
-not (Dagster's automation sees updates since its own cursor, not code or landing versions, nor
-what happened before a fresh instance: `docs/versions.md`). Failed partitions are listed apart:
-automation retries them at its retry interval.
+are rebuilt, the second waits for a write that passes; the others are *origins*, which the
+landing sensor requests when automation has not (Dagster's automation sees updates since its
+own cursor, not code or landing versions, nor what happened before a fresh instance:
+`docs/versions.md`). Failed partitions are listed apart: automation retries them at its retry
+interval.
 """
 
 from __future__ import annotations
