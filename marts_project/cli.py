@@ -155,12 +155,16 @@ class RunOptions:
 
 
 def backfill_days(
-    settings: Settings, instance: DagsterInstance, start: dt.date, end: dt.date, options: RunOptions
+    settings: Settings,
+    defs: Definitions,
+    instance: DagsterInstance,
+    start: dt.date,
+    end: dt.date,
+    options: RunOptions,
 ) -> int:
     """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions; of
     the `--select`ion only), printing each step and each run as it finishes, then a tally; 1 if
     a run or an ERROR check failed."""
-    defs = build_definitions(settings)
     chosen = _selected(defs, options.selectors)
     chunk_days, workers = options.chunk_days, options.workers
     if settings.cluster:
@@ -390,11 +394,11 @@ def reprocess(
 
 
 def _refuse_missing_landing(
-    settings: Settings, start: dt.date, end: dt.date, selectors: tuple[str, ...]
+    settings: Settings, defs: Definitions, start: dt.date, end: dt.date, selectors: tuple[str, ...]
 ) -> None:
     """Refuse a backfill whose raw tables would read a landing file that is not there: the
     days of every source it rebuilds (all, or those `--select` reaches)."""
-    chosen = _selected(build_definitions(settings), selectors)
+    chosen = _selected(defs, selectors)
     sources = [
         s for s in source_specs() if chosen is None or asset_key_for_table(f"raw_{s}") in chosen
     ]
@@ -425,8 +429,9 @@ def _audited_backfill(action: str, start: dt.date, end: dt.date, options: RunOpt
     trail = open_resource(settings, "audit", instance)
     with audited(trail, action, f"{start}..{end}", params) as outcome:  # refusals on record too
         partition_range(start, end)  # refuse a bad range before touching anything
-        _refuse_missing_landing(settings, start, end, options.selectors)
-        code = backfill_days(settings, instance, start, end, options)
+        defs = build_definitions(settings)
+        _refuse_missing_landing(settings, defs, start, end, options.selectors)
+        code = backfill_days(settings, defs, instance, start, end, options)
         outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
     return code
 

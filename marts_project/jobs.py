@@ -38,7 +38,8 @@ def checks_named(*names: str) -> list[AssetCheckKey]:
 
 # An SLO budget reads weeks of run history: judged hourly (freshness_checks_job), not by every
 # refresh run.
-NOT_IN_REFRESHES = AssetSelection.checks(*checks_named("slo_budget"))
+JUDGED_HOURLY = frozenset(checks_named("slo_budget"))
+NOT_IN_REFRESHES = AssetSelection.checks(*JUDGED_HOURLY)
 
 daily_assets_job = define_asset_job(
     "daily_assets_job",

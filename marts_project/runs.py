@@ -25,7 +25,7 @@ from dagster import (
     RunsFilter,
 )
 
-from marts_project.jobs import RefreshRun, checks_named, daily_assets_job, refresh_runs
+from marts_project.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
 from marts_project.partitions import CHUNK_DAYS, daily_partitions, range_tags
 from marts_project.processes import started_at
 
@@ -117,7 +117,6 @@ def _follow_moved_home(config: Path, home: Path) -> None:
         config.write_text(text.replace(found[0], f'base_dir: "{events}"'))
 
 
-NOT_IN_REFRESH_RUNS = set(checks_named("slo_budget"))  # judged hourly, not by refreshes
 PROCESS_TAG = "marts/process"  # host:pid of the process running an in-process run
 
 
@@ -169,7 +168,7 @@ def run_job(
     if asset_selection:  # the selected assets with the checks the job runs on them
         keys = set(asset_selection)
         graph = defs.resolve_asset_graph()
-        checks = {c for c in graph.asset_check_keys if c.asset_key in keys} - NOT_IN_REFRESH_RUNS
+        checks = {c for c in graph.asset_check_keys if c.asset_key in keys} - JUDGED_HOURLY
         job = job.get_subset(asset_selection=keys, asset_check_selection=checks)
     loggers: dict = {"console": {"config": {"log_level": log_level}}}
     if progress:

@@ -341,3 +341,13 @@ def _event_count(events: Path) -> int:
 def _rows_of(table) -> list[str]:
     kept = table.drop_columns([c for c in table.column_names if c == "_last_refreshed_at"])
     return sorted(repr(sorted(row.items())) for row in kept.to_pylist())
+
+
+def test_relocation_reads_nothing_outside_the_original_warehouse():
+    from marts_project.resources.relocation import moved
+
+    old, new = "file:///a/data/warehouse", "file:///b/copy/warehouse"
+    assert moved(f"{old}/raw/t/data/x.parquet", old, new) == f"{new}/raw/t/data/x.parquet"
+    for outside in ("file:///etc/passwd", f"{old}/../../../etc/passwd", f"{old}x/y", old):
+        with pytest.raises(PermissionError):
+            moved(outside, old, new)

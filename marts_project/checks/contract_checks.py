@@ -87,7 +87,7 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
                 yield check_result(audit_recency(contract, latest, now), clock[check.name], key)
             elif check.name == "partition_freshness":
                 failed = failed_in_lineage(contract.name, contract.partitions_def, context.instance)
-                stale = stale_partitions(all_assets(), warehouse, serving, landing)
+                stale = stale_partitions(all_assets(), warehouse, serving, landing, of=key)
                 built = warehouse.build_records(identifier)
                 yield _freshness_result(
                     mart, serving, landing, now, clock[check.name], key, failed, stale, built

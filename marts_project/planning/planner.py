@@ -179,9 +179,27 @@ def stale_partitions(
     warehouse: IcebergWarehouse,
     serving: ServingDatabase,
     landing: LandingZone,
+    of: AssetKey | None = None,
 ) -> set[tuple[AssetKey, str | None]]:
-    """Every out-of-date (asset, partition) now: what freshness judges a served day by."""
-    return {(s.asset, s.partition) for s in plan_for(assets, warehouse, serving, landing).stale}
+    """Every out-of-date (asset, partition) now, of `of` and what it is computed from only
+    when given (a mart's check reads its lineage's records, not the whole lake's): what
+    freshness judges a served day by."""
+    facts = facts_of(assets)
+    if of is not None:
+        facts = {k: facts[k] for k in _lineage(facts, of)}
+    plan = make_plan(facts, lake_records(warehouse, serving, facts), landing.fingerprints())
+    return {(s.asset, s.partition) for s in plan.stale}
+
+
+def _lineage(facts: Mapping[AssetKey, AssetFacts], key: AssetKey) -> set[AssetKey]:
+    """`key` and every asset it is computed from."""
+    found, todo = set(), [key]
+    while todo:
+        current = todo.pop()
+        if current in facts and current not in found:
+            found.add(current)
+            todo.extend(facts[current].parents)
+    return found
 
 
 def ranges(plan: Plan, facts: Mapping[AssetKey, AssetFacts]) -> list[tuple[Stale, str]]:

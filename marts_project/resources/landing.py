@@ -134,6 +134,12 @@ def _fingerprint(info: dict, modified: dt.datetime | None) -> str:
     return f"{info.get('size')}:{modified or ''}:{etag}{local}"
 
 
+def same_size_and_time(recorded: str, now: str) -> bool:
+    """Two local versions of one file (`size:modified:inode:ctime`) with the same size and
+    modification time: what a copy or move (`cp -a`, `rsync -a`, `mv`) keeps of a file."""
+    return recorded.rsplit(":", 2)[0] == now.rsplit(":", 2)[0]
+
+
 _FILE_NAME = re.compile(r"^(?P<source>[a-z][a-z0-9_]{0,62})/(?P<day>\d{4}-\d{2}-\d{2})\.csv$")
 
 

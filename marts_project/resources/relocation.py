@@ -23,6 +23,7 @@ from pyiceberg.table import StaticTable
 from pyiceberg.transforms import DayTransform
 
 from marts_project.resources.iceberg import EPOCH, IcebergWarehouse
+from marts_project.resources.landing import same_size_and_time
 from marts_project.versions import BUILT, BuildRecord
 
 FROM, TO = "marts.relocate.from", "marts.relocate.to"
@@ -35,8 +36,10 @@ class MovedFileIO(PyArrowFileIO):
     refuses to write or delete (relocation only reads through it)."""
 
     def _moved(self, location: str) -> str:
-        old, new = self.properties[FROM], self.properties[TO]
-        return new + location[len(old) :] if location.startswith(old) else location
+        new = self.properties[TO]
+        if location.startswith(new + "/") and "/../" not in location + "/":
+            return location  # already the copy's
+        return moved(location, self.properties[FROM], new)
 
     def new_input(self, location: str):
         return super().new_input(self._moved(location))
@@ -46,6 +49,15 @@ class MovedFileIO(PyArrowFileIO):
 
     def delete(self, location) -> None:
         raise PermissionError(f"relocation deletes nothing: {location}")
+
+
+def moved(location: str, old: str, new: str) -> str:
+    """Where a file of the original's warehouse `old` is in the copy's `new`; refused for any
+    path outside `old` (or leaving it through `..`): relocation reads nothing else."""
+    inside = location.startswith(old + "/") and "/../" not in location[len(old) :] + "/"
+    if not inside:
+        raise PermissionError(f"relocation reads only files of {old}, not {location}")
+    return new + location[len(old) :]
 
 
 def relocate(
@@ -60,19 +72,19 @@ def relocate(
     new = warehouse.warehouse.rstrip("/")
     old = old.rstrip("/")
     catalog = warehouse.catalog()
-    moved = []
+    relocated = []
     for identifier in warehouse.table_identifiers():
         location = catalog.load_table(identifier).metadata_location
         if not location.startswith(old + "/"):
             continue
         static = StaticTable.from_metadata(
-            new + location[len(old) :],
+            moved(location, old, new),
             properties={"py-io-impl": f"{__name__}.MovedFileIO", FROM: old, TO: new},
         )
         rows = _rewrite(warehouse, identifier, static, old, new, landing)
-        moved.append(identifier)
+        relocated.append(identifier)
         told(identifier, rows)
-    return moved
+    return relocated
 
 
 def _rewrite(
@@ -95,7 +107,7 @@ def _rewrite(
         if count >= ROWS_PER_WRITE and this != day:
             groups.append([])
             count = 0
-        groups[-1].append(new + task.file.file_path[len(old) :])
+        groups[-1].append(moved(task.file.file_path, old, new))
         count, day = count + task.file.record_count, this
     warehouse.catalog().drop_table(identifier)  # the copy's catalog row only: no file goes
     properties = {RELOCATED: old}
@@ -135,15 +147,10 @@ def _carried(text: str, landing: dict[str, str]) -> str:
     if record is None or not record.landing:
         return text
     carried = {
-        key: now if (now := landing.get(key)) and _kept_as_is(version, now) else version
+        key: now if (now := landing.get(key)) and same_size_and_time(version, now) else version
         for key, version in record.landing.items()
     }
     return replace(record, landing=carried).encode()
-
-
-def _kept_as_is(recorded: str, now: str) -> bool:
-    """Two local versions (`size:modified:inode:ctime`) of the same size and modification."""
-    return recorded.rsplit(":", 2)[0] == now.rsplit(":", 2)[0]
 
 
 def _day_column(table: StaticTable) -> str | None:
