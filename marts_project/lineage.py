@@ -46,6 +46,19 @@ def sql_inputs(sql: str) -> tuple[str, ...]:
     return tuple(_remembered("inputs", [sql], lambda: _parse_inputs(sql), json.dumps, json.loads))
 
 
+@functools.cache
+def normalized_sql(sql: str) -> str:
+    """`sql` as sqlglot prints it without comments, so formatting and comments do not count in
+    a code version (`versions.py`); kept in the file cache like the inputs (a parse of every
+    query would cost each command's start-up ~0.08 s)."""
+    return _remembered("normalized", [sql], lambda: _normalize(sql), json.dumps, json.loads)
+
+
+def _normalize(sql: str) -> str:
+    statements = sqlglot.parse(sql, dialect="duckdb")
+    return ";\n".join(s.sql(dialect="duckdb", comments=False) for s in statements if s)
+
+
 def _parse_inputs(sql: str) -> list[str]:
     tree = sqlglot.parse_one(sql, dialect="duckdb")
     ctes = {cte.alias for cte in tree.find_all(exp.CTE)}

@@ -24,7 +24,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from marts_project.automation.conditions import propagate_updates
-from marts_project.lineage import asset_key_for_table, sql_inputs
+from marts_project.lineage import asset_key_for_table, normalized_sql, sql_inputs
 from marts_project.partitions import (
     backfill_policy,
     daily_partitions,
@@ -38,7 +38,6 @@ from marts_project.versions import (
     CODE_VERSION_METADATA,
     code_parts,
     code_version,
-    normalized_sql,
 )
 from marts_project.yaml_files import read_yaml
 

@@ -16,13 +16,10 @@ concurrent writer of other partitions never overwrites it (each write sets only 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import sqlglot
 
 # The version of the Python that turns a layer's definitions into rows; bump one when a change
 # there alters what the layer writes, and every table of that layer is rebuilt.
@@ -36,13 +33,6 @@ LANDING_METADATA = "landing/versions"
 # output metadata: the blocking checks the write failed (nothing downstream may build on it)
 BLOCKING_FAILED_METADATA = "marts/blocking_checks_failed"
 BUILT = "marts.built"  # table property prefix of the build records
-
-
-@functools.cache
-def normalized_sql(sql: str) -> str:
-    """`sql` as sqlglot prints it without comments: formatting and comments do not count."""
-    statements = sqlglot.parse(sql, dialect="duckdb")
-    return ";\n".join(s.sql(dialect="duckdb", comments=False) for s in statements if s)
 
 
 def _digest(value: object) -> str:

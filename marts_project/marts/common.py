@@ -25,7 +25,7 @@ from marts_project.automation.conditions import propagate_updates
 from marts_project.checks.audits import Audit, blocking_failures, write_audits
 from marts_project.checks.specs import check_result, write_audit_specs
 from marts_project.contracts import Contract, load_contract
-from marts_project.lineage import asset_key_for_table, column_lineage, sql_inputs
+from marts_project.lineage import asset_key_for_table, column_lineage, normalized_sql, sql_inputs
 from marts_project.partitions import (
     daily_partitions,
     day_window,
@@ -43,7 +43,6 @@ from marts_project.versions import (
     build_properties,
     code_parts,
     code_version,
-    normalized_sql,
 )
 
 
