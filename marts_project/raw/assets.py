@@ -58,20 +58,22 @@ def ingest(
     The quarantine holds the rejected rows of the own files only (each file's rejects belong
     to its own day). Rows of own files that belong to earlier days are left to those days.
     """
-    files = []
+    # each file's version (and write time) before it is read: one rewritten while it is read
+    # shows as changed afterwards
+    stamps: dict[dt.date, tuple[str, dt.datetime | None]] = {}
     for day in days:
-        if not landing.exists(spec.name, day):
+        if (found := landing.version(spec.name, day)) is None:
             raise MissingLandingFileError(
                 f"{spec.name}: no landing file for {day} at {landing.path(spec.name, day)}; "
                 "the source has not delivered this day yet"
             )
-        files.append(landing_file(landing, spec, day))
+        stamps[day] = found
     for n in range(1, spec.late_days + 1):
         later = days[-1] + dt.timedelta(days=n)
-        if landing.exists(spec.name, later):
-            files.append(landing_file(landing, spec, later))
-    # each file's version before it is read: one rewritten while it is read shows as changed
-    versions = {f.source_file: landing.fingerprint(spec.name, f.day) for f in files}
+        if (found := landing.version(spec.name, later)) is not None:
+            stamps[later] = found
+    files = [landing_file(landing, spec, day) for day in stamps]
+    versions = {f.source_file: stamps[f.day][0] for f in files}
     late = dt.timedelta(days=spec.late_days)
     read_by_day = {  # each partition's record: the files that feed it (its own, later days')
         day.isoformat(): {
@@ -103,11 +105,7 @@ def ingest(
         "files_read": len(files),
         # when each file read was last written: the landing arrival history (marts_project/slo.py)
         "landing/arrivals": MetadataValue.json(
-            {
-                f.source_file: stamp.isoformat()
-                for f in files
-                if (stamp := landing.modified_at(spec.name, f.day))
-            }
+            {f.source_file: at.isoformat() for f in files if (at := stamps[f.day][1])}
         ),
         # per partition, the version of every landing file it read: recorded with its data
         # (`versions.py`), it decides whether a file changed since, whoever built it

@@ -59,10 +59,6 @@ class LandingZone(StorageAccess):
             )
         return path
 
-    def exists(self, source: str, day: dt.date) -> bool:
-        path = self.path(source, day)
-        return with_retries(lambda: self.filesystem().exists(path), f"look for {path}")
-
     def open_file(self, source: str, day: dt.date) -> BinaryIO:
         """The file for reading as a stream (a large file is never read whole)."""
         path = self._inside(source, day)
@@ -100,20 +96,21 @@ class LandingZone(StorageAccess):
         """
         return {key: _fingerprint(info, at) for key, (info, at) in self._listing().items()}
 
-    def fingerprint(self, source: str, day: dt.date) -> str | None:
-        """The version of one file (as `fingerprints` gives it), None if it is not there: what
-        a raw partition records of each file it read, taken before reading it, so a file
-        rewritten while it was read shows as changed afterwards."""
+    def version(self, source: str, day: dt.date) -> tuple[str, dt.datetime | None] | None:
+        """One file's version (as `fingerprints` gives it) and when it was last written, None
+        if it is not there: what a raw partition records of each file it read, taken before
+        reading it, so a file rewritten while it was read shows as changed afterwards."""
         fs, path = self.filesystem(), self.path(source, day)
         info = with_retries(lambda: fs.info(path) if fs.exists(path) else None, f"stat {path}")
-        return _fingerprint(info, file_modified_at(info)) if info else None
+        if not info:
+            return None
+        modified = file_modified_at(info)
+        return _fingerprint(info, modified), modified
 
     def modified_at(self, source: str, day: dt.date) -> dt.datetime | None:
         """When the file of `source` for `day` was last (re)written, None if it is not there."""
-        fs = self.filesystem()
-        path = self.path(source, day)
-        info = with_retries(lambda: fs.info(path) if fs.exists(path) else None, f"stat {path}")
-        return file_modified_at(info) if info else None
+        found = self.version(source, day)
+        return found[1] if found else None
 
     def write_bytes(self, source: str, day: dt.date, payload: bytes) -> str:
         path = self.path(source, day)
