@@ -1,8 +1,9 @@
 """Composition root: reads the deployment's settings once and wires assets to resources."""
 
-from dagster import Definitions, colored_console_logger, definitions
+from dagster import AssetsDefinition, Definitions, colored_console_logger, definitions
 
 from marts_project.assets import SHARED_LAYERS
+from marts_project.automation.conditions import reading_lake
 from marts_project.automation.maintenance_job import (
     table_maintenance_job,
     table_maintenance_schedule,
@@ -20,19 +21,27 @@ from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import Mart
 from marts_project.progress import progress_logger
 from marts_project.resources.data_folder import make_private
-from marts_project.resources.deployment import build_resources
+from marts_project.resources.deployment import build_resources, records_reader
 from marts_project.settings import Settings
 
 
-def build_definitions(settings: Settings, marts: list[Mart] | None = None) -> Definitions:
+def build_definitions(
+    settings: Settings,
+    marts: list[Mart] | None = None,
+    tables: list[AssetsDefinition] | None = None,
+) -> Definitions:
     """All assets, checks, jobs and resources for one deployment (`marts` replaces the marts
-    of the same names, e.g. to prove that a broken transform cannot publish)."""
+    of the same names, `tables` the staging or intermediate tables of the same keys: e.g. to
+    prove that a broken transform cannot publish, or what an edit rebuilds)."""
     make_private(settings)
     replaced = {m.contract.name: m for m in marts or []}
     chosen = [replaced.get(m.contract.name, m) for m in ALL_MARTS]
+    edited = {key: a for a in tables or [] for key in a.keys}
+    layers = [edited.get(next(iter(a.keys)), a) for a in SHARED_LAYERS]
     checks = MART_CHECKS if not marts else [c for m in chosen for c in build_contract_checks(m)]
+    records_of = records_reader(settings)
     return Definitions(
-        assets=[*SHARED_LAYERS, *(m.asset for m in chosen)],
+        assets=[reading_lake(a, records_of) for a in [*layers, *(m.asset for m in chosen)]],
         asset_checks=checks,
         jobs=[*REFRESH_JOBS, freshness_checks_job, table_maintenance_job],
         sensors=build_sensors(settings.sensor_interval_seconds, settings.sensors_running),

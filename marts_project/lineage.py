@@ -5,7 +5,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +20,9 @@ from dagster import (
 )
 from sqlglot import exp
 from sqlglot.lineage import lineage
+from sqlglot.optimizer.pushdown_projections import pushdown_projections
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import traverse_scope
 
 # Table name prefix -> the layer / domain namespace (= asset key prefix) it lives in.
 NAMESPACES = {
@@ -170,3 +173,53 @@ def upstream_tables(table: str) -> tuple[str, ...]:
     for name in sql_inputs(sql_files()[table].read_text()):
         found.update((name, *upstream_tables(name)))
     return tuple(sorted(found))
+
+
+ROWS = "(rows)"  # the column-level code key of what decides a query's rows (FROM, WHERE, ...)
+ALL_COLUMNS = "*"  # every column: a read or a code that could not be resolved column by column
+
+
+def column_reads(sql: str, inputs: Mapping[str, Iterable[str]]) -> dict:
+    """What a query needs of its inputs and what defines each of its output columns, given the
+    input tables' columns: `reads` (input table -> the columns it uses anywhere: selected,
+    joined on, filtered, grouped by) and `code` (output column -> a digest of the query pruned to
+    that column alone, plus `ROWS` for the query pruned to no column). Adding a column changes
+    no other column's digest; a new filter or join changes every one. Kept in the file cache."""
+    columns = {name: sorted(names) for name, names in sorted(inputs.items())}
+    return _remembered(
+        "reads", [sql, columns], lambda: _column_reads(sql, columns), json.dumps, json.loads
+    )
+
+
+def _column_reads(sql: str, inputs: dict[str, list[str]]) -> dict:
+    schema = {name: dict.fromkeys(names, "unknown") for name, names in inputs.items()}
+    try:
+        tree = qualify(
+            sqlglot.parse_one(sql, dialect="duckdb"),
+            schema=schema,
+            dialect="duckdb",
+            validate_qualify_columns=False,
+        )
+        reads: dict[str, set[str]] = {}
+        for scope in traverse_scope(pushdown_projections(tree.copy())):
+            for column in scope.columns:
+                source = scope.sources.get(column.table)
+                if isinstance(source, exp.Table) and source.name in inputs:
+                    reads.setdefault(source.name, set()).add(column.name)
+        if not isinstance(tree, exp.Select) or tree.args.get("distinct"):
+            raise ValueError("no column-level code for a set operation or a DISTINCT")
+        code = {ROWS: _pruned(tree, [exp.Literal.number(1)])}
+        for projection in tree.selects:
+            code[projection.alias_or_name] = _pruned(tree, [projection.copy()])
+        return {"reads": {name: sorted(cols) for name, cols in reads.items()}, "code": code}
+    except Exception:  # sqlglot cannot resolve it: every input column read, one code for all
+        digest = hashlib.sha256(_normalize(sql).encode()).hexdigest()[:12]
+        return {"reads": dict.fromkeys(inputs, [ALL_COLUMNS]), "code": {ALL_COLUMNS: digest}}
+
+
+def _pruned(tree: exp.Select, projections: list[exp.Expression]) -> str:
+    """A digest of `tree` selecting only `projections`, every CTE pruned to what they need."""
+    one = tree.copy()
+    one.set("expressions", projections)
+    text = pushdown_projections(one).sql(dialect="duckdb", comments=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dagster import (
@@ -233,3 +233,24 @@ def period_of(partitions_def: TimeWindowPartitionsDefinition | None, day: dt.dat
     noon = dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp()
     key = partitions_def.get_partition_key_for_timestamp(noon)
     return DayWindow.of(partitions_def.time_window_for_partition_key(key))
+
+
+def input_keys(
+    partitions_def: TimeWindowPartitionsDefinition | None,
+    input_def: TimeWindowPartitionsDefinition | None,
+    key: str | None,
+    input_keys_known: Iterable[str | None],
+) -> list[str | None]:
+    """The partitions of an input (of `input_def`, out of `input_keys_known`) that partition
+    `key` of a table of `partitions_def` reads: the whole of an unpartitioned input; every
+    partition for an unpartitioned table; the same key for the same partitioning; the days of a
+    week or month."""
+    if input_def is None:
+        return [None]
+    if partitions_def is None:
+        return list(input_keys_known)
+    if partitions_def == input_def:
+        return [key]
+    window = partitions_def.time_window_for_partition_key(key)
+    start, end = window.start.date().isoformat(), window.end.date().isoformat()
+    return [k for k in input_keys_known if k is not None and start <= k < end]

@@ -24,7 +24,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from marts_project.automation.conditions import propagate_updates
-from marts_project.lineage import asset_key_for_table, normalized_sql, sql_inputs
+from marts_project.lineage import asset_key_for_table, column_reads, normalized_sql, sql_inputs
 from marts_project.partitions import (
     backfill_policy,
     daily_partitions,
@@ -36,8 +36,12 @@ from marts_project.resources.sql import run_sql
 from marts_project.versions import (
     CODE_PARTS_METADATA,
     CODE_VERSION_METADATA,
+    COLUMN_PARTS_METADATA,
+    COLUMNS_METADATA,
+    READS_METADATA,
     code_parts,
     code_version,
+    column_versions,
 )
 from marts_project.yaml_files import read_yaml
 
@@ -56,18 +60,39 @@ def transform(
     sql_file: Path,
     tables: dict[str, pa.Table],
     views: dict[str, str] | None = None,
+    metadata: dict[str, Any] | None = None,
     **params: Any,
 ) -> pa.Table:
     """Run `sql_file` in DuckDB over `tables` (and `views` over them) with the window params
-    plus `params`."""
-    with measured(context, rows_in=sum(t.num_rows for t in tables.values())) as done:
+    plus `params`; `metadata` goes on the materialization with what it measured."""
+    rows_in = sum(t.num_rows for t in tables.values())
+    with measured(context, rows_in=rows_in, metadata=metadata) as done:
         result = run_sql(duckdb, sql_file, tables, {**window_params(context), **params}, views)
         done(result.num_rows)
     return result
 
 
+def record_lineage(
+    context: AssetExecutionContext, sql: str, inputs: dict[str, pa.Table]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """What this step's SQL reads of each input and each output column's code version (its
+    SQL pruned to the column, with the asset's `column_parts`): what its write records per
+    partition (`versions.Lineage`; `lineage_metadata` carries it to the IO manager)."""
+    found = column_reads(sql, {name: table.schema.names for name, table in inputs.items()})
+    parts = context.assets_def.metadata_by_key[context.asset_key][COLUMN_PARTS_METADATA].data
+    columns = column_versions(found["code"], parts["shared"], parts["columns"])
+    return found["reads"], columns
+
+
+def lineage_metadata(reads: dict[str, list[str]], columns: dict[str, str]) -> dict[str, Any]:
+    """The output metadata the IO manager turns into a `versions.Lineage` per partition."""
+    return {READS_METADATA: MetadataValue.json(reads), COLUMNS_METADATA: columns}
+
+
 @contextlib.contextmanager
-def measured(context: AssetExecutionContext, rows_in: int | None):
+def measured(
+    context: AssetExecutionContext, rows_in: int | None, metadata: dict[str, Any] | None = None
+):
     """Adds rows in/out, wall and CPU seconds of the wrapped work to the materialization.
 
     The IO manager adds what the write cost (bytes, files, its own seconds, snapshot id), so
@@ -77,6 +102,7 @@ def measured(context: AssetExecutionContext, rows_in: int | None):
     rows_out: list[int] = []
     yield rows_out.append
     metadata = {
+        **(metadata or {}),
         "rows_out": rows_out[0] if rows_out else 0,
         "transform_seconds": round(time.perf_counter() - wall, 3),
         "transform_cpu_seconds": round(time.process_time() - cpu, 3),
@@ -96,17 +122,25 @@ def iceberg_table(
     group: str | None = None,
     *,
     code: dict[str, str],
+    column_parts: dict[str, dict[str, str]] | None = None,
+    sql: str | None = None,
     **kwargs: Any,
 ):
     """`@asset` for an Iceberg table in namespace `layer`, time-partitioned when
     `partitions_def` is given (on `partition_column`, Iceberg `day` transform), with the code
     version of what defines it (`code`: its `versions.code_parts`), which every write records
-    per partition."""
+    per partition. `column_parts` (`shared`, `columns`) define its columns apart with its
+    `sql`: by default every part but its SQL, shared by all columns."""
     version = code_version(code)
+    if column_parts is None:
+        shared = {name: d for name, d in code.items() if not name.endswith(".sql")}
+        column_parts = {"shared": shared, "columns": {}}
+    column_parts = {**column_parts, "sql": sql}
     metadata = {
         **kwargs.pop("metadata", {}),
         CODE_VERSION_METADATA: version,
         CODE_PARTS_METADATA: MetadataValue.json(code),
+        COLUMN_PARTS_METADATA: MetadataValue.json(column_parts),
     }
     partitioning = partitioning_of(partitions_def)
     kwargs["tags"] = {**kwargs.get("tags", {}), "partitioning": partitioning}
@@ -184,6 +218,7 @@ def sql_table(
         name=sql_file.stem,
         description=spec.description,
         ins=sql_ins(sql),
+        sql=sql,
         code=code_parts(
             "sql",
             **{
@@ -198,7 +233,8 @@ def sql_table(
         pii: PiiMasking,
         **tables: pa.Table,
     ) -> pa.Table:
+        read = lineage_metadata(*record_lineage(context, sql, tables))
         tables, views = prepare(tables) if prepare else (tables, {})
-        return transform(context, duckdb, sql_file, tables, views, pii_key=pii.key)
+        return transform(context, duckdb, sql_file, tables, views, read, pii_key=pii.key)
 
     return _table

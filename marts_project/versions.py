@@ -21,6 +21,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from marts_project.lineage import ALL_COLUMNS, ROWS
+
 # The version of the Python that turns a layer's definitions into rows; bump one when a change
 # there alters what the layer writes, and every table of that layer is rebuilt.
 LAYER_CODE = {"raw": "1", "sql": "1", "mart": "1", "view": "1"}
@@ -32,6 +34,11 @@ ON_CHANGE_METADATA = "contract/on_change"  # what a code change rebuilds (a mart
 LANDING_METADATA = "landing/versions"
 # output metadata: the blocking checks the write failed (nothing downstream may build on it)
 BLOCKING_FAILED_METADATA = "marts/blocking_checks_failed"
+# output metadata of a derived step: input table -> columns read, output column -> its code
+READS_METADATA = "marts/reads"
+COLUMNS_METADATA = "marts/columns"
+# asset metadata: what defines every column (`shared`) and each (`columns`): `column_versions`
+COLUMN_PARTS_METADATA = "marts/column_parts"
 BUILT = "marts.built"  # table property prefix of the build records
 
 
@@ -72,6 +79,36 @@ class BuildRecord:
     blocked: tuple[str, ...] = ()  # blocking checks this write failed: readers must not build
     rows: int = 0  # the write's rows, shared out over its partitions (for estimates)
     seconds: float = 0.0  # the step's transform time, shared out over its partitions
+    # derived tables: output column -> its column-level code (`lineage.column_reads`)
+    columns: dict[str, str] | None = None
+    # derived tables: input table -> the columns of it the build read
+    reads: dict[str, list[str]] | None = None
+    # derived tables: `input_key(input, partition)` -> the input's `view` for those columns
+    inputs: dict[str, str] | None = None
+
+    @property
+    def source(self) -> str | None:
+        """What this partition's rows were computed from: the landing file versions it read
+        (raw), the views of its inputs it read (derived); None for a record without either."""
+        if self.landing is not None:
+            return _digest(self.landing)
+        if self.inputs is not None:
+            return _digest(self.inputs)
+        return None
+
+    def view(self, columns: Iterable[str]) -> str | None:
+        """The version of `columns` of this partition (`ALL_COLUMNS`: all of them): what they
+        were computed from and their column-level code. Equal views are equal data (the same
+        inputs through the same code), so a reader of only these columns need not rebuild when
+        another column is added or changes. None when the record cannot say."""
+        if (source := self.source) is None:
+            return None
+        if self.columns is None:  # no column-level code (raw tables): the whole table's
+            return _digest([source, self.code])
+        wanted = set(columns)
+        names = sorted(self.columns) if ALL_COLUMNS in wanted else sorted(wanted | {ROWS})
+        fallback = self.columns.get(ALL_COLUMNS)
+        return _digest([source, [(name, self.columns.get(name, fallback)) for name in names]])
 
     def encode(self) -> str:
         body = {"code": self.code, "at": self.at.isoformat(), "run": self.run}
@@ -81,6 +118,9 @@ class BuildRecord:
             body["landing"] = self.landing
         if self.blocked:
             body["blocked"] = list(self.blocked)
+        for name in ("columns", "reads", "inputs"):
+            if (value := getattr(self, name)) is not None:
+                body[name] = value
         body |= {"rows": self.rows, "seconds": round(self.seconds, 3)}
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
@@ -98,9 +138,39 @@ class BuildRecord:
                 blocked=tuple(body.get("blocked", ())),
                 rows=int(body.get("rows", 0)),
                 seconds=float(body.get("seconds", 0.0)),
+                columns=body.get("columns"),
+                reads=body.get("reads"),
+                inputs=body.get("inputs"),
             )
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def input_key(identifier: str, partition_key: str | None) -> str:
+    """How a build record names one partition (None: the whole) of a table it read."""
+    return f"{identifier}|{partition_key}" if partition_key else identifier
+
+
+def column_versions(
+    sql_code: Mapping[str, str], shared: Mapping[str, str], per_column: Mapping[str, str]
+) -> dict[str, str]:
+    """Each output column's code version: its query pruned to it (`lineage.column_reads`), the
+    parts that define every column (`shared`: a layer's code, a contract but its columns) and
+    its own part of the contract (`per_column`)."""
+    return {
+        name: _digest([digest, dict(shared), per_column.get(name)])
+        for name, digest in sql_code.items()
+    }
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What a derived table's write read: its column-level code, the columns it read of each
+    input, and per partition the input views it read (None when an input had no record)."""
+
+    columns: dict[str, str]
+    reads: dict[str, list[str]]
+    inputs: dict[str | None, dict[str, str]] | None
 
 
 def record_property(partition_key: str | None) -> str:
@@ -117,10 +187,12 @@ def build_properties(
     landing: Mapping[str, Mapping[str, str]] | None = None,
     blocked: Iterable[str] = (),
     at: dt.datetime | None = None,
+    lineage: Lineage | None = None,
 ) -> dict[str, str]:
     """The table properties recording a write of `partition_keys` (None: unpartitioned);
     `landing` gives each partition the landing file versions it read; `at` is when it was
-    built (a mart's refresh time, which its served rows carry as `_last_refreshed_at`)."""
+    built (a mart's refresh time, which its served rows carry as `_last_refreshed_at`);
+    `lineage` what a derived table's partitions read of their inputs."""
     keys = list(partition_keys) if partition_keys is not None else [None]
     at = at or dt.datetime.now(dt.UTC)
     share = max(len(keys), 1)
@@ -134,6 +206,9 @@ def build_properties(
             blocked=tuple(blocked),
             rows=rows // share,
             seconds=seconds / share,
+            columns=lineage.columns if lineage else None,
+            reads=lineage.reads if lineage else None,
+            inputs=lineage.inputs.get(key) if lineage and lineage.inputs is not None else None,
         ).encode()
         for key in keys
     }

@@ -6,6 +6,7 @@ or a reformat nothing), a landing file rewritten while it is read stays out of d
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from pathlib import Path
 
@@ -21,10 +22,13 @@ from marts_project.partitions import daily_partitions
 from marts_project.planning.planner import plan_for, stale_partitions
 from marts_project.runs import instance_for, refresh_days
 from marts_project.simulator import restate
+from marts_project.transform import sql_layer
 from marts_project_tests.conftest import DAY, SIM, Lakehouse, days
 
 MART = "mkt_campaign_performance_fact"
 MARKETING = Path(__file__).parents[1] / "marts_project" / "marts" / "marketing"
+INT = "int_mkt_campaign_daily"
+INTERMEDIATE = Path(__file__).parents[1] / "marts_project" / "intermediate"
 
 
 @pytest.fixture
@@ -220,3 +224,67 @@ def test_build_records_live_in_the_lake_beside_the_data(lake):
     table = lake.warehouse.load_table("raw.raw_mkt_ad_stats")
     assert f"marts.built.{DAY}" in table.properties  # any engine reading the table sees it
     assert isinstance(first.at, dt.datetime)
+
+
+def with_intermediate_sql(lake: Lakehouse, folder: Path, edit) -> object:
+    """The deployment with `int_mkt_campaign_daily`'s SQL edited by `edit`."""
+    shutil.copytree(INTERMEDIATE, folder)
+    sql_file = folder / f"{INT}.sql"
+    edited = edit(sql_file.read_text())
+    assert edited != sql_file.read_text()
+    sql_file.write_text(edited)
+    table = next(a for a in sql_layer("intermediate", folder) if a.key.path[-1] == INT)
+    return build_definitions(lake.settings, tables=[table])
+
+
+def _snapshots(lake: Lakehouse) -> dict[str, int | None]:
+    return {
+        t: (s.snapshot_id if (s := lake.warehouse.load_table(t).current_snapshot()) else None)
+        for t in lake.warehouse.table_identifiers()
+    }
+
+
+def test_a_column_no_reader_reads_rebuilds_the_table_and_nothing_downstream(lake, tmp_path):
+    def added(sql: str) -> str:
+        return sql.replace(
+            "coalesce(l.mqls, 0) as mqls\n",
+            "coalesce(l.mqls, 0) as mqls,\n        coalesce(a.clicks, 0) * 2 as double_clicks\n",
+        )
+
+    defs = with_intermediate_sql(lake, tmp_path / "intermediate", added)
+    plan = plan_for(defs.assets, lake.warehouse, lake.serving(), lake.landing)
+    assert {(s.asset.path[-1], s.reason) for s in plan.stale} == {(INT, "code changed")}
+    before = _snapshots(lake)
+
+    state = converge(defs, lake.instance)
+    assert built(state) == {(f"intermediate/{INT}", d.isoformat()) for d in days(DAY, 3)}
+    after = _snapshots(lake)
+    assert {t for t in after if after[t] != before[t]} == {f"intermediate.{INT}"}
+    assert "double_clicks" in lake.warehouse.read(f"intermediate.{INT}").column_names
+    assert planned(lake, defs) == set()
+    assert converge(defs, lake.instance).outcomes == []
+
+
+def test_a_column_a_reader_reads_rebuilds_that_reader(lake, tmp_path):
+    def changed(sql: str) -> str:  # mqls now counts every lead: read by the marketing marts
+        return sql.replace("count(*) filter (where is_mql) as mqls", "count(*) as mqls")
+
+    defs = with_intermediate_sql(lake, tmp_path / "intermediate", changed)
+    expected = planned(lake, defs)
+    readers = {asset.split("/")[-1] for asset, _ in expected} - {INT}
+    assert MART in readers
+
+    state = converge(defs, lake.instance)
+    assert built(state) == expected
+    assert planned(lake, defs) == set()
+
+
+def test_a_rebuild_on_the_same_landing_files_rebuilds_nothing_downstream(lake):
+    staging = {AssetKey(["staging", "stg_mkt_ad_stats"])}
+    day = days(DAY, 3)[1]
+    outcomes = refresh_days(lake.defs, lake.instance, day, day, select=staging)
+    assert [list(o.materialized) for o in outcomes] == [
+        [("staging/stg_mkt_ad_stats", day.isoformat())]
+    ]
+    assert planned(lake) == set()
+    assert converge(lake.defs, lake.instance).outcomes == []

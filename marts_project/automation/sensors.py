@@ -105,6 +105,8 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         target=AssetSelection.all(),
         default_status=status,
         minimum_interval_seconds=interval_seconds,
+        # where the lake's build records can be read (conditions.InputsChanged)
+        use_user_code_server=True,
         description="Carries refreshed partitions downstream (propagate_updates on every table).",
     )
     return [landing_sensor, automation_sensor, build_audit_sensor(interval_seconds, running)]

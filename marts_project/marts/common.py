@@ -33,9 +33,15 @@ from marts_project.partitions import (
     periods_in,
 )
 from marts_project.resources.iceberg import IcebergWarehouse
-from marts_project.resources.iceberg_io import write_metadata
+from marts_project.resources.iceberg_io import read_lineage, write_metadata
 from marts_project.resources.serving import ServingDatabase
-from marts_project.transform import iceberg_table, sql_ins, transform
+from marts_project.transform import (
+    iceberg_table,
+    lineage_metadata,
+    record_lineage,
+    sql_ins,
+    transform,
+)
 from marts_project.versions import (
     BUILT,
     CODE_PARTS_METADATA,
@@ -93,6 +99,20 @@ def _code(contract: Contract, sql_file: Path, sql: str, layer: str) -> dict[str,
     )
 
 
+def _column_parts(contract: Contract, layer: str) -> dict[str, dict[str, str]]:
+    """What defines a mart's columns: its contract but the columns and its layer's code for
+    all, each column's own entry for it (`versions.column_versions`)."""
+    folder = f"marts/{contract.domain}"
+    shared = contract.model_dump(mode="json", exclude={"on_change", "columns"})
+    return {
+        "shared": code_parts(layer, **{f"{folder}/{contract.name}.yml": shared}),
+        "columns": {
+            c.name: code_parts(layer, column=c.model_dump(mode="json"))["column"]
+            for c in contract.columns
+        },
+    }
+
+
 def build_mart(sql_dir: Path, name: str) -> Mart:
     """The asset of mart `name` (an Iceberg table, or a view when its contract says so)."""
     contract = load_contract(sql_dir / f"{name}.yml")
@@ -121,6 +141,8 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
         contract.partition_column,
         partitions_def,
         code=_code(contract, sql_file, sql, "mart"),
+        column_parts=_column_parts(contract, "mart"),
+        sql=sql,
         ins=ins,
         deps=deps,
         check_specs=write_audit_specs(contract, key),
@@ -134,14 +156,24 @@ def build_mart(sql_dir: Path, name: str) -> Mart:
         **tables: pa.Table,
     ) -> MaterializeResult:
         began, refreshed_at = time.perf_counter(), datetime.now(UTC)
+        reads, columns = record_lineage(context, sql, tables)
         result = contract.conform(
-            transform(context, duckdb, sql_file, tables, refreshed_at=refreshed_at)
+            transform(
+                context,
+                duckdb,
+                sql_file,
+                tables,
+                metadata=lineage_metadata(reads, columns),
+                refreshed_at=refreshed_at,
+            )
         )
         lineage = column_lineage(
             sql, {t: data.schema for t, data in tables.items()}, contract.column_names
         )
         seconds = time.perf_counter() - began
-        published = publish(context, contract, result, warehouse, serving, seconds, refreshed_at)
+        published = publish(
+            context, contract, result, warehouse, serving, seconds, refreshed_at, (reads, columns)
+        )
         published.metadata["dagster/column_lineage"] = lineage
         return published
 
@@ -156,6 +188,7 @@ def publish(
     serving: ServingDatabase,
     transform_seconds: float = 0.0,
     refreshed_at: datetime | None = None,
+    read: tuple[dict[str, list[str]], dict[str, str]] | None = None,
 ) -> MaterializeResult:
     """Write-audit-publish the mart's rows for the run's window with their build records,
     mirror them into its serving databases (its own, then its grantees'), and report the one
@@ -178,14 +211,21 @@ def publish(
         audit_seconds += time.perf_counter() - began  # a redone write audits again
         return blocking_failures(contract, audits)
 
+    keys = context.partition_keys if context.assets_def.partitions_def else None
+    lineage = None
+    if read is not None:
+        step = context.get_step_execution_context().step.key
+        partitions_def = context.assets_def.partitions_def
+        lineage = read_lineage(context.run_id, step, partitions_def, keys, *read)
     records = build_properties(
-        context.partition_keys if context.assets_def.partitions_def else None,
+        keys,
         context.assets_def.code_versions_by_key[context.asset_key] or "",
         context.assets_def.metadata_by_key[context.asset_key][CODE_PARTS_METADATA].data,
         context.run_id,
         data.num_rows,
         transform_seconds,
         at=refreshed_at,
+        lineage=lineage,
     )
     written = warehouse.write_audit_publish(
         identifier, data, column, start, end, audit, properties, records

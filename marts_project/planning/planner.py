@@ -25,15 +25,17 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from dagster import AssetKey, AssetsDefinition, RunRequest, TimeWindowPartitionsDefinition
 
+from marts_project.lineage import column_reads, sql_inputs
 from marts_project.partitions import (
     PERIODS_PER_RUN,
     contiguous_key_ranges,
     daily_partitions,
+    input_keys,
     partitioning_of,
     range_tags,
 )
@@ -43,9 +45,12 @@ from marts_project.resources.landing import LandingZone, parse_key
 from marts_project.resources.serving import ServingDatabase
 from marts_project.versions import (
     CODE_PARTS_METADATA,
+    COLUMN_PARTS_METADATA,
     ON_CHANGE_METADATA,
     BuildRecord,
     changed_parts,
+    column_versions,
+    input_key,
 )
 
 UPSTREAM_STALE = "upstream out of date"
@@ -117,6 +122,8 @@ class AssetFacts:
     source: str | None = None  # raw assets: the landing source they read
     on_change: str = "all"  # the contract's rule for a code change: all, manual, last N days
     view: bool = False  # a serving view: its record is in the serving database
+    # derived tables: their SQL and what defines each column (`versions.column_versions`)
+    column_parts: dict | None = None
 
 
 def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
@@ -129,6 +136,7 @@ def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
             source = metadata.get("landing/source")
             parts = metadata.get(CODE_PARTS_METADATA)
             on_change = metadata.get(ON_CHANGE_METADATA)
+            column_parts = metadata.get(COLUMN_PARTS_METADATA)
             facts[key] = AssetFacts(
                 key,
                 tuple(sorted(assets_def.asset_deps.get(key, ()))),
@@ -139,6 +147,7 @@ def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
                 str(getattr(source, "value", source)) if source else None,
                 str(getattr(on_change, "value", on_change)) if on_change else "all",
                 "view" in assets_def.specs_by_key[key].kinds,
+                dict(column_parts.data) if column_parts is not None else None,
             )
     return facts
 
@@ -171,7 +180,7 @@ def plan_for(
     """The plan of a deployment now: its lake's records, its landing zone, its code."""
     facts = facts_of(assets)
     records = lake_records(warehouse, serving, facts)
-    return make_plan(facts, records, landing.fingerprints(), failed, select)
+    return make_plan(facts, records, landing.fingerprints(), failed, select, warehouse.column_names)
 
 
 def stale_partitions(
@@ -187,7 +196,8 @@ def stale_partitions(
     facts = facts_of(assets)
     if of is not None:
         facts = {k: facts[k] for k in _lineage(facts, of)}
-    plan = make_plan(facts, lake_records(warehouse, serving, facts), landing.fingerprints())
+    records = lake_records(warehouse, serving, facts)
+    plan = make_plan(facts, records, landing.fingerprints(), columns_of=warehouse.column_names)
     return {(s.asset, s.partition) for s in plan.stale}
 
 
@@ -283,9 +293,12 @@ def make_plan(
     landing: Mapping[str, str],
     failed: Mapping[str, list[str]] | None = None,
     select: Iterable[AssetKey] | None = None,
+    columns_of: Callable[[str], list[str]] | None = None,
 ) -> Plan:
     """The plan for assets `facts` given their build `records` and the `landing` zone
-    (key -> current version); `select` limits what is listed (its inputs still count)."""
+    (key -> current version); `select` limits what is listed (its inputs still count);
+    `columns_of` gives a table's columns now, to foresee which columns a code change alters
+    (without it, a reader of a changed table is always out of date)."""
     known = set(daily_partitions.get_partition_keys())
     stale: dict[tuple[AssetKey, str | None], Stale] = {}
     kept: list[Stale] = []
@@ -301,7 +314,13 @@ def make_plan(
         universe[key] = set(candidates) | set(built)
         for partition in sorted(candidates, key=lambda p: p or ""):
             inputs = _inputs_of(asset, partition, facts, universe)
-            behind = [parent for parent, p in inputs if (parent, p) in stale]
+            record = built.get(partition)
+            behind = [
+                parent
+                for parent, p in inputs
+                if (parent, p) in stale
+                and not _unaffected(stale[(parent, p)], record, facts, records, columns_of)
+            ]
             blocking = [
                 f"{parent.to_user_string()} {p or ''}".strip() + f": {', '.join(r.blocked)} failed"
                 for parent, p in inputs
@@ -312,7 +331,6 @@ def make_plan(
             elif blocking:
                 found = (BLOCKED, blocking[0])
             elif asset.stored:
-                record = built.get(partition)
                 found = _judge(asset, partition, record, inputs, records, landing)
             else:  # an asset that keeps no record: only its inputs' rebuilds carry to it
                 found = None
@@ -390,21 +408,14 @@ def _inputs_of(
     asset: AssetFacts, partition: str | None, facts: Mapping[AssetKey, AssetFacts], universe
 ) -> list[tuple[AssetKey, str | None]]:
     """The (input asset, partition) pairs a partition of `asset` reads."""
-    pairs = []
-    for parent in asset.parents:
-        if parent not in facts:
-            continue
-        parent_def = facts[parent].partitions_def
-        if parent_def is None:
-            pairs.append((parent, None))
-        elif asset.partitions_def is None:
-            pairs += [(parent, p) for p in universe.get(parent, ())]
-        elif asset.partitions_def == parent_def:
-            pairs.append((parent, partition))
-        else:  # a week or month reads its days
-            days = set(_days_of(asset.partitions_def, partition))
-            pairs += [(parent, p) for p in universe.get(parent, ()) if p in days]
-    return pairs
+    return [
+        (parent, p)
+        for parent in asset.parents
+        if parent in facts
+        for p in input_keys(
+            asset.partitions_def, facts[parent].partitions_def, partition, universe.get(parent, ())
+        )
+    ]
 
 
 def _judge(
@@ -431,12 +442,77 @@ def _judge(
                 f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
             )
         return None
+    if (changed := rebuilt_input(record, inputs, records)) is not None:
+        return UPSTREAM_REBUILT, changed
+    return None
+
+
+def rebuilt_input(
+    record: BuildRecord,
+    inputs: Iterable[tuple[AssetKey, str | None]],
+    records: Mapping[AssetKey, Mapping[str | None, BuildRecord]],
+) -> str | None:
+    """The first input partition (as "asset partition") whose columns this build read have
+    changed since: its view of them is not the one recorded (`BuildRecord.view`), or, for an
+    input the record does not version (no lineage, a dependency the SQL does not read), it was
+    rebuilt after. None when none has."""
     for parent, parent_partition in inputs:
         upstream = records.get(parent, {}).get(parent_partition)
-        if upstream is not None and upstream.at > record.at:
-            label = parent.to_user_string() + (f" {parent_partition}" if parent_partition else "")
-            return UPSTREAM_REBUILT, label
+        if upstream is None:
+            continue
+        identifier = ".".join(parent.path)
+        read = (record.reads or {}).get(parent.path[-1])
+        if record.inputs is not None and read is not None:
+            key = input_key(identifier, parent_partition)
+            changed = record.inputs.get(key) != upstream.view(read)
+        else:
+            changed = upstream.at > record.at
+        if changed:
+            return parent.to_user_string() + (f" {parent_partition}" if parent_partition else "")
     return None
+
+
+def _unaffected(
+    parent: Stale,
+    record: BuildRecord | None,
+    facts: Mapping[AssetKey, AssetFacts],
+    records: Mapping[AssetKey, Mapping[str | None, BuildRecord]],
+    columns_of: Callable[[str], list[str]] | None,
+) -> bool:
+    """A reader's build (`record`) does not follow its input's out-of-date partition: the input
+    only has a code change, and that change leaves the columns the reader read as they were
+    (e.g. it adds a column the reader does not read). Its rebuild will then leave the reader's
+    view of it unchanged (`rebuilt_input`), so nothing follows."""
+    if parent.reason != CODE_CHANGED or record is None or columns_of is None:
+        return False
+    read = (record.reads or {}).get(parent.asset.path[-1])
+    old = records.get(parent.asset, {}).get(parent.partition)
+    if record.inputs is None or read is None or old is None:
+        return False
+    key = input_key(".".join(parent.asset.path), parent.partition)
+    new_columns = _columns_now(facts[parent.asset], facts, columns_of)
+    if new_columns is None or key not in record.inputs:
+        return False
+    return record.inputs[key] == replace(old, columns=new_columns).view(read)
+
+
+def _columns_now(
+    asset: AssetFacts,
+    facts: Mapping[AssetKey, AssetFacts],
+    columns_of: Callable[[str], list[str]],
+) -> dict[str, str] | None:
+    """The column-level code a derived table's current SQL would record, over its inputs'
+    columns now; None for a table without column-level code."""
+    parts = asset.column_parts
+    if not parts or not parts.get("sql"):
+        return None
+    inputs = {
+        parent.path[-1]: columns_of(".".join(parent.path))
+        for parent in asset.parents
+        if parent in facts and parent.path[-1] in sql_inputs(parts["sql"])
+    }
+    found = column_reads(parts["sql"], inputs)
+    return column_versions(found["code"], parts["shared"], parts["columns"])
 
 
 def _estimate(built: Mapping[str | None, BuildRecord], partition: str | None) -> tuple[int, float]:

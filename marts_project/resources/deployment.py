@@ -4,6 +4,8 @@ Kept apart from the composition root so the CLI, benchmarks and tests get a reso
 building Definitions.
 """
 
+from collections.abc import Callable
+
 import dagster
 from dagster import DagsterInstance, EnvVar
 
@@ -50,6 +52,19 @@ def build_resources(settings: Settings) -> dict[str, object]:
         if settings.pii_key_from_env
         else PiiMasking(),
     }
+
+
+def records_reader(settings: Settings) -> Callable[[str], dict]:
+    """table -> its build records, from the deployment's warehouse opened on first use (the
+    automation condition judging updates by them is built long before it runs)."""
+    opened: list[IcebergWarehouse] = []
+
+    def records_of(identifier: str) -> dict:
+        if not opened:
+            opened.append(open_resource(settings, "warehouse"))
+        return opened[0].build_records(identifier)
+
+    return records_of
 
 
 def open_resource(settings: Settings, key: str, instance: DagsterInstance | None = None):

@@ -163,6 +163,17 @@ class IcebergWarehouse(StorageAccess):
 
         return with_retries(load, f"read build records of {identifier}")
 
+    def column_names(self, identifier: str) -> list[str]:
+        """A table's columns now (empty for a table not built yet)."""
+
+        def load() -> list[str]:
+            catalog = self.catalog()
+            if not catalog.table_exists(identifier):
+                return []
+            return catalog.load_table(identifier).schema().column_names
+
+        return with_retries(load, f"read the schema of {identifier}")
+
     def read(
         self,
         identifier: str,
@@ -173,11 +184,25 @@ class IcebergWarehouse(StorageAccess):
         columns: tuple[str, ...] = ("*",),
     ) -> pa.Table:
         """Scan a table (or branch `ref`), pruned to the day window [start, end) of `column`."""
+        return self.read_with_records(identifier, column, start, end, ref, columns)[0]
+
+    def read_with_records(
+        self,
+        identifier: str,
+        column: str | None = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        ref: str | None = None,
+        columns: tuple[str, ...] = ("*",),
+    ) -> tuple[pa.Table, dict[str | None, BuildRecord]]:
+        """`read`, with the build records of the table as the rows read were (one table load:
+        what a reader records of its inputs is what it read)."""
         windowed = column is not None and start is not None and end is not None
         window = (column, start, end) if windowed else None
 
-        def scan() -> pa.Table:
-            return self._scan(self.load_table(identifier), window, ref, columns)
+        def scan() -> tuple[pa.Table, dict[str | None, BuildRecord]]:
+            table = self.load_table(identifier)
+            return self._scan(table, window, ref, columns), read_records(table.properties)
 
         return with_retries(scan, f"read {identifier}")
 

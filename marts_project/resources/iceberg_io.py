@@ -7,6 +7,7 @@ count and Iceberg snapshot id Dagster shows per materialization.
 """
 
 import time
+from collections.abc import Mapping
 
 import pyarrow as pa
 from dagster import (
@@ -16,17 +17,25 @@ from dagster import (
     InputContext,
     MetadataValue,
     OutputContext,
+    PartitionsDefinition,
     ResourceDependency,
 )
 
-from marts_project.partitions import day_window
+from marts_project.lineage import ALL_COLUMNS
+from marts_project.partitions import day_window, input_keys
 from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
 from marts_project.versions import (
     BLOCKING_FAILED_METADATA,
     CODE_PARTS_METADATA,
     CODE_VERSION_METADATA,
+    COLUMNS_METADATA,
     LANDING_METADATA,
+    READS_METADATA,
+    BuildRecord,
+    Lineage,
     build_properties,
+    input_key,
+    read_records,
 )
 
 PARTITION_COLUMN = "partition_expr"  # asset metadata key naming the day column, as dagster-iceberg
@@ -48,20 +57,29 @@ def write_metadata(result: WriteResult) -> dict[str, object]:
     }
 
 
-_RUN_CACHE: dict[tuple, pa.Table] = {}
+Records = dict[str | None, BuildRecord]
+_RUN_CACHE: dict[tuple, tuple[pa.Table, Records]] = {}
 CACHE_MAX_ROWS = 5_000_000  # above this an input is re-read from Iceberg instead of held
+# (run id, step) -> input table -> (its partitions definition, the records of what was read)
+_READ: dict[tuple[str, str], dict[str, tuple[PartitionsDefinition | None, Records]]] = {}
 
 
 def _cache_key(run_id: str, identifier: str, start, end) -> tuple:
     return (run_id, identifier, start, end)
 
 
-def _remember(run_id: str, identifier: str, start, end, table: pa.Table) -> None:
-    """Keep what this run just published, so its downstream steps read it without a scan."""
+def _remember(
+    run_id: str, identifier: str, start, end, table: pa.Table, records: dict[str, str]
+) -> None:
+    """Keep what this run just published (and its records), so its downstream steps read it
+    without a scan."""
     for key in [k for k in _RUN_CACHE if k[0] != run_id]:
         del _RUN_CACHE[key]  # another run's tables: gone
+    for key in [k for k in _READ if k[0] != run_id]:
+        del _READ[key]
     if table.num_rows <= CACHE_MAX_ROWS:
-        _RUN_CACHE[_cache_key(run_id, identifier, start, end)] = table
+        written = read_records(records)
+        _RUN_CACHE[_cache_key(run_id, identifier, start, end)] = (table, written)
 
 
 def read_in_run(
@@ -71,13 +89,61 @@ def read_in_run(
     column: str | None = None,
     start=None,
     end=None,
-) -> pa.Table:
-    """Rows of `identifier` for [start, end): this run's just-published output when it wrote
-    exactly that window, else an Iceberg scan pruned to it."""
+) -> tuple[pa.Table, Records]:
+    """Rows of `identifier` for [start, end) and the table's build records as they were read:
+    this run's just-published output when it wrote exactly that window, else an Iceberg scan
+    pruned to it."""
     cached = _RUN_CACHE.get(_cache_key(run_id, identifier, start, end))
     if cached is not None:
         return cached
-    return warehouse.read(identifier, column, start, end)
+    return warehouse.read_with_records(identifier, column, start, end)
+
+
+def note_read(
+    run_id: str,
+    step: str,
+    identifier: str,
+    partitions_def: PartitionsDefinition | None,
+    records: Records,
+    start=None,
+    end=None,
+) -> None:
+    """Remember the records of the input partitions step `step` read (those of its window)."""
+    if start is not None and end is not None:
+        first, last = start.isoformat(), end.isoformat()
+        records = {k: r for k, r in records.items() if k is not None and first <= k < last}
+    _READ.setdefault((run_id, step), {})[identifier] = (partitions_def, records)
+
+
+def read_lineage(
+    run_id: str,
+    step: str,
+    partitions_def: PartitionsDefinition | None,
+    partition_keys: list[str] | None,
+    reads: Mapping[str, list[str]],
+    columns: Mapping[str, str],
+) -> Lineage:
+    """What a derived table's write read (`versions.Lineage`): per partition, the view of
+    each input partition it read through the columns it read of it (its SQL's `reads`)."""
+    read = _READ.pop((run_id, step), {})
+    inputs: dict[str | None, dict[str, str]] | None = {}
+    for key in partition_keys if partition_keys is not None else [None]:
+        found: dict[str, str] = {}
+        for identifier, (input_def, records) in read.items():
+            wanted = reads.get(identifier.rsplit(".", 1)[-1], [ALL_COLUMNS])
+            for input_partition in input_keys(partitions_def, input_def, key, records):
+                record = records.get(input_partition)
+                view = record.view(wanted) if record is not None else None
+                if view is None:  # an input this code cannot version: no lineage at all
+                    inputs = None
+                    break
+                found[input_key(identifier, input_partition)] = view
+            if inputs is None:
+                break
+        if inputs is None:
+            break
+        inputs[key] = found
+    return Lineage(dict(columns), {k: list(v) for k, v in reads.items()}, inputs)
 
 
 class IcebergIOManager(ConfigurableIOManager):
@@ -109,7 +175,7 @@ class IcebergIOManager(ConfigurableIOManager):
         else:
             result = self.warehouse.replace_all(identifier, obj, properties, records=records)
         metadata = write_metadata(result)
-        _remember(context.run_id, identifier, start, end, obj)
+        _remember(context.run_id, identifier, start, end, obj, records)
         metadata["write_seconds"] = round(time.perf_counter() - wall, 3)
         metadata["write_cpu_seconds"] = round(time.process_time() - cpu, 3)
         context.add_output_metadata(metadata)
@@ -123,8 +189,16 @@ class IcebergIOManager(ConfigurableIOManager):
         blocked = output.get(BLOCKING_FAILED_METADATA)
         transform = output.get("transform_seconds")
         parts = context.definition_metadata.get(CODE_PARTS_METADATA)
+        keys = context.asset_partition_keys if context.has_asset_partitions else None
+        reads, columns = output.get(READS_METADATA), output.get(COLUMNS_METADATA)
+        lineage = None
+        if reads is not None and columns is not None:
+            partitions_def = context.asset_partitions_def if keys is not None else None
+            lineage = read_lineage(
+                context.run_id, context.step_key, partitions_def, keys, reads.data, columns.data
+            )
         return build_properties(
-            context.asset_partition_keys if context.has_asset_partitions else None,
+            keys,
             str(context.definition_metadata.get(CODE_VERSION_METADATA, "")),
             parts.data if parts is not None else None,
             context.run_id,
@@ -132,6 +206,7 @@ class IcebergIOManager(ConfigurableIOManager):
             float(transform.value) if transform is not None else 0.0,
             landing.value if landing is not None else None,
             blocked.value if blocked is not None else (),
+            lineage=lineage,
         )
 
     def load_input(self, context: InputContext) -> pa.Table:
@@ -142,6 +217,9 @@ class IcebergIOManager(ConfigurableIOManager):
         if window := day_window(context):
             column = context.upstream_output.definition_metadata[PARTITION_COLUMN]
             start, end = window.start, window.end
-        return read_in_run(
-            context.step_context.run_id, self.warehouse, identifier, column, start, end
-        )
+        run_id = context.step_context.run_id
+        data, records = read_in_run(run_id, self.warehouse, identifier, column, start, end)
+        partitions_def = context.asset_partitions_def if context.has_asset_partitions else None
+        step = context.step_context.step.key
+        note_read(run_id, step, identifier, partitions_def, records, start, end)
+        return data
