@@ -114,8 +114,9 @@ def propagate_updates(
     updated = AutomationCondition.any_deps_match(AutomationCondition.newly_updated()).since(
         AutomationCondition.newly_updated()
     )
-    if records_of is not None:
-        updated = updated & InputsChanged(records_of)
+    if records_of is not None:  # a failed attempt (e.g. published, then serving failed) retries
+        changed = InputsChanged(records_of) | AutomationCondition.execution_failed()
+        updated = updated & changed
     upstream_now = AutomationCondition.any_deps_match(AutomationCondition.will_be_requested())
     retry_allowed = ~AutomationCondition.execution_failed() | (
         AutomationCondition.cron_tick_passed(retry_cron, "UTC").since_last_handled()

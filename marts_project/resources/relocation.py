@@ -24,7 +24,7 @@ from pyiceberg.transforms import DayTransform
 
 from marts_project.resources.iceberg import EPOCH, IcebergWarehouse
 from marts_project.resources.landing import same_size_and_time
-from marts_project.versions import BUILT, BuildRecord
+from marts_project.versions import BuildRecord, read_records, record_property
 
 FROM, TO = "marts.relocate.from", "marts.relocate.to"
 RELOCATED = "marts.relocated_from"  # snapshot property of the relocating writes
@@ -73,7 +73,10 @@ def relocate(
     old = old.rstrip("/")
     catalog = warehouse.catalog()
     relocated = []
-    for identifier in warehouse.table_identifiers():
+    # table -> partition -> (its record before, after): a reader's record of what it read
+    # follows its inputs' carried records, so tables go in layer order
+    rebased: dict[str, dict[str | None, tuple[BuildRecord, BuildRecord]]] = {}
+    for identifier in sorted(warehouse.table_identifiers(), key=_layer_order):
         location = catalog.load_table(identifier).metadata_location
         if not location.startswith(old + "/"):
             continue
@@ -81,7 +84,7 @@ def relocate(
             moved(location, old, new),
             properties={"py-io-impl": f"{__name__}.MovedFileIO", FROM: old, TO: new},
         )
-        rows = _rewrite(warehouse, identifier, static, old, new, landing)
+        rows = _rewrite(warehouse, identifier, static, old, new, landing, rebased)
         relocated.append(identifier)
         told(identifier, rows)
     return relocated
@@ -94,6 +97,7 @@ def _rewrite(
     old: str,
     new: str,
     landing: dict[str, str],
+    rebased: dict[str, dict[str | None, tuple[BuildRecord, BuildRecord]]],
 ) -> int:
     """One table's current rows, read from the copy's files, written anew in the copy (the
     catalog's entry replaced: it is the copy's own database)."""
@@ -111,11 +115,11 @@ def _rewrite(
         count, day = count + task.file.record_count, this
     warehouse.catalog().drop_table(identifier)  # the copy's catalog row only: no file goes
     properties = {RELOCATED: old}
-    records = {
-        k: _carried(v, landing) if k.startswith(BUILT) else v
-        for k, v in static.properties.items()
-        if not k.startswith("write.")
-    }
+    records = {k: v for k, v in static.properties.items() if not k.startswith("write.")}
+    for partition, record in read_records(records).items():
+        carried = _carried(record, landing, rebased)
+        rebased.setdefault(identifier, {})[partition] = (record, carried)
+        records[record_property(partition)] = carried.encode()
     total = 0
     for number, paths in enumerate(groups):
         data = warehouse.read_files(static, paths)
@@ -139,18 +143,40 @@ def _rewrite(
     return total
 
 
-def _carried(text: str, landing: dict[str, str]) -> str:
-    """A build record with each landing version it read carried to the copy's file when that
-    file's size and modification time are the recorded ones (local versions end in inode and
-    change time, which a copy changes)."""
-    record = BuildRecord.decode(text)
-    if record is None or not record.landing:
-        return text
-    carried = {
-        key: now if (now := landing.get(key)) and same_size_and_time(version, now) else version
-        for key, version in record.landing.items()
-    }
-    return replace(record, landing=carried).encode()
+def _carried(
+    record: BuildRecord,
+    landing: dict[str, str],
+    rebased: dict[str, dict[str | None, tuple[BuildRecord, BuildRecord]]],
+) -> BuildRecord:
+    """A build record carried to the copy: each landing version it read moves to the copy's
+    file when that file's size and modification time are the recorded ones (local versions end
+    in inode and change time, which a copy changes); each input view it read moves to the view
+    of its input's carried record when it was that of the input's record before."""
+    if record.landing:
+        record = replace(
+            record,
+            landing={
+                key: now if (now := landing.get(key)) and same_size_and_time(v, now) else v
+                for key, v in record.landing.items()
+            },
+        )
+    if record.inputs and record.reads:
+        inputs = dict(record.inputs)
+        for key, view in record.inputs.items():
+            identifier, _, partition = key.partition("|")
+            pair = rebased.get(identifier, {}).get(partition or None)
+            read = record.reads.get(identifier.rsplit(".", 1)[-1])
+            if pair is not None and read is not None and pair[0].view(read) == view:
+                inputs[key] = pair[1].view(read) or view
+        record = replace(record, inputs=inputs)
+    return record
+
+
+def _layer_order(identifier: str) -> tuple[int, str]:
+    """Raw, staging, intermediate, then the marts: every table after the ones it reads."""
+    layers = ["raw", "staging", "intermediate"]
+    namespace = identifier.split(".", 1)[0]
+    return (layers.index(namespace) if namespace in layers else len(layers), identifier)
 
 
 def _day_column(table: StaticTable) -> str | None:
