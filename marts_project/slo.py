@@ -6,9 +6,12 @@ when the mart went live: the end of its first backfill, at most a day after its 
 a mart is not charged for the time it was being built):
 - **freshness**: the share of time every due day was served with its latest landing data. Day
   D is due `freshness_sla_hours` after it closes (00:00 UTC of D + 1); it is stale from then
-  until a refresh of the mart covering D after every source delivered D's own file; a landing
-  file rewritten later (a restatement, late rows) makes D stale again from its arrival + the
-  SLA until a refresh after it.
+  until a refresh of the mart covering D after a raw build read a version of every source's
+  file of D; a landing file rewritten later (a restatement, late rows) makes D stale again
+  from its arrival + the SLA until a refresh after a raw build read that version (or a later
+  one). What was read is what the raw builds recorded (the landing versions of their build
+  records), never a comparison of clocks: a file rewritten while its raw step read the old
+  version is not served by that step's refresh.
 - **completeness**: rows published / rows landed, over the mart's sources and the window's
   days: the raw tables' rows of those days against the same plus their quarantined rows.
 - **conformance**: the share of the mart's writes (one per run) whose contract audits all
@@ -16,7 +19,8 @@ a mart is not charged for the time it was being built):
   is not conformant.
 - **success_rate**: the share of runs that touched the mart (materialized it or failed to)
   that materialized it.
-- **latency**: hours from each landing arrival to the first refresh of the mart serving it:
+- **latency**: hours from each landing arrival to the first refresh of the mart serving it
+  (built after a raw build read that version or a later one):
   median and p95 (arrivals not served yet are counted as pending, not timed).
 
 Budget: for an objective T the window may be bad for a share 1 - T; `budget_left` is the part
@@ -43,11 +47,13 @@ CATCH_UP = dt.timedelta(days=1)  # at most this long after its first refresh a m
 
 @dataclass(frozen=True)
 class Arrival:
-    """A landing file (re)written: its source, the day it delivers, when."""
+    """A version of a landing file: its source, the day it delivers, when it was written, and
+    when a raw build first recorded reading that version (None: no build has read it yet)."""
 
     source: str
     file_day: dt.date
     at: dt.datetime
+    read_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -211,10 +217,29 @@ class Scope:
         return [arrival.file_day - dt.timedelta(days=n) for n in range(late + 1)]
 
 
-def _first_served(history: History, day: dt.date, after: dt.datetime) -> dt.datetime | None:
-    """When a refresh of the mart covering `day` first happened at or after `after`."""
+def _first_served(history: History, day: dt.date, after: dt.datetime | None) -> dt.datetime | None:
+    """When a refresh of the mart covering `day` first happened at or after `after` (None:
+    what it waits for was never read, so no refresh serves it)."""
+    if after is None:
+        return None
     times = [r.at for r in history.refreshes if r.days.start <= day < r.days.end and r.at >= after]
     return min(times, default=None)
+
+
+def _reads(arrivals: list[Arrival]) -> dict[Arrival, dt.datetime | None]:
+    """For each version, when a raw build first read it or a later version of the same file
+    (a version rewritten before any build read it is served by what read its successor)."""
+    by_file: dict[tuple[str, dt.date], list[Arrival]] = {}
+    for a in arrivals:
+        by_file.setdefault((a.source, a.file_day), []).append(a)
+    reads: dict[Arrival, dt.datetime | None] = {}
+    for versions in by_file.values():
+        first: dt.datetime | None = None  # earliest read of this version or a later one
+        for a in sorted(versions, key=lambda v: v.at, reverse=True):
+            if a.read_at is not None and (first is None or a.read_at < first):
+                first = a.read_at
+            reads[a] = first
+    return reads
 
 
 def freshness_incidents(scope: Scope, history: History, now: dt.datetime) -> list[Incident]:
@@ -237,20 +262,22 @@ def freshness_incidents(scope: Scope, history: History, now: dt.datetime) -> lis
     while day < dt.date.max and _closes(day) + sla <= now:
         days.add(day)
         day += dt.timedelta(days=1)
+    reads = _reads(history.arrivals)
     incidents = []
     for day in sorted(days):
         arrivals = fed.get(day, [])
         if first is not None and day >= first:
-            incidents += _day_incidents(scope, history, day, arrivals, sla, now)
+            incidents += _day_incidents(scope, history, reads, day, arrivals, sla, now)
         elif _first_served(history, day, dt.datetime.min.replace(tzinfo=dt.UTC)):
             # an older day the mart serves (a day it never built is not part of the service)
-            incidents += _rewrite_incidents(history, day, arrivals, None, sla, now)
+            incidents += _rewrite_incidents(history, reads, day, arrivals, None, sla, now)
     return incidents
 
 
 def _day_incidents(
     scope: Scope,
     history: History,
+    reads: dict[Arrival, dt.datetime | None],
     day: dt.date,
     arrivals: list[Arrival],
     sla: dt.timedelta,
@@ -258,38 +285,43 @@ def _day_incidents(
 ) -> list[Incident]:
     """The day's first serving against its due time, then each later rewrite of its files."""
     due = _closes(day) + sla
-    own: dict[str, dt.datetime] = {}
+    own: dict[str, Arrival] = {}  # each source's first version of its file of the day
     for a in arrivals:
-        if a.file_day == day:
-            own[a.source] = min(own.get(a.source, a.at), a.at)
+        if a.file_day == day and (a.source not in own or a.at < own[a.source].at):
+            own[a.source] = a
     missing = [s for s in scope.sources if s not in own]
-    delivered = None if missing else max(own.values())
-    served = _first_served(history, day, delivered) if delivered else None
+    delivered = None if missing else max(a.at for a in own.values())
+    read = [reads[a] for a in own.values()]
+    ready = None if missing or None in read else max(r for r in read if r is not None)
+    served = _first_served(history, day, ready)
     incidents = []
     if served is None or served > due:
         why = _cause(history, day, due, served or now, delivered, missing)
         incidents.append(Incident("freshness", day, due, served, *why, delivered))
     if served is not None:
-        incidents += _rewrite_incidents(history, day, arrivals, served, sla, now)
+        incidents += _rewrite_incidents(history, reads, day, arrivals, served, sla, now)
     return incidents
 
 
 def _rewrite_incidents(
     history: History,
+    reads: dict[Arrival, dt.datetime | None],
     day: dt.date,
     arrivals: list[Arrival],
     served: dt.datetime | None,
     sla: dt.timedelta,
     now: dt.datetime,
 ) -> list[Incident]:
-    """Each file of the day (re)written after `served` (None: before the records) makes the
-    day stale from its arrival + the SLA until a refresh after it."""
+    """Each version of the day's files that what was `served` (None: before the records) had
+    not read makes the day stale from its arrival + the SLA until a refresh after a raw build
+    read it (or a later version)."""
     incidents = []
     for a in sorted(arrivals, key=lambda a: a.at):
-        if served is not None and a.at <= served:
+        read = reads[a]
+        if served is not None and read is not None and read <= served:
             continue  # what was served already held it
         due = a.at + sla
-        fixed = _first_served(history, day, a.at)
+        fixed = _first_served(history, day, read)
         if due < now and (fixed is None or fixed > due):
             cause, detail = _cause(history, day, due, fixed or now, None, [])
             if cause == "not refreshed":
@@ -384,12 +416,13 @@ class _Window:
         """Hours from each arrival in the window to the refresh that served every day it feeds;
         and how many arrivals are not served yet."""
         first_day = min((a.file_day for a in self.history.arrivals), default=None)
+        reads = _reads(self.history.arrivals)
         hours, pending = [], 0
         for a in self.history.arrivals:
             if not self.days_from <= a.at <= self.now:
                 continue
             served = [
-                _first_served(self.history, d, a.at)
+                _first_served(self.history, d, reads[a])
                 for d in self.scope.days_fed(a)
                 if first_day and d >= first_day
             ]

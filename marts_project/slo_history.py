@@ -35,6 +35,7 @@ from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg import IcebergWarehouse, TableNotFoundError
 from marts_project.resources.landing import LandingZone, parse_key
 from marts_project.slo import Arrival, Failure, History, Refresh, Scope, SloReport, measure
+from marts_project.versions import LANDING_METADATA
 
 PAGE = 1000
 ALL_TIME = DayWindow(dt.date.min, dt.date.max)
@@ -177,22 +178,36 @@ def _arrivals(
     since: dt.datetime,
     now: dt.datetime,
 ) -> list[Arrival]:
-    """Every version of the sources' landing files: as the raw runs that read them recorded
-    it, and as the landing zone holds it now (a version no run has read yet)."""
-    seen: set[tuple[str, str]] = set()
+    """Every version of the sources' landing files written since `since`: as the raw builds
+    that read them recorded them (the landing versions of their build records, and when each
+    version was first read), and as the landing zone holds them now (read by no build yet,
+    unless a build recorded that same version)."""
+    written: dict[tuple[str, str], str] = {}  # (file, version) -> when it was written
+    read: dict[tuple[str, str], float] = {}  # (file, version) -> when a raw build first read it
     for source in scope.sources:
         raw = asset_key_for_table(f"raw_{source}")
         for record in _records(instance.fetch_materializations, raw, since):
-            recorded = record.asset_materialization.metadata.get("landing/arrivals")
-            seen.update((file, at) for file, at in (recorded.value if recorded else {}).items())
-    for file, at in landing.modified_times().items():
-        seen.add((file, at.isoformat()))
+            metadata = record.asset_materialization.metadata
+            times = metadata.get("landing/arrivals")
+            versions: dict[str, str] = {}
+            by_partition = metadata.get(LANDING_METADATA)
+            for files in (by_partition.value if by_partition else {}).values():
+                versions.update(files)
+            for file, at in (times.value if times else {}).items():
+                # a record from before versions were recorded names the version by its time
+                key = (file, versions.get(file, f"written {at}"))
+                written[key] = at
+                read[key] = min(read.get(key, record.timestamp), record.timestamp)
+    for file, (version, at) in landing.versions().items():
+        written.setdefault((file, version), at.isoformat())
     arrivals = []
-    for file, at in seen:
+    for (file, version), at in written.items():
         parsed = parse_key(file)
         when = dt.datetime.fromisoformat(at)
         if parsed and parsed[0] in scope.sources and since <= when <= now:
-            arrivals.append(Arrival(parsed[0], parsed[1], when))
+            first_read = read.get((file, version))
+            read_at = _when(first_read) if first_read is not None else None
+            arrivals.append(Arrival(parsed[0], parsed[1], when, read_at))
     return sorted(arrivals, key=lambda a: (a.at, a.source, a.file_day))
 
 

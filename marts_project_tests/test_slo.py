@@ -35,6 +35,12 @@ def _closes(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
 
 
+def _landed(day: dt.date, at: dt.datetime, read: dt.timedelta | None = dt.timedelta()) -> Arrival:
+    """A version of source `s`'s file of `day` written at `at`, read by a raw build `read`
+    later (None: no build has read it)."""
+    return Arrival("s", day, at, None if read is None else at + read)
+
+
 def _scope(sla_hours: int = 30, **slo) -> Scope:
     """One source `s` without late rows; the objectives given (window 28 days)."""
     objectives = {"freshness": 0.95, "success_rate": 0.9, "conformance": 0.9, **slo}
@@ -51,7 +57,7 @@ def _healthy(until: dt.date = dt.date(2026, 10, 30), skip: tuple[dt.date, ...] =
     day = FIRST
     while day <= until:
         if day not in skip:
-            history.arrivals.append(Arrival("s", day, _closes(day) + HOUR))
+            history.arrivals.append(_landed(day, _closes(day) + HOUR))
             history.refreshes.append(
                 Refresh(
                     _closes(day) + 2 * HOUR, f"run-{day}", DayWindow(day, day + dt.timedelta(1))
@@ -79,7 +85,7 @@ def test_a_healthy_history_meets_every_objective_with_the_budget_untouched():
 def test_an_outage_of_n_hours_costs_exactly_n_hours_of_freshness(hours):
     late_day = dt.date(2026, 10, 10)
     history = _healthy(skip=(late_day,))
-    history.arrivals.append(Arrival("s", late_day, _closes(late_day) + HOUR))
+    history.arrivals.append(_landed(late_day, _closes(late_day) + HOUR))
     served = _closes(late_day) + 30 * HOUR + hours * HOUR  # the SLA is 30 h after the close
     history.refreshes.append(Refresh(served, "run-late", _one_day(late_day)))
     report = measure(_scope(), history, NOW)
@@ -96,7 +102,7 @@ def test_an_outage_of_n_hours_costs_exactly_n_hours_of_freshness(hours):
 def test_a_source_that_delivers_after_the_sla_is_a_late_source_incident():
     day = dt.date(2026, 10, 12)
     history = _healthy(skip=(day,))
-    history.arrivals.append(Arrival("s", day, _closes(day) + 40 * HOUR))
+    history.arrivals.append(_landed(day, _closes(day) + 40 * HOUR))
     history.refreshes.append(Refresh(_closes(day) + 41 * HOUR, "run-x", _one_day(day)))
     report = measure(_scope(), history, NOW)
     (incident,) = report.incidents
@@ -108,7 +114,7 @@ def test_failed_runs_and_refused_audits_spend_success_rate_conformance_and_name_
     failed_day, refused_day = dt.date(2026, 10, 14), dt.date(2026, 10, 20)
     history = _healthy(skip=(failed_day, refused_day))
     for day, refused, run in ((failed_day, False, "run-f"), (refused_day, True, "run-r")):
-        history.arrivals.append(Arrival("s", day, _closes(day) + HOUR))
+        history.arrivals.append(_landed(day, _closes(day) + HOUR))
         history.failures.append(Failure(_closes(day) + 2 * HOUR, run, _one_day(day), refused, "x"))
         history.refreshes.append(Refresh(_closes(day) + 35 * HOUR, f"{run}-retry", _one_day(day)))
     # one more write of another day, published with a failed non-blocking audit
@@ -139,12 +145,39 @@ def test_a_restated_file_makes_its_day_stale_again_until_refreshed():
     day = dt.date(2026, 10, 16)
     history = _healthy()
     restated = _closes(day) + 72 * HOUR
-    history.arrivals.append(Arrival("s", day, restated))
+    history.arrivals.append(_landed(day, restated))
     history.refreshes.append(Refresh(restated + 33 * HOUR, "run-restated", _one_day(day)))
     report = measure(_scope(), history, NOW)
     (incident,) = report.incidents
     assert incident.start == restated + 30 * HOUR and incident.end == restated + 33 * HOUR
     assert "rewrote its file" in incident.detail
+
+
+def test_a_version_no_raw_build_read_is_not_served_by_a_refresh_after_it_was_written():
+    """The file was rewritten while its raw step read the old version: the refresh that
+    followed served the old rows, so the day is stale from the rewrite + the SLA until a
+    refresh after a build read the new version."""
+    day = dt.date(2026, 10, 16)
+    history = _healthy()
+    rewritten = _closes(day) + HOUR + dt.timedelta(minutes=5)  # before the 2 h refresh
+    history.arrivals.append(_landed(day, rewritten, read=None))
+    report = measure(_scope(), history, NOW)
+    (incident,) = report.incidents
+    assert incident.start == rewritten + 30 * HOUR and incident.end is None
+    history.arrivals[-1] = _landed(day, rewritten, read=40 * HOUR)
+    history.refreshes.append(Refresh(rewritten + 41 * HOUR, "repaired", _one_day(day)))
+    (incident,) = measure(_scope(), history, NOW).incidents
+    assert incident.end == rewritten + 41 * HOUR
+
+
+def test_a_version_rewritten_before_any_build_read_it_is_served_with_its_successor():
+    day = dt.date(2026, 10, 16)
+    history = _healthy()
+    first = _closes(day) + 50 * HOUR
+    history.arrivals.append(_landed(day, first, read=None))  # replaced a minute later
+    history.arrivals.append(_landed(day, first + dt.timedelta(minutes=1), read=HOUR))
+    history.refreshes.append(Refresh(first + 2 * HOUR, "restated", _one_day(day)))
+    assert measure(_scope(), history, NOW).incidents == ()
 
 
 def test_completeness_is_rows_published_over_rows_landed_and_names_the_days_short():
@@ -175,7 +208,7 @@ def test_latency_is_judged_against_its_p95_objective_with_a_five_percent_budget(
 def test_the_burn_rate_is_the_last_days_bad_share_over_the_allowed_share():
     day = dt.date(2026, 10, 30)  # closes Oct 31, due Nov 1 06:00 (+30 h); served 6 h late
     history = _healthy(skip=(day,))
-    history.arrivals.append(Arrival("s", day, _closes(day) + HOUR))
+    history.arrivals.append(_landed(day, _closes(day) + HOUR))
     history.refreshes.append(Refresh(_closes(day) + 36 * HOUR, "late", _one_day(day)))
     report = measure(_scope(), history, NOW + 12 * HOUR)  # the last day: 6 h of 24 stale
     burn = report.indicator("freshness").burn_rate
@@ -285,7 +318,7 @@ def test_an_old_day_is_judged_only_on_its_rewrites_and_only_if_the_mart_serves_i
     history.refreshes.append(Refresh(_closes(served_old), "old-build", _one_day(served_old)))
     rewrite = dt.datetime(2026, 10, 20, tzinfo=dt.UTC)
     for day in (served_old, never_built):
-        history.arrivals.append(Arrival("s", day, rewrite))
+        history.arrivals.append(_landed(day, rewrite))
     history.refreshes.append(Refresh(rewrite + 40 * HOUR, "restated", _one_day(served_old)))
     report = measure(_scope(), history, NOW)
     (incident,) = report.incidents
@@ -295,7 +328,7 @@ def test_an_old_day_is_judged_only_on_its_rewrites_and_only_if_the_mart_serves_i
 def test_a_first_backfill_in_chunks_is_not_an_outage_but_a_missing_source_is():
     landed = NOW - 10 * HOUR
     days_ = [dt.date(2026, 10, 24) + dt.timedelta(days=i) for i in range(6)]  # the last is due
-    history = History(arrivals=[Arrival("s", d, landed) for d in days_[:5]])
+    history = History(arrivals=[_landed(d, landed) for d in days_[:5]])
     history.refreshes += [
         Refresh(landed + HOUR, "chunk-1", DayWindow(days_[0], days_[3])),
         Refresh(landed + 2 * HOUR, "chunk-2", DayWindow(days_[3], days_[5] + dt.timedelta(1))),

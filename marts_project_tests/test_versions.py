@@ -22,6 +22,7 @@ from marts_project.partitions import daily_partitions
 from marts_project.planning.planner import plan_for, stale_partitions
 from marts_project.runs import instance_for, refresh_days
 from marts_project.simulator import restate
+from marts_project.slo_history import read_history
 from marts_project.transform import sql_layer
 from marts_project_tests.conftest import DAY, SIM, Lakehouse, days
 
@@ -197,6 +198,18 @@ def test_a_file_rewritten_while_its_raw_step_reads_it_stays_out_of_date(lake, mo
         built=lake.warehouse.build_records(f"marketing.{MART}"),
     )
     assert [f.status for f in freshness] == ["stale"]
+    # and the SLO history reads the same records: the new version was read by no raw build
+    arrivals = read_history(
+        mart.contract,
+        mart.asset.key,
+        lake.instance,
+        lake.warehouse,
+        lake.landing,
+        now - dt.timedelta(days=30),
+        dt.datetime.now(dt.UTC),
+    ).arrivals
+    versions = [a for a in arrivals if a.source == "mkt_ad_stats" and a.file_day == day]
+    assert len(versions) == 2 and versions[0].read_at and versions[1].read_at is None
 
 
 def test_plan_is_the_same_off_utc(lake, monkeypatch):

@@ -73,9 +73,14 @@ class LandingZone(StorageAccess):
 
         return with_retries(read, f"read {path}")
 
-    def modified_times(self) -> dict[str, dt.datetime]:
-        """Every file under the root as {key relative to root: when it was last written}."""
-        return {key: at for key, (_, at) in self._listing().items() if at is not None}
+    def versions(self) -> dict[str, tuple[str, dt.datetime]]:
+        """Every file under the root as {key relative to root: (its version as `fingerprints`
+        gives it, when it was last written)}: the versions on offer, with their arrival times."""
+        return {
+            key: (_fingerprint(info, at), at)
+            for key, (info, at) in self._listing().items()
+            if at is not None
+        }
 
     def _listing(self) -> dict[str, tuple[dict, dt.datetime | None]]:
         fs = self.filesystem()
