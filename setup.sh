@@ -11,8 +11,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 if [ -n "${MARTS_PRODUCTION:-}" ]; then
-  # A deployment image: the package alone, no test tools, no browser.
-  .venv/bin/python -m pip install --quiet .
+  # A deployment image: the package alone, no test tools, no browser, every dependency at the
+  # version the lock names (a constraint: the resolver may not pick another).
+  .venv/bin/python -m pip install --quiet -c docker/requirements.lock .
   exit 0
 fi
 .venv/bin/python -m pip install --quiet -e '.[dev]'

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tomllib
 
 import pytest
 import yaml
@@ -65,7 +66,7 @@ def test_images_are_pinned_and_the_app_runs_as_its_own_s3_user_not_root():
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11\.\d+-slim", dockerfile, re.M)
     assert "\nUSER marts\n" in dockerfile
-    env = COMPOSE["services"]["daemon"]["environment"]
+    env = COMPOSE["services"]["code-server"]["environment"]
     assert (
         env["AWS_ACCESS_KEY_ID"] != COMPOSE["services"]["minio"]["environment"]["MINIO_ROOT_USER"]
     )
@@ -77,12 +78,35 @@ def test_images_are_pinned_and_the_app_runs_as_its_own_s3_user_not_root():
     )
 
 
-def test_the_webserver_gets_no_s3_secret_and_no_pii_key():
-    env = COMPOSE["services"]["webserver"]["environment"]
+@pytest.mark.parametrize("service", ["webserver", "daemon"])
+def test_only_the_code_server_gets_s3_secrets_and_the_pii_key(service):
+    """The webserver and the daemon read Dagster's storage only: the daemon asks the code
+    server to evaluate sensors and to start runs (DefaultRunLauncher over gRPC), so run
+    workers live in the code server's container."""
+    env = COMPOSE["services"][service]["environment"]
     assert not {"AWS_SECRET_ACCESS_KEY", "MARTS_PII_KEY", "AWS_ACCESS_KEY_ID"} & set(env)
     assert {"DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_DB"} <= set(
         env
     )
+    assert not COMPOSE["services"][service].get("volumes")
+    instance = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+    assert "run_launcher" not in instance  # Dagster's default: runs start on the code server
+
+
+def test_the_image_installs_the_locked_versions_the_suite_ran_with():
+    from importlib.metadata import version
+
+    locked = dict(
+        line.split("==")
+        for line in (DOCKER / "requirements.lock").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.split(r"[\[=<>~! ;]", requirement, maxsplit=1)[0]
+        assert any(n.lower().replace("_", "-") == name.lower() for n in locked), name
+    assert {n: v for n, v in locked.items() if version(n) != v} == {}
+    assert "-c docker/requirements.lock" in (REPO_ROOT / "setup.sh").read_text()
 
 
 @pytest.mark.parametrize(
@@ -121,8 +145,7 @@ def test_code_services_get_every_setting_the_code_reads():
     assert {"MARTS_WAREHOUSE", "MARTS_LANDING", "MARTS_CATALOG_URI"} <= set(
         re.findall(r'"(MARTS_[A-Z_]+)"', settings_source)
     )
-    for service in ("code-server", "daemon"):
-        assert needed <= set(COMPOSE["services"][service]["environment"]), service
+    assert needed <= set(COMPOSE["services"]["code-server"]["environment"])
 
 
 def test_every_file_the_image_and_stack_reference_exists():
