@@ -35,7 +35,7 @@ from marts_project.failures import failed_partitions, step_errors
 from marts_project.freshness import partition_freshness
 from marts_project.lineage import asset_key_for_table
 from marts_project.marts import ALL_MARTS
-from marts_project.partitions import CHUNK_DAYS, last_closed_day
+from marts_project.partitions import CHUNK_DAYS, DayWindow, last_closed_day
 from marts_project.planning.planner import facts_of, plan_for, ranges, stale_partitions
 from marts_project.planning.selection import SelectionError, select
 from marts_project.processes import alive
@@ -644,16 +644,29 @@ def _mart(name: str):
 
 @cli.command()
 @click.argument("mart")
-def snapshots(mart: str) -> None:
+@click.option(
+    "--steps", is_flag=True, help="also the delete that opens each overwrite (never served alone)"
+)
+def snapshots(mart: str, steps: bool) -> None:
     """The snapshot history of a mart: what each commit did and which run made it."""
     identifier = table_identifier(_mart(mart).asset.key)
     for row in open_resource(_settings(), "warehouse").history(identifier):
-        marker = "*" if row["current"] else (" " if row["published"] else "x")
+        if row["published"]:
+            marker = "*" if row["current"] else " "
+        elif row["step"]:  # the first half of an overwrite: its delete, then its rows
+            if not steps:
+                continue
+            marker = "-"
+        else:
+            marker = "x"  # staged for an audit that refused it
+        window = DayWindow.parse(str(row["partitions"]))
+        days = window.label if window else str(row["partitions"]) or "whole table"
         click.echo(
             f"{marker} {row['snapshot_id']:>20}  {row['committed_at']:%Y-%m-%d %H:%M:%S}  "
-            f"{row['operation']:<9} {row['partitions']:<24} run {str(row['run_id'])[:8]}"
+            f"{row['operation']:<9} {days:<24}  run {str(row['run_id'])[:8]}"
         )
-    click.echo("* current   x never published (refused by an audit, or a step inside a write)")
+    legend = "* current   x refused by an audit (never published)"
+    click.echo(legend + ("   - a step inside a write" if steps else ""))
 
 
 def _print_rows(columns: list[str], rows: list[tuple]) -> None:

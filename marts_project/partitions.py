@@ -208,7 +208,22 @@ class DayWindow:
         return self.end - dt.timedelta(days=1)
 
     def __str__(self) -> str:
+        """`start..end`, half-open: the form recorded in snapshot summaries (machine-read)."""
         return f"{self.start}..{self.end}"
+
+    @classmethod
+    def parse(cls, text: str) -> DayWindow | None:
+        """The window `str` wrote (`start..end`, end exclusive), None if `text` is not one."""
+        start, sep, end = text.partition("..")
+        try:
+            return cls(dt.date.fromisoformat(start), dt.date.fromisoformat(end)) if sep else None
+        except ValueError:
+            return None
+
+    @property
+    def label(self) -> str:
+        """The days as people read them, both ends included: `first .. last` (or one day)."""
+        return str(self.start) if self.last == self.start else f"{self.start} .. {self.last}"
 
 
 def day_window(

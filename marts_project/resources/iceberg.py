@@ -360,17 +360,26 @@ class IcebergWarehouse(StorageAccess):
         return _result(identifier, ours, data.num_rows)
 
     def history(self, identifier: str) -> list[dict[str, object]]:
-        """Snapshots of `main`, oldest first: id, time, operation, run and partitions."""
+        """Snapshots of `main`, oldest first: id, time, operation, run, partitions, whether it
+        was published, and whether it is a step inside a write (the delete opening it)."""
         table = self.load_table(identifier)
         current = table.current_snapshot()
-        main_ids = set()
-        snap = current
-        while snap is not None:
-            main_ids.add(snap.snapshot_id)
-            snap = (
-                table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
-            )
         published = published_snapshot_ids(table)
+
+        def run_of(snap: Snapshot) -> str:
+            return (snap.summary.additional_properties if snap.summary else {}).get(
+                "dagster.run_id", ""
+            )
+
+        # a write that replaces rows commits a delete, then its rows on top: the delete is a
+        # step of the write whenever its child in the same run exists, published or not
+        opens_a_write = {
+            snap.parent_snapshot_id
+            for snap in table.snapshots()
+            if snap.parent_snapshot_id is not None
+            and (parent := table.snapshot_by_id(snap.parent_snapshot_id)) is not None
+            and run_of(parent) == run_of(snap)
+        }
         rows = []
         for snap in table.snapshots():
             summary = snap.summary.additional_properties if snap.summary else {}
@@ -381,8 +390,8 @@ class IcebergWarehouse(StorageAccess):
                     "operation": snap.summary.operation.value if snap.summary else "",
                     "run_id": summary.get("dagster.run_id", ""),
                     "partitions": summary.get("dagster.partitions", ""),
-                    "on_main": snap.snapshot_id in main_ids,
                     "published": snap.snapshot_id in published,
+                    "step": snap.snapshot_id not in published and snap.snapshot_id in opens_a_write,
                     "current": current is not None and snap.snapshot_id == current.snapshot_id,
                 }
             )
