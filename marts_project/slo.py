@@ -153,6 +153,7 @@ class SloReport:
     now: dt.datetime
     window_days: int
     measured_from: dt.datetime | None
+    went_live: dt.datetime | None  # the end of its first backfill (None: never refreshed)
     indicators: tuple[Indicator, ...]
     latency_median_hours: float | None
     latency_p95_hours: float | None
@@ -172,6 +173,7 @@ class SloReport:
             "now": self.now.isoformat(),
             "window_days": self.window_days,
             "measured_from": self.measured_from.isoformat() if self.measured_from else None,
+            "went_live": self.went_live.isoformat() if self.went_live else None,
             "indicators": [i.as_json() for i in self.indicators],
             "latency_median_hours": _round(self.latency_median_hours),
             "latency_p95_hours": _round(self.latency_p95_hours),
@@ -478,6 +480,7 @@ def measure(scope: Scope, history: History, now: dt.datetime) -> SloReport:
         now=now,
         window_days=slo.window_days,
         measured_from=live and begin,
+        went_live=live,
         indicators=tuple(indicators),
         latency_median_hours=statistics.median(hours) if hours else None,
         latency_p95_hours=_p95(hours),

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from marts_project.report import render_html, time_chart
+from marts_project.report import charts, render_html, time_chart
 
 pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
@@ -25,17 +25,28 @@ def _report(owner: str = "ana.ruiz") -> dict:
                 "sla_hours": 30,
                 "last_refresh": "2026-11-03T05:01:02+00:00",
                 "slo": None,
+                "went_live": "2026-10-30T02:00:00+00:00",  # its first backfill ended
                 "partitions": [
+                    {
+                        "day": "2026-10-20",
+                        "status": "fresh",
+                        "landing_changed_at": "2026-10-21T01:00:00+00:00",
+                        # first built by the backfill that brought the mart live, 9 days on
+                        "first_built_at": "2026-10-30T01:00:00+00:00",
+                        "refreshed_at": "2026-10-30T01:00:00+00:00",
+                    },
                     {
                         "day": "2026-11-01",
                         "status": "fresh",
                         "landing_changed_at": "2026-11-02T01:00:00+00:00",
-                        "refreshed_at": "2026-11-02T12:00:00.5+00:00",  # 12 h after close
+                        "first_built_at": "2026-11-02T12:00:00.5+00:00",  # 12 h after close
+                        "refreshed_at": "2026-11-02T12:00:00.5+00:00",
                     },
                     {
                         "day": "2026-11-02",
                         "status": "overdue",
                         "landing_changed_at": None,
+                        "first_built_at": None,
                         "refreshed_at": None,
                     },
                 ],
@@ -77,6 +88,18 @@ def test_times_are_shown_to_the_minute_in_utc_and_charts_have_dated_axes_and_uni
     assert "2.5 s</title>" in page and "42 rows</title>" in page  # values carry units
     assert "SLA 30 h" in page  # the latency chart's threshold line
     assert "2026-11-02 00:00 UTC: 12 h" in page  # day 11-01 closed, refreshed 12 h later
+
+
+def test_a_day_first_built_by_the_backfill_that_brought_the_mart_live_is_no_late_refresh():
+    (latency, *_) = charts(_report()["marts"][0])
+    assert latency["title"] == "hours from day close to first serving"
+    assert [bar["label"] for bar in latency["bars"]] == ["2026-11-02 00:00 UTC: 12 h"]
+    (tick,) = latency["ticks"]  # drawn apart, on the axis, off the scale
+    assert tick["label"] == "2026-10-21 00:00 UTC: first built by a backfill, 217 h after"
+    assert [text for _, text in latency["y_ticks"]][-1] == "50 h"  # scaled to the SLA, not 217 h
+    page = render_html(_report())
+    assert "Grey ticks are days first built by the backfill" in page
+    assert page.count("<small>") == 4  # every chart says what it measures
 
 
 def test_bars_sit_at_their_time_and_scale_from_zero():
