@@ -23,6 +23,7 @@ import duckdb
 from dagster import DagsterInstance, Definitions
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from marts_project.audit import audited
 from marts_project.automation.loop import LoopState, NotConvergedError, converge
@@ -43,6 +44,7 @@ from marts_project.raw.sources import source_specs
 from marts_project.resources.data_folder import foreign_warehouse, make_private
 from marts_project.resources.deployment import open_resource
 from marts_project.resources.duck import connect
+from marts_project.resources.iceberg import CATALOG_NAME
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.read_only_query import (
@@ -667,6 +669,27 @@ def snapshots(mart: str, steps: bool) -> None:
         )
     legend = "* current   x refused by an audit (never published)"
     click.echo(legend + ("   - a step inside a write" if steps else ""))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def tables(as_json: bool) -> None:
+    """Every Iceberg table as another engine finds it: the catalog (name `marts`), and each
+    table's rows and current metadata file (DuckDB's iceberg_scan reads that file)."""
+    settings = _settings()
+    found = open_resource(settings, "warehouse").current_tables()
+    catalog = {
+        "name": CATALOG_NAME,
+        "uri": make_url(settings.catalog_uri).render_as_string(hide_password=True),
+        "warehouse": settings.warehouse,
+    }
+    if as_json:
+        click.echo(json.dumps({"catalog": catalog, "tables": found}, indent=2))
+        return
+    click.echo(f"catalog {catalog['name']} (pyiceberg SqlCatalog) at {catalog['uri']}")
+    width = max((len(str(t["table"])) for t in found), default=5)
+    for t in found:
+        click.echo(f"{t['table']:<{width}}  {_rows(int(t['rows'])):>12}  {t['metadata']}")
 
 
 def _print_rows(columns: list[str], rows: list[tuple]) -> None:

@@ -68,7 +68,9 @@ def parse_day(value: str) -> dt.date:
 def partition_range(start: dt.date, end: dt.date) -> tuple[str, str]:
     """Validated first and last partition keys of the inclusive range [start, end]."""
     if end < start:
-        raise BadDateRangeError(f"range is reversed: {start} is after {end}")
+        raise BadDateRangeError(
+            f"range is reversed: --start {start} is after --end {end}; give the earlier day first"
+        )
     keys = set(daily_partitions.get_partition_keys())
     for day in (start, end):
         if day.isoformat() not in keys:

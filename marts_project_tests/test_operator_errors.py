@@ -351,3 +351,38 @@ def test_relocation_reads_nothing_outside_the_original_warehouse():
     for outside in ("file:///etc/passwd", f"{old}/../../../etc/passwd", f"{old}x/y", old):
         with pytest.raises(PermissionError):
             moved(outside, old, new)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["backfill", "--start", "2026-10-05", "--end", "2026-10-01"], "range is reversed"),
+        (["backfill", "--start", "2001-01-01"], "is not a daily partition"),
+        (["show", "no_such_mart"], "unknown mart 'no_such_mart'"),
+        (["plan", "--select", "domain:nope"], "no domain named 'nope'"),
+        (["backfill", "--start", "2026-10-05", "--select", "nothing_here"], "no table named"),
+    ],
+)
+def test_each_documented_refusal_is_one_line_and_exit_2(argv, says, tmp_path):
+    """The README's exit 2: refused before anything changed, in one line saying what to do."""
+    marts = str(Path(sys.executable).with_name("marts"))
+    (tmp_path / "data").mkdir(mode=0o700)  # an (empty) lake: the request itself is refused
+    env = {**os.environ, "MARTS_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([marts, *argv], env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("marts: error: ") and says in line, line
+
+
+def test_missing_s3_credentials_are_refused_in_one_line(tmp_path):
+    marts = str(Path(sys.executable).with_name("marts"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    env.update(MARTS_DATA_DIR=str(tmp_path / "data"), MARTS_WAREHOUSE="s3://lake/warehouse")
+    done = subprocess.run([marts, "plan"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set" in line

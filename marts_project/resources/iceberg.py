@@ -140,6 +140,26 @@ class IcebergWarehouse(StorageAccess):
             ".".join(ident) for ns in catalog.list_namespaces() for ident in catalog.list_tables(ns)
         )
 
+    def current_tables(self) -> list[dict[str, object]]:
+        """Every table with what another engine needs to read it as it is now: its current
+        metadata file, snapshot and row count (no rows are read)."""
+        found = []
+        for identifier in self.table_identifiers():
+            table = self.load_table(identifier)
+            snapshot = table.current_snapshot()
+            summary = (
+                snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
+            )
+            found.append(
+                {
+                    "table": identifier,
+                    "metadata": table.metadata_location,
+                    "snapshot_id": snapshot.snapshot_id if snapshot else None,
+                    "rows": int(summary.get("total-records", 0)),
+                }
+            )
+        return found
+
     def load_table(self, identifier: str) -> Table:
         try:
             return self.catalog().load_table(identifier)
