@@ -11,7 +11,12 @@ import pytest
 from dagster import build_sensor_context
 
 from marts_project.audit import AuditEntry, AuditTrail, audited
-from marts_project.automation.audit_sensor import build_audit_sensor
+from marts_project.automation.audit_sensor import (
+    ANONYMOUS,
+    UNNAMED,
+    build_audit_sensor,
+    launcher_of,
+)
 from marts_project.cli import main
 from marts_project.jobs import daily_assets_job
 from marts_project.runs import run_job
@@ -193,5 +198,13 @@ def test_a_run_launched_by_hand_in_the_ui_is_recorded_once_and_cli_runs_are_not(
             sensor(context)
             cursor = context.cursor
     (entry,) = trail.entries()
-    assert (entry.who, entry.action, entry.result) == ("dora.nagy", "ui_run", "ok")
+    assert (entry.who, entry.action, entry.result) == ("dora.nagy", "manual_run", "ok")
     assert entry.params["run_id"] == manual.run_id and cursor
+
+
+def test_who_launched_a_manual_run_is_never_guessed():
+    ui = {".dagster/grpc_info": '{"host": "localhost"}'}
+    assert launcher_of(ui) == (ANONYMOUS, "ui_run")
+    assert launcher_of({**ui, "marts/user": "dora.nagy"}) == ("dora.nagy", "ui_run")
+    # `dagster asset materialize` runs in its own process: no launcher, no user
+    assert launcher_of({"dagster/partition": "2026-10-05"}) == (UNNAMED, "manual_run")

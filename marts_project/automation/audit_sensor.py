@@ -1,6 +1,7 @@
 """Records in the audit trail every run someone launched by hand in the UI (a materialization,
-a backfill, a maintenance run): the sensors, schedules, automation and the CLI tag their own
-runs, and the CLI records its actions itself."""
+a backfill, a maintenance run) or through Dagster's own CLI or Python API: the sensors,
+schedules, automation and the marts CLI tag their own runs, and the marts CLI records its
+actions itself."""
 
 import datetime as dt
 import json
@@ -25,6 +26,18 @@ NOT_MANUAL = (
     "dagster/auto_materialize",
 )
 ANONYMOUS = "ui (open-source Dagster has no login)"
+# A run the UI (or the daemon, for a UI backfill) launched went through the run launcher, which
+# tags the code server it asked; `dagster asset materialize` and Python's `execute_job` run in
+# their own process and carry no such tag, nor any user.
+LAUNCHED = ".dagster/grpc_info"
+UNNAMED = "dagster CLI or Python API (no user recorded)"
+
+
+def launcher_of(tags: dict[str, str]) -> tuple[str, str]:
+    """(who, how) of a manual run: its user tag if it has one, else the UI or the CLI."""
+    through_ui = LAUNCHED in tags
+    who = tags.get("marts/user") or tags.get("user") or (ANONYMOUS if through_ui else UNNAMED)
+    return who, "ui_run" if through_ui else "manual_run"
 
 
 def is_manual(tags: dict[str, str]) -> bool:
@@ -69,12 +82,13 @@ def build_audit_sensor(interval_seconds: int = 30, running: bool = True):
                 days = f"{days}..{end}"
             params = {"run_id": run.run_id, "backfill": run.tags.get("dagster/backfill", "")}
             result = "ok" if run.status == DagsterRunStatus.SUCCESS else run.status.value.lower()
+            who, how = launcher_of(run.tags)
             audit.append(
-                "ui_run",
+                how,
                 f"{run.job_name} {days}".strip(),
                 {k: v for k, v in params.items() if v},
                 result,
-                who=run.tags.get("marts/user") or run.tags.get("user") or ANONYMOUS,
+                who=who,
             )
             recorded += 1
         if records:
