@@ -9,3 +9,7 @@ Set here, before anything imports `marts_project`, for this process and every `m
 import os
 
 os.environ.setdefault("MARTS_PARTITIONS_START", "2025-10-27")  # a Monday, 369 days before END
+
+from marts_project import process  # noqa: E402  (after the setting above, before pyarrow)
+
+process.set_up()

@@ -27,7 +27,7 @@ import psycopg2
 
 from bench.common import END, MARTS, days_before, marts
 from marts_project.cluster import supervisor
-from marts_project.resources.deployment import open_resource
+from marts_project.deployment import open_resource
 from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, SimConfig, land
 

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from marts_project.resources.deployment import open_resource
+from marts_project.deployment import open_resource
 from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, SimConfig, land
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, days_before
-from marts_project.resources.deployment import open_resource
+from marts_project.deployment import open_resource
 from marts_project.settings import Settings
 
 

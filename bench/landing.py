@@ -26,7 +26,7 @@ CHILD = """
 import json, resource, sys, time, datetime as dt
 from marts_project.raw.assets import ingest
 from marts_project.raw.sources import source_specs
-from marts_project.resources.deployment import open_resource
+from marts_project.deployment import open_resource
 from marts_project.resources.duck import UtcDuckDB, connect
 from marts_project.settings import Settings
 folder, source, mode = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -52,7 +52,7 @@ print(json.dumps({"rows": rows, "seconds": seconds, "base_kb": base, "peak_kb": 
 
 def make_file(folder: Path, source: str, megabytes: int) -> float:
     """A landing file of about `megabytes` for `source` on DAY; returns its size in MB."""
-    from marts_project.resources.deployment import open_resource
+    from marts_project.deployment import open_resource
     from marts_project.settings import Settings
     from marts_project.simulator import FAR_FUTURE, SimConfig, land
 

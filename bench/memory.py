@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import END, days_before, marts, seed
-from marts_project.partitions import CHUNK_DAYS
+from marts_project.core.partitions import CHUNK_DAYS
 from marts_project.simulator import SimConfig
 
 

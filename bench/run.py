@@ -31,9 +31,9 @@ from bench.common import END, ROOT, days_before, marts, seed, timed_command
 from bench.phases import phases
 from bench.phases import render as render_phases
 from marts_project.definitions import build_definitions
-from marts_project.maintenance import MaintenancePolicy, maintain
-from marts_project.resources.deployment import open_resource
-from marts_project.runs import materialize_lineage
+from marts_project.deployment import open_resource
+from marts_project.execution.runs import materialize_lineage
+from marts_project.resources.maintenance import MaintenancePolicy, maintain
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig
 

@@ -13,8 +13,11 @@ import gc
 import os
 import sys
 
+from marts_project import process
+
 
 def run() -> None:
+    process.set_up()
     try:
         gc.disable()
         try:

@@ -25,24 +25,34 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from marts_project.audit import audited
 from marts_project.automation.loop import LoopState, NotConvergedError, converge
-from marts_project.checks.report import check_table
 from marts_project.cluster import backfill as cluster_backfill
 from marts_project.cluster import supervisor
-from marts_project.contracts import DOMAINS
+from marts_project.core.contracts import DOMAINS
+from marts_project.core.lineage import asset_key_for_table
+from marts_project.core.partitions import CHUNK_DAYS, DayWindow, last_closed_day
+from marts_project.core.processes import alive
 from marts_project.definitions import build_definitions
-from marts_project.failures import failed_partitions, step_errors
-from marts_project.freshness import partition_freshness
-from marts_project.lineage import asset_key_for_table
+from marts_project.deployment import open_resource
+from marts_project.execution.check_table import check_table
+from marts_project.execution.runs import (
+    BadDateRangeError,
+    ChunkWorkers,
+    instance_for,
+    parse_day,
+    partition_range,
+    refresh_days,
+)
 from marts_project.marts import ALL_MARTS
-from marts_project.partitions import CHUNK_DAYS, DayWindow, last_closed_day
+from marts_project.observability.failures import failed_partitions, step_errors
+from marts_project.observability.freshness import partition_freshness
+from marts_project.observability.slo_history import mart_slo, slo_table
+from marts_project.observability.summary import mart_summary
 from marts_project.planning.planner import facts_of, plan_for, ranges, stale_partitions
 from marts_project.planning.selection import SelectionError, select
-from marts_project.processes import alive
 from marts_project.raw.sources import source_specs
+from marts_project.resources.audit_trail import audited
 from marts_project.resources.data_folder import foreign_warehouse, make_private
-from marts_project.resources.deployment import open_resource
 from marts_project.resources.duck import connect
 from marts_project.resources.iceberg import CATALOG_NAME
 from marts_project.resources.iceberg_io import table_identifier
@@ -54,18 +64,8 @@ from marts_project.resources.read_only_query import (
     run_read_only,
 )
 from marts_project.resources.relocation import relocate as relocate_tables
-from marts_project.runs import (
-    BadDateRangeError,
-    ChunkWorkers,
-    instance_for,
-    parse_day,
-    partition_range,
-    refresh_days,
-)
-from marts_project.settings import Settings
+from marts_project.settings import Settings, acting_user
 from marts_project.simulator import SimConfig, land
-from marts_project.slo_history import mart_slo, slo_table
-from marts_project.summary import mart_summary
 
 
 class OperatorError(Exception):
@@ -96,7 +96,7 @@ def _yesterday() -> dt.date:
 
 
 def _home(settings: Settings) -> Path:
-    return Path(os.environ.get("DAGSTER_HOME", settings.data_dir / "dagster_home"))
+    return settings.instance_home
 
 
 def _settings() -> Settings:
@@ -234,8 +234,7 @@ def _cluster_backfill(
 ) -> int:
     """The range as one Dagster backfill on the cluster, as the UI launches one: the daemon runs
     its chunks side by side; a line per run as it finishes; 1 unless it all succeeded."""
-    who = os.environ.get("USER", "unknown")
-    tags = {"marts/trigger": "cli", "marts/user": who}
+    tags = {"marts/trigger": "cli", "marts/user": acting_user()}
     backfill_id = cluster_backfill.launch(settings.webserver_url, defs, start, end, tags, chosen)
     click.echo(f"backfill {backfill_id} of {start} .. {end} launched on {settings.webserver_url}")
 
@@ -779,7 +778,10 @@ def slo(mart_name: str | None, as_json: bool) -> int:
 )
 def report(out: Path | None) -> None:
     """Write the freshness and cost page (HTML) and its data (JSON)."""
-    from marts_project.report import build_report, write_report  # Jinja2: 0.16 s of start-up
+    from marts_project.observability.report import (  # Jinja2: 0.16 s of start-up
+        build_report,
+        write_report,
+    )
 
     settings = _settings()
     data = build_report(

@@ -1,4 +1,9 @@
-"""Composition root: reads the deployment's settings once and wires assets to resources."""
+"""Composition root: reads the deployment's settings once and wires assets to resources. The code
+location Dagster loads (code server, run workers, Celery workers): its process is set up first."""
+
+from marts_project import process
+
+process.set_up()  # before pyarrow is imported: Arrow picks its allocator then
 
 from dagster import AssetsDefinition, Definitions, colored_console_logger, definitions
 
@@ -14,14 +19,13 @@ from marts_project.automation.schedules import (
     nightly_reprocess_schedule,
 )
 from marts_project.automation.sensors import build_sensors
-from marts_project.checks.contract_checks import build_contract_checks
-from marts_project.cluster.executor import executor_for
-from marts_project.jobs import MART_CHECKS, REFRESH_JOBS, freshness_checks_job
+from marts_project.deployment import build_resources, executor_for, records_reader
+from marts_project.execution.jobs import MART_CHECKS, REFRESH_JOBS, freshness_checks_job
+from marts_project.execution.progress import progress_logger
 from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import Mart
-from marts_project.progress import progress_logger
+from marts_project.observability.contract_checks import build_contract_checks
 from marts_project.resources.data_folder import make_private
-from marts_project.resources.deployment import build_resources, records_reader
 from marts_project.settings import Settings
 
 

@@ -1,9 +1,13 @@
-"""Deployment settings, read from the environment once by the composition root."""
+"""Every setting marts reads from the environment, and the one place it reads them: the
+deployment's `Settings` (read once by the composition root) and the few values a process needs
+before any deployment exists (the partitions' first day, the chunk size, the cache, who acts).
+The README's settings table lists each variable (a test holds the two together)."""
 
 from __future__ import annotations
 
+import getpass
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +40,12 @@ class Settings:
     serving_groups: tuple[tuple[str, str], ...] = ()
     data_group: str | None = None  # MARTS_DATA_GROUP: an OS group that may read the data folder
     sql_timeout_seconds: float = 300.0  # `marts sql`: a query running longer is stopped
+    dagster_home: Path | None = None  # DAGSTER_HOME, else <data_dir>/dagster_home
 
     @property
-    def in_process(self) -> bool:
-        return self.executor == "in_process"
+    def instance_home(self) -> Path:
+        """The Dagster instance's folder: DAGSTER_HOME, else inside the data folder."""
+        return self.dagster_home or self.data_dir / "dagster_home"
 
     @property
     def cluster(self) -> bool:
@@ -57,7 +63,7 @@ class Settings:
 
     def missing_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Environment variables this deployment reads secrets from that are not set."""
-        env = os.environ if environ is None else environ
+        env = _env(environ)
         needed = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] if self.uses_s3 else []
         if self.executor == "celery":
             needed += ["MARTS_CELERY_BROKER", "MARTS_CELERY_BACKEND"]
@@ -82,7 +88,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from MARTS_* variables, falling back to the embedded deployment."""
-        env = os.environ if environ is None else environ
+        env = _env(environ)
         base = cls.local(Path(env.get("MARTS_DATA_DIR", REPO_ROOT / "data")))
         return cls(
             data_dir=base.data_dir,
@@ -100,7 +106,62 @@ class Settings:
             serving_groups=_pairs(env.get("MARTS_SERVING_GROUPS", "")),
             sql_timeout_seconds=float(env.get("MARTS_SQL_TIMEOUT_SECONDS", "300")),
             data_group=env.get("MARTS_DATA_GROUP") or None,
+            dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def partitions_start_setting(environ: Mapping[str, str] | None = None) -> str:
+    """MARTS_PARTITIONS_START as set (empty: the default, `core/partitions.py`)."""
+    return _env(environ).get("MARTS_PARTITIONS_START", "").strip()
+
+
+def chunk_days(environ: Mapping[str, str] | None = None) -> int:
+    """MARTS_CHUNK_DAYS: days per run of a long range (`core/partitions.py` says why)."""
+    value = _env(environ).get("MARTS_CHUNK_DAYS", "7")
+    try:
+        days = int(value)
+    except ValueError:
+        raise ValueError(f"MARTS_CHUNK_DAYS={value!r} is not a number of days") from None
+    if days < 1:
+        raise ValueError(f"MARTS_CHUNK_DAYS={days}: a chunk holds at least one day")
+    return days
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where derived answers outlive the process: MARTS_CACHE_DIR, else the user's cache."""
+    env = _env(environ)
+    default = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "marts"
+    return Path(env.get("MARTS_CACHE_DIR") or default)
+
+
+def acting_user(environ: Mapping[str, str] | None = None) -> str:
+    """Who is acting: MARTS_USER (set by whoever deploys the CLI for people; not
+    authenticated), else the operating-system user."""
+    if who := _env(environ).get("MARTS_USER", "").strip():
+        return who
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def celery_urls(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The cluster's broker and result backend (MARTS_CELERY_BROKER, MARTS_CELERY_BACKEND),
+    credentials included: read where a Celery worker starts, never stored."""
+    env = _env(environ)
+    return env["MARTS_CELERY_BROKER"], env["MARTS_CELERY_BACKEND"]
+
+
+def deployment_secrets(
+    names: Iterable[str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The secrets among `names` that are set (what preflight judges before a stack starts)."""
+    env = _env(environ)
+    return {name: env[name] for name in names if name in env}
 
 
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:

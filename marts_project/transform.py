@@ -24,16 +24,14 @@ from dagster_duckdb import DuckDBResource
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from marts_project.automation.conditions import propagate_updates
-from marts_project.lineage import asset_key_for_table, column_reads, normalized_sql, sql_inputs
-from marts_project.partitions import (
+from marts_project.core.lineage import asset_key_for_table, column_reads, normalized_sql, sql_inputs
+from marts_project.core.partitions import (
     backfill_policy,
     daily_partitions,
     day_window,
     partitioning_of,
 )
-from marts_project.resources.pii import PiiMasking
-from marts_project.resources.sql import run_sql
-from marts_project.versions import (
+from marts_project.core.versions import (
     CODE_PARTS_METADATA,
     CODE_VERSION_METADATA,
     COLUMN_PARTS_METADATA,
@@ -43,7 +41,9 @@ from marts_project.versions import (
     code_version,
     column_versions,
 )
-from marts_project.yaml_files import read_yaml
+from marts_project.core.yaml_files import read_yaml
+from marts_project.resources.pii import PiiMasking
+from marts_project.resources.sql import run_sql
 
 
 def window_params(context: AssetExecutionContext) -> dict[str, Any]:

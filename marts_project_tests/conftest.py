@@ -18,8 +18,8 @@ from dagster import DagsterInstance, Definitions
 from moto.server import ThreadedMotoServer
 
 from marts_project.definitions import build_definitions
-from marts_project.resources.deployment import open_resource
-from marts_project.runs import RunOutcome, materialize_days
+from marts_project.deployment import open_resource
+from marts_project.execution.runs import RunOutcome, materialize_days
 from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, SimConfig, land
 

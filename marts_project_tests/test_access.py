@@ -18,8 +18,8 @@ import pytest
 from botocore.exceptions import ClientError
 from dagster import DagsterInstance
 
-from marts_project.access import POLICIES_DIR, policies, reader_databases, render
-from marts_project.contracts import DOMAINS
+from marts_project.core.contracts import DOMAINS
+from marts_project.governance.access import POLICIES_DIR, policies, reader_databases, render
 from marts_project.marts import ALL_MARTS
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, free_port

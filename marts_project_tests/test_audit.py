@@ -10,7 +10,6 @@ import boto3
 import pytest
 from dagster import build_sensor_context
 
-from marts_project.audit import AuditEntry, AuditTrail, audited
 from marts_project.automation.audit_sensor import (
     ANONYMOUS,
     UNNAMED,
@@ -18,8 +17,9 @@ from marts_project.automation.audit_sensor import (
     launcher_of,
 )
 from marts_project.cli import main
-from marts_project.jobs import daily_assets_job
-from marts_project.runs import run_job
+from marts_project.execution.jobs import daily_assets_job
+from marts_project.execution.runs import run_job
+from marts_project.resources.audit_trail import AuditEntry, AuditTrail, audited
 from marts_project_tests.conftest import DAY, Lakehouse
 
 

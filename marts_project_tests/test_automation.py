@@ -15,7 +15,7 @@ from marts_project.automation.schedules import (
     monthly_catchup_schedule,
     nightly_reprocess_schedule,
 )
-from marts_project.runs import instance_for
+from marts_project.execution.runs import instance_for
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import Lakehouse, days

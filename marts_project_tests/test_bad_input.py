@@ -11,13 +11,13 @@ import pyarrow as pa
 import pytest
 from dagster import AssetKey
 
+from marts_project.execution.runs import materialize_days
 from marts_project.raw import validation
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import LandingFileError, SchemaDriftError, parse_landing_file
 from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.iceberg import PartitionWindowError
 from marts_project.resources.landing import HostilePathError, LandingZone
-from marts_project.runs import materialize_days
 from marts_project_tests.conftest import DAY, days
 
 BAD_ROWS = (

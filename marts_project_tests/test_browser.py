@@ -21,8 +21,8 @@ import pytest
 
 from marts_project.cli import main
 from marts_project.definitions import build_definitions
-from marts_project.resources.deployment import open_resource
-from marts_project.runs import instance_for, refresh_days
+from marts_project.deployment import open_resource
+from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.settings import REPO_ROOT, Settings
 from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import free_port

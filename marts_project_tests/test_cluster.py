@@ -17,11 +17,11 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from marts_project.cluster import supervisor
-from marts_project.maintenance import MaintenancePolicy, remove_orphans
-from marts_project.partitions import daily_partitions
-from marts_project.processes import alive
-from marts_project.resources.deployment import open_resource
-from marts_project.runs import refresh_days
+from marts_project.core.partitions import daily_partitions
+from marts_project.core.processes import alive
+from marts_project.deployment import open_resource
+from marts_project.execution.runs import refresh_days
+from marts_project.resources.maintenance import MaintenancePolicy, remove_orphans
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import Lakehouse, comparable_rows, days, free_port, new_bucket

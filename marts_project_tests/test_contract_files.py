@@ -7,11 +7,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from marts_project.column_types import arrow_type, duckdb_type
-from marts_project.contracts import ContractFileError, load_contract
+from marts_project.core.column_types import arrow_type, duckdb_type
+from marts_project.core.contracts import ContractFileError, load_contract
+from marts_project.core.yaml_files import read_yaml
 from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.transform import sql_layer
-from marts_project.yaml_files import read_yaml
 
 pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 

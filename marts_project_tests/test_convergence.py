@@ -12,11 +12,11 @@ import sys
 import pytest
 
 from marts_project.automation.loop import LoopState, converge
-from marts_project.failures import failed_partitions
-from marts_project.freshness import partition_freshness
+from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.marts import ALL_MARTS
+from marts_project.observability.failures import failed_partitions
+from marts_project.observability.freshness import partition_freshness
 from marts_project.planning.planner import stale_partitions
-from marts_project.runs import instance_for, refresh_days
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import Lakehouse, days

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, RunsFilter
 
-from marts_project.automation.run_launcher import LocalRunLauncher
+from marts_project.core.partitions import daily_partitions
 from marts_project.definitions import build_definitions
-from marts_project.partitions import daily_partitions
-from marts_project.resources.deployment import open_resource
-from marts_project.runs import instance_for, refresh_days
+from marts_project.deployment import open_resource
+from marts_project.execution.runs import instance_for, refresh_days
+from marts_project.instance.run_launcher import LocalRunLauncher
 from marts_project.settings import REPO_ROOT, Settings
 from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import FINAL, Lakehouse, free_port

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from marts_project.cli import main
-from marts_project.failures import failed_days_in_lineage
-from marts_project.partitions import daily_partitions, last_closed_day, weekly_partitions
+from marts_project.core.partitions import daily_partitions, last_closed_day, weekly_partitions
+from marts_project.observability.failures import failed_days_in_lineage
 from marts_project_tests.conftest import Lakehouse
 
 DAY = last_closed_day(dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)

@@ -4,7 +4,6 @@ at the same time by another process and by a forked child all land whole in its 
 from __future__ import annotations
 
 import multiprocessing
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,15 +14,15 @@ from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, WILL_RETRY_TAG
 from dagster._core.utils import make_new_run_id
 
-from marts_project.automation.event_log import PooledSqliteEventLogStorage
-from marts_project.cluster.supervisor import INSTANCE_TEMPLATE
-from marts_project.runs import instance_for
+from marts_project.execution.runs import instance_for
+from marts_project.instance.config import render
+from marts_project.instance.event_log import PooledSqliteEventLogStorage
 
 RUNS_EACH = 4
 TINY = """
 import sys
 from dagster import job, op
-from marts_project.runs import instance_for
+from marts_project.execution.runs import instance_for
 
 @op
 def one():
@@ -127,7 +126,7 @@ def _instance_of(deployment: str, home: Path, request, monkeypatch) -> DagsterIn
     )
     monkeypatch.setenv("MARTS_MAX_CONCURRENT_RUNS", "2")
     home.mkdir()
-    shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(render("cluster"))
     return DagsterInstance.from_config(str(home))
 
 

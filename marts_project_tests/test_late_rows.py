@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from marts_project.core.versions import BuildRecord
 from marts_project.definitions import build_definitions
+from marts_project.execution.runs import refresh_days
 from marts_project.planning.planner import facts_of, feeding_files, make_plan, run_requests
-from marts_project.runs import refresh_days
 from marts_project.settings import Settings
-from marts_project.versions import BuildRecord
 from marts_project_tests.conftest import DAY, FINAL, days
 from marts_project_tests.expected import mismatches
 

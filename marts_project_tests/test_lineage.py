@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 from dagster import TableColumnLineage, deserialize_value
 
-from marts_project import lineage
+from marts_project.core import lineage
 
 pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 

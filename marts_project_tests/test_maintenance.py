@@ -8,7 +8,7 @@ import datetime as dt
 import pyarrow as pa
 from dagster import DagsterEventType
 
-from marts_project.maintenance import MaintenancePolicy, maintain
+from marts_project.resources.maintenance import MaintenancePolicy, maintain
 from marts_project_tests.conftest import DAY
 
 AGGRESSIVE = MaintenancePolicy(

@@ -10,9 +10,9 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from marts_project.checks.audits import schema_differences
+from marts_project.execution.runs import refresh_days
 from marts_project.marts import ALL_MARTS
 from marts_project.resources.iceberg_io import table_identifier
-from marts_project.runs import refresh_days
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
 from marts_project.simulator.marketing import FIRST, LAST

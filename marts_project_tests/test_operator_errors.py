@@ -20,10 +20,11 @@ import pytest
 from dagster import build_sensor_context
 
 from marts_project.cli import main
-from marts_project.cluster.supervisor import INSTANCE_TEMPLATE, ClusterError, write_instance
-from marts_project.resources.deployment import open_resource
+from marts_project.cluster.supervisor import ClusterError, write_instance
+from marts_project.deployment import open_resource
+from marts_project.execution.runs import instance_for
+from marts_project.instance.config import EARLIER_HEADERS, render
 from marts_project.resources.landing import LandingZone
-from marts_project.runs import instance_for
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY
 
@@ -72,7 +73,8 @@ def test_files_for_days_that_are_not_partitions_are_reported_once_not_skipped_si
 
 def test_two_commands_at_once_on_a_fresh_folder_both_start(tmp_path):
     code = (
-        "import sys; from pathlib import Path; from marts_project.runs import instance_for; "
+        "import sys; from pathlib import Path; "
+        "from marts_project.execution.runs import instance_for; "
         "instance_for(Path(sys.argv[1])).get_runs(); print('ok')"
     )
     home = tmp_path / "dagster_home"
@@ -137,14 +139,15 @@ def test_the_cluster_refuses_to_start_without_its_settings(tmp_path, monkeypatch
 
 
 def test_the_cluster_rewrites_its_own_older_instance_but_never_another_deployments(tmp_path):
-    """An upgrade's instance settings reach a home an earlier `marts cluster up` wrote; the
-    embedded deployment's home (its run history) is refused."""
-    older = tmp_path / "cluster_home"
-    older.mkdir()
-    template = INSTANCE_TEMPLATE.read_text()
-    (older / "dagster.yaml").write_text(template.split("instance_class:")[0])
-    write_instance(older)
-    assert (older / "dagster.yaml").read_text() == template
+    """An upgrade's instance settings reach a home an earlier `marts cluster up` wrote (in this
+    version's words or an earlier one's); the embedded deployment's home (its run history) is
+    refused."""
+    for first_line in (render("cluster").split("\n", 1)[0], EARLIER_HEADERS["cluster"]):
+        older = tmp_path / f"cluster_home_{len(first_line)}"
+        older.mkdir()
+        (older / "dagster.yaml").write_text(f"{first_line}\nstorage: {{}}\n")
+        write_instance(older)
+        assert (older / "dagster.yaml").read_text() == render("cluster")
 
     embedded = tmp_path / "embedded_home"
     instance_for(embedded).dispose()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from marts_project.partitions import (
+from marts_project.core.partitions import (
     DayWindow,
     daily_partitions,
     default_partitions_start,
@@ -44,7 +44,7 @@ def test_a_setting_names_the_first_partition_and_a_bad_one_is_refused_by_name():
 def test_a_new_deployment_shows_months_of_partitions_not_every_day_since_a_fixed_year():
     env = {k: v for k, v in os.environ.items() if k != "MARTS_PARTITIONS_START"}
     probe = (
-        "from marts_project.partitions import daily_partitions as d, monthly_partitions as m;"
+        "from marts_project.core.partitions import daily_partitions as d, monthly_partitions as m;"
         "print(d.get_first_partition_key(), len(d.get_partition_keys()), "
         "m.get_first_partition_key())"
     )

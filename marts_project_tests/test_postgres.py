@@ -11,8 +11,8 @@ import sys
 import pyarrow as pa
 from dagster import DagsterInstance
 
+from marts_project.execution.runs import materialize_days
 from marts_project.resources.iceberg import IcebergWarehouse
-from marts_project.runs import materialize_days
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, days, pg_connect
 from marts_project_tests.expected import expected_campaign_performance, mart_rows

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from dagster import AssetKey, MetadataValue
 
-from marts_project.progress import NAME_WIDTH, StepLines
+from marts_project.execution.progress import NAME_WIDTH, StepLines
 
 pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 

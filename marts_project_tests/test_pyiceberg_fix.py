@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 from pyiceberg.table.update import update_table_metadata
 
+from marts_project.deployment import open_resource
 from marts_project.resources import pyiceberg_fix
-from marts_project.resources.deployment import open_resource
 from marts_project.settings import Settings
 
 pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`

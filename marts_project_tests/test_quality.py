@@ -22,15 +22,15 @@ from marts_project.checks.audits import (
 )
 from marts_project.checks.specs import WRITE_AUDITS
 from marts_project.cli import main
-from marts_project.freshness import partition_freshness
+from marts_project.execution.runs import materialize_days, refresh_days
 from marts_project.marts import ALL_MARTS, contract_of
 from marts_project.marts.common import build_mart
+from marts_project.observability.freshness import partition_freshness
 from marts_project.planning.planner import stale_partitions
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import SchemaDriftError, parse_landing_file
 from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.sql import run_sql
-from marts_project.runs import materialize_days, refresh_days
 from marts_project.simulator import SimConfig, land
 from marts_project_tests.conftest import DAY, SIM, Lakehouse, days
 

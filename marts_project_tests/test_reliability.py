@@ -19,11 +19,11 @@ import pyarrow as pa
 import pytest
 
 from marts_project.definitions import build_definitions
-from marts_project.maintenance import MaintenancePolicy, maintain
 from marts_project.planning.planner import facts_of, make_plan, run_requests
 from marts_project.raw.sources import source_specs
 from marts_project.raw.validation import LandingFileError, parse_landing_file
 from marts_project.resources.duck import UtcDuckDB
+from marts_project.resources.maintenance import MaintenancePolicy, maintain
 from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, renderers
 from marts_project_tests.conftest import DAY, SIM
@@ -49,7 +49,7 @@ def _assert_whole_versions(table: pa.Table) -> None:
 WRITER = """
 import datetime as dt, sys
 import pyarrow as pa
-from marts_project.resources.deployment import open_resource
+from marts_project.deployment import open_resource
 from marts_project.settings import Settings
 w = open_resource(Settings.local(sys.argv[1]), "warehouse")
 day = dt.date.fromisoformat(sys.argv[2])

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from marts_project.report import charts, render_html, time_chart
+from marts_project.observability.report import charts, render_html, time_chart
 
 pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 

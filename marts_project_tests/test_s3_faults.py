@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from marts_project.maintenance import MaintenancePolicy, maintain
+from marts_project.execution.runs import materialize_lineage
+from marts_project.resources.maintenance import MaintenancePolicy, maintain
 from marts_project.resources.retry import is_transient
-from marts_project.runs import materialize_lineage
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, s3_lakehouse_at
 from marts_project_tests.expected import expected_campaign_performance, mart_rows

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
-from marts_project.access import serving_plan, ungranted_reads
 from marts_project.cli import main
-from marts_project.contracts import Contract
+from marts_project.core.contracts import Contract
+from marts_project.deployment import open_resource
+from marts_project.governance.access import serving_plan, ungranted_reads
 from marts_project.marts import ALL_MARTS, reads_of
-from marts_project.resources.deployment import open_resource
 from marts_project.resources.serving import ServingDatabase
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from dagster import AssetCheckKey, AssetKey
 
-from marts_project.contracts import Slo
+from marts_project.core.contracts import Slo
+from marts_project.core.partitions import DayWindow
 from marts_project.definitions import build_definitions
-from marts_project.jobs import freshness_checks_job
+from marts_project.execution.jobs import freshness_checks_job
+from marts_project.execution.runs import materialize_days, run_job
 from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import build_mart
-from marts_project.partitions import DayWindow
-from marts_project.runs import materialize_days, run_job
+from marts_project.observability.slo import Arrival, Failure, History, Refresh, Scope, measure
+from marts_project.observability.slo_history import read_history, scope_of
 from marts_project.simulator import land
-from marts_project.slo import Arrival, Failure, History, Refresh, Scope, measure
-from marts_project.slo_history import read_history, scope_of
 from marts_project_tests.conftest import FINAL, SIM, Lakehouse, days
 
 MART = next(m for m in ALL_MARTS if m.contract.name == "mkt_campaign_performance_fact")

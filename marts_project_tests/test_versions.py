@@ -14,15 +14,15 @@ import pytest
 from dagster import AssetKey, AssetSelection
 
 from marts_project.automation.loop import LoopState, converge
+from marts_project.core.partitions import daily_partitions
 from marts_project.definitions import build_definitions
-from marts_project.freshness import partition_freshness
+from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.marts import ALL_MARTS
 from marts_project.marts.common import build_mart
-from marts_project.partitions import daily_partitions
+from marts_project.observability.freshness import partition_freshness
+from marts_project.observability.slo_history import read_history
 from marts_project.planning.planner import plan_for, stale_partitions
-from marts_project.runs import instance_for, refresh_days
 from marts_project.simulator import restate
-from marts_project.slo_history import read_history
 from marts_project.transform import sql_layer
 from marts_project_tests.conftest import DAY, SIM, Lakehouse, days
 

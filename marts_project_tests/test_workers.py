@@ -11,8 +11,8 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from marts_project.partitions import daily_partitions
-from marts_project.runs import instance_for, refresh_days
+from marts_project.core.partitions import daily_partitions
+from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, comparable_rows, days
 

@@ -15,7 +15,7 @@ from dagster import (
     sensor,
 )
 
-from marts_project.audit import AuditTrail
+from marts_project.resources.audit_trail import AuditTrail
 
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 # Tags of runs nobody launched by hand (or that the CLI records itself).

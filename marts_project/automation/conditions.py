@@ -14,8 +14,8 @@ from dagster import (
     AutomationResult,
 )
 
-from marts_project.partitions import input_keys
-from marts_project.versions import BuildRecord
+from marts_project.core.partitions import input_keys
+from marts_project.core.versions import BuildRecord
 
 Records = Mapping[str | None, BuildRecord]
 

@@ -21,13 +21,13 @@ from dagster import (
     evaluate_automation_conditions,
 )
 
-from marts_project.partitions import (
+from marts_project.core.partitions import (
     PERIODS_PER_RUN,
     contiguous_key_ranges,
     partitioning_of,
     range_tags,
 )
-from marts_project.runs import RunOutcome, outcome_of, process_tag
+from marts_project.execution.runs import RunOutcome, outcome_of, process_tag
 
 
 class NotConvergedError(RuntimeError):

@@ -13,8 +13,8 @@ from dagster import (
     schedule,
 )
 
-from marts_project.maintenance import maintain
 from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.resources.maintenance import maintain
 
 
 @op(description="Compact small files, expire old snapshots and delete orphan data files.")

@@ -9,8 +9,8 @@ from dagster import (
     schedule,
 )
 
-from marts_project.jobs import daily_assets_job, freshness_checks_job, refresh_runs
-from marts_project.partitions import daily_partitions, last_closed_day, range_tags
+from marts_project.core.partitions import daily_partitions, last_closed_day, range_tags
+from marts_project.execution.jobs import daily_assets_job, freshness_checks_job, refresh_runs
 
 
 def last_days_requests(now: dt.datetime, days: int, reason: str) -> list[RunRequest]:

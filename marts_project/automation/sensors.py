@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from marts_project.automation.audit_sensor import build_audit_sensor
-from marts_project.partitions import daily_partitions
+from marts_project.core.partitions import daily_partitions
 from marts_project.planning.planner import (
     Plan,
     Stale,

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marts_project.column_types import arrow_type
-from marts_project.contracts import Contract, compatible, null_count
-from marts_project.partitions import last_closed_day, period_of
+from marts_project.core.column_types import arrow_type
+from marts_project.core.contracts import Contract, compatible, null_count
+from marts_project.core.partitions import last_closed_day, period_of
 
 
 @dataclass(frozen=True)

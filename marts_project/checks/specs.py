@@ -3,7 +3,7 @@
 A mart's data checks are judged once, by the audit pass of its own write (write-audit-publish),
 and reported as that materialization's check results; only the checks that need the clock or
 other marts (recency, partition freshness, reconciliations) run after the mart, in one check
-step per mart (`checks/contract_checks.py`).
+step per mart (`observability/contract_checks.py`).
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
 from marts_project.checks.audits import Audit
-from marts_project.contracts import CheckPolicy, Contract
+from marts_project.core.contracts import CheckPolicy, Contract
 
 DESCRIPTIONS = {  # the write audits, in the order they run
     "matches_contract": "Columns, types and nullability match the contract file.",

@@ -11,7 +11,7 @@ import datetime as dt
 
 from dagster import AssetCheckExecutionContext
 
-from marts_project.partitions import day_window, period_of
+from marts_project.core.partitions import day_window, period_of
 
 
 def run_window(context: AssetCheckExecutionContext) -> tuple[dt.date, dt.date]:

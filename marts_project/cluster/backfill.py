@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 
 from dagster import AssetKey, DagsterInstance, DagsterRun, Definitions, RunsFilter
 
-from marts_project.jobs import refresh_runs
+from marts_project.execution.jobs import refresh_runs
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {

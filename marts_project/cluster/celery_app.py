@@ -4,14 +4,14 @@ It is dagster-celery's app (the tasks that execute a step of a run), pointed at 
 result backend of this deployment and given the same options as the runs that submit steps.
 """
 
-import os
+from marts_project import process
+
+process.set_up()
 
 from dagster_celery.app import app
 
-from marts_project.cluster.executor import CELERY_OPTIONS
+from marts_project.cluster.celery_options import CELERY_OPTIONS
+from marts_project.settings import celery_urls
 
-app.conf.update(
-    broker_url=os.environ["MARTS_CELERY_BROKER"],
-    result_backend=os.environ["MARTS_CELERY_BACKEND"],
-    **CELERY_OPTIONS,
-)
+broker, backend = celery_urls()
+app.conf.update(broker_url=broker, result_backend=backend, **CELERY_OPTIONS)

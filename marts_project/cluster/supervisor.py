@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,10 +19,11 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from marts_project.partitions import partitions_start
-from marts_project.processes import alive
+from marts_project.core.partitions import partitions_start
+from marts_project.core.processes import alive
+from marts_project.instance import config as instance_config
+from marts_project.instance.config import ForeignInstanceError
 
-INSTANCE_TEMPLATE = Path(__file__).with_name("dagster.yaml")
 CODE = ["-m", "marts_project.definitions", "-a", "defs"]
 REQUIRED_ENV = (
     "DAGSTER_HOME",
@@ -107,16 +107,12 @@ def commands(workers: int, port: int) -> dict[str, list[str]]:
 
 def write_instance(home: Path) -> None:
     """Write the cluster's dagster.yaml into `home`, over one an earlier `marts cluster up` wrote
-    (same first line: an upgrade's settings apply), never over another deployment's."""
-    config = home / "dagster.yaml"
-    ours = INSTANCE_TEMPLATE.read_text().splitlines()[0]
-    if config.exists() and config.read_text().splitlines()[:1] != [ours]:
-        raise ClusterError(
-            f"{config} is another deployment's instance (its run history would be left behind): "
-            "point DAGSTER_HOME at a folder for the cluster"
-        )
+    (an upgrade's settings apply), never over another deployment's."""
     state_dir(home).mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(INSTANCE_TEMPLATE, config)
+    try:
+        instance_config.write("cluster", home, others_allowed=False)
+    except ForeignInstanceError as exc:
+        raise ClusterError(str(exc)) from exc
 
 
 def up(workers: int, max_runs: int, port: int, env: dict[str, str] | None = None) -> list[Process]:

@@ -1,7 +1,7 @@
 """Marts per domain: one asset, one `.sql` and one contract `.yml` per mart table."""
 
-from marts_project.access import ungranted_reads
-from marts_project.lineage import sql_inputs
+from marts_project.core.lineage import sql_inputs
+from marts_project.governance.access import ungranted_reads
 from marts_project.marts.common import Mart
 from marts_project.marts.finance.assets import finance_marts
 from marts_project.marts.marketing.assets import marketing_marts

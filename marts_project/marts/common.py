@@ -20,18 +20,31 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from marts_project.access import serving_databases
 from marts_project.automation.conditions import propagate_updates
 from marts_project.checks.audits import Audit, blocking_failures, write_audits
 from marts_project.checks.specs import check_result, write_audit_specs
-from marts_project.contracts import Contract, load_contract
-from marts_project.lineage import asset_key_for_table, column_lineage, normalized_sql, sql_inputs
-from marts_project.partitions import (
+from marts_project.core.contracts import Contract, load_contract
+from marts_project.core.lineage import (
+    asset_key_for_table,
+    column_lineage,
+    normalized_sql,
+    sql_inputs,
+)
+from marts_project.core.partitions import (
     daily_partitions,
     day_window,
     days_of_period,
     periods_in,
 )
+from marts_project.core.versions import (
+    BUILT,
+    CODE_PARTS_METADATA,
+    ON_CHANGE_METADATA,
+    build_properties,
+    code_parts,
+    code_version,
+)
+from marts_project.governance.access import serving_databases
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import read_lineage, write_metadata
 from marts_project.resources.serving import ServingDatabase
@@ -41,14 +54,6 @@ from marts_project.transform import (
     record_lineage,
     sql_ins,
     transform,
-)
-from marts_project.versions import (
-    BUILT,
-    CODE_PARTS_METADATA,
-    ON_CHANGE_METADATA,
-    build_properties,
-    code_parts,
-    code_version,
 )
 
 
@@ -66,7 +71,8 @@ def _definition(contract: Contract, sql: str) -> dict:
     return {
         "name": contract.name,
         # Dagster's freshness is per asset (its latest materialization of any partition); the
-        # per-partition view is the partition_freshness check (marts_project/freshness.py).
+        # per-partition view is the partition_freshness check
+        # (marts_project/observability/freshness.py).
         "freshness_policy": FreshnessPolicy.time_window(fail_window=sla, warn_window=sla * 0.75),
         "description": contract.description,
         "owners": [contract.owner],

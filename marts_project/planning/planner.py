@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 
 from dagster import AssetKey, AssetsDefinition, RunRequest, TimeWindowPartitionsDefinition
 
-from marts_project.lineage import column_reads, sql_inputs
-from marts_project.partitions import (
+from marts_project.core.lineage import column_reads, sql_inputs
+from marts_project.core.partitions import (
     PERIODS_PER_RUN,
     contiguous_key_ranges,
     daily_partitions,
@@ -39,11 +39,7 @@ from marts_project.partitions import (
     partitioning_of,
     range_tags,
 )
-from marts_project.raw.sources import source_specs
-from marts_project.resources.iceberg import IcebergWarehouse
-from marts_project.resources.landing import LandingZone, parse_key
-from marts_project.resources.serving import ServingDatabase
-from marts_project.versions import (
+from marts_project.core.versions import (
     CODE_PARTS_METADATA,
     COLUMN_PARTS_METADATA,
     ON_CHANGE_METADATA,
@@ -52,6 +48,10 @@ from marts_project.versions import (
     column_versions,
     input_key,
 )
+from marts_project.raw.sources import source_specs
+from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.resources.landing import LandingZone, parse_key
+from marts_project.resources.serving import ServingDatabase
 
 UPSTREAM_STALE = "upstream out of date"
 NEVER_BUILT = "never built"

@@ -17,20 +17,20 @@ from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
 from marts_project.automation.conditions import retry_failed
-from marts_project.checks.raw_checks import (
+from marts_project.core.lineage import asset_key_for_table
+from marts_project.core.partitions import day_window
+from marts_project.core.versions import BLOCKING_FAILED_METADATA, LANDING_METADATA, code_parts
+from marts_project.raw.checks import (
     header_result,
     header_spec,
     quarantine_share_result,
     quarantine_share_spec,
 )
-from marts_project.lineage import asset_key_for_table
-from marts_project.partitions import day_window
 from marts_project.raw.sources import SourceSpec, source_specs
 from marts_project.raw.validation import LandingFile, parse_landing_files
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.landing import LandingZone
 from marts_project.transform import iceberg_table, measured
-from marts_project.versions import BLOCKING_FAILED_METADATA, LANDING_METADATA, code_parts
 
 RAW = "raw"
 QUARANTINE_TABLE = "raw.quarantine"
@@ -103,7 +103,8 @@ def ingest(
         # rows kept with an invalid optional value set to null (why: column `_value_issues`)
         "values_nulled": published.num_rows - published.column("_value_issues").null_count,
         "files_read": len(files),
-        # when each file read was last written: the landing arrival history (marts_project/slo.py)
+        # when each file read was last written: the landing arrival history
+        # (marts_project/observability/slo.py)
         "landing/arrivals": MetadataValue.json(
             {f.source_file: at.isoformat() for f in files if (at := stamps[f.day][1])}
         ),

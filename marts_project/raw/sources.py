@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
 
-from marts_project.column_types import TypeName
-from marts_project.yaml_files import read_yaml
+from marts_project.core.column_types import TypeName
+from marts_project.core.yaml_files import read_yaml
 
 SOURCES_FILE = Path(__file__).with_name("sources.yml")
 

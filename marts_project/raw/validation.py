@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from dagster_duckdb import DuckDBResource
 
-from marts_project.column_types import duckdb_type
+from marts_project.core.column_types import duckdb_type
 from marts_project.raw.sources import SourceSpec
 from marts_project.resources.sql import run_sql
 

@@ -24,10 +24,10 @@ from pyiceberg.table.update.snapshot import ManageSnapshots
 from pyiceberg.transforms import DayTransform
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from marts_project.core.versions import BuildRecord, read_records
 from marts_project.resources import pyiceberg_fix  # noqa: F401  (installs before any commit)
 from marts_project.resources.files import StorageAccess
 from marts_project.resources.retry import with_retries
-from marts_project.versions import BuildRecord, read_records
 
 EPOCH = dt.date(1970, 1, 1)  # Iceberg's day transform counts days from here
 # How every table writes its Parquet files, stored as Iceberg table properties so any engine

@@ -21,10 +21,9 @@ from dagster import (
     ResourceDependency,
 )
 
-from marts_project.lineage import ALL_COLUMNS
-from marts_project.partitions import day_window, input_keys
-from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
-from marts_project.versions import (
+from marts_project.core.lineage import ALL_COLUMNS
+from marts_project.core.partitions import day_window, input_keys
+from marts_project.core.versions import (
     BLOCKING_FAILED_METADATA,
     CODE_PARTS_METADATA,
     CODE_VERSION_METADATA,
@@ -37,6 +36,7 @@ from marts_project.versions import (
     input_key,
     read_records,
 )
+from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
 
 PARTITION_COLUMN = "partition_expr"  # asset metadata key naming the day column, as dagster-iceberg
 

@@ -22,9 +22,9 @@ from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.table import StaticTable
 from pyiceberg.transforms import DayTransform
 
+from marts_project.core.versions import BuildRecord, read_records, record_property
 from marts_project.resources.iceberg import EPOCH, IcebergWarehouse
 from marts_project.resources.landing import same_size_and_time
-from marts_project.versions import BuildRecord, read_records, record_property
 
 FROM, TO = "marts.relocate.from", "marts.relocate.to"
 RELOCATED = "marts.relocated_from"  # snapshot property of the relocating writes

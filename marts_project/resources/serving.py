@@ -3,7 +3,7 @@ permissions keep each domain's analysts to their own marts.
 
 `<root>/<domain>/serving.duckdb` holds a domain's marts, its `_v` views and the marts other
 domains grant it; `<root>/<domain>__<mart>/serving.duckdb` one regulated mart alone (the plan
-comes from the contracts: `marts_project/access.py`). Inside each file a mart keeps its
+comes from the contracts: `marts_project/governance/access.py`). Inside each file a mart keeps its
 `domain.mart` name, so the same SQL runs on any database that holds what it reads.
 """
 
@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 from dagster import ConfigurableResource
 
-from marts_project.contracts import DOMAINS
+from marts_project.core.contracts import DOMAINS
 from marts_project.resources.duck import LOCKED_DOWN, attached, connect
 
 # DuckDB allows one writing process: wait (up to about two minutes, as several runs of a cluster

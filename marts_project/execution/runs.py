@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import gc
-import json
 import multiprocessing
 import os
-import re
 import socket
 from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -25,9 +22,10 @@ from dagster import (
     RunsFilter,
 )
 
-from marts_project.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
-from marts_project.partitions import CHUNK_DAYS, daily_partitions, range_tags
-from marts_project.processes import started_at
+from marts_project.core.partitions import CHUNK_DAYS, daily_partitions, range_tags
+from marts_project.core.processes import started_at
+from marts_project.execution.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
+from marts_project.instance import config as instance_config
 
 
 class BadDateRangeError(ValueError):
@@ -85,38 +83,20 @@ def partition_range(start: dt.date, end: dt.date) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
-LOCAL_INSTANCE_CONFIG = Path(__file__).with_name("dagster_local.yaml")
-
-
 def instance_for(home: Path) -> DagsterInstance:
-    """A persistent Dagster instance (the one `dagster dev` shows with DAGSTER_HOME=home).
+    """A persistent Dagster instance (the one `dagster dev` shows with DAGSTER_HOME=home),
+    its dagster.yaml written by marts (`instance/config.py`; one an operator wrote is kept).
 
     Two commands started at once on a fresh folder would both create Dagster's SQLite schema
     and crash; a file lock makes the second wait until the first has created it.
     """
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / ".marts-init.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        config = home / "dagster.yaml"
-        if not config.exists():
-            folder = json.dumps(str(home.resolve()))[1:-1]  # inside a double-quoted YAML string
-            config.write_text(LOCAL_INSTANCE_CONFIG.read_text().replace("{home}", folder))
-        else:
-            _follow_moved_home(config, home)
+    with instance_config.locked(home):
+        instance_config.write("embedded", home, others_allowed=True)
         instance = DagsterInstance.from_config(str(home))
         instance.get_runs(limit=1)  # run, event and schedule storage exist from here on
         instance.all_instigator_state()
     fail_orphaned_runs(instance)
     return instance
-
-
-def _follow_moved_home(config: Path, home: Path) -> None:
-    """Point a copied or moved instance at its own event log: the `base_dir` Dagster needs
-    there is absolute, so a copy would keep writing the original's history."""
-    text, events = config.read_text(), json.dumps(str(home.resolve()))[1:-1] + "/history/events"
-    found = re.search(r'base_dir: "(?P<dir>[^"]*)/history/events"', text)
-    if found and found["dir"] + "/history/events" != events:
-        config.write_text(text.replace(found[0], f'base_dir: "{events}"'))
 
 
 PROCESS_TAG = "marts/process"  # host:pid of the process running an in-process run

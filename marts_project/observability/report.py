@@ -10,13 +10,13 @@ from pathlib import Path
 import jinja2
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
-from marts_project.freshness import partition_freshness
 from marts_project.marts import ALL_MARTS
+from marts_project.observability.freshness import partition_freshness
+from marts_project.observability.slo_history import mart_slo
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
-from marts_project.slo_history import mart_slo
 
 HISTORY = 60  # refreshes plotted per mart
 COLORS = {

@@ -24,6 +24,8 @@ from sqlglot.optimizer.pushdown_projections import pushdown_projections
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import traverse_scope
 
+from marts_project.settings import cache_dir
+
 # Table name prefix -> the layer / domain namespace (= asset key prefix) it lives in.
 NAMESPACES = {
     "raw_": "raw",
@@ -77,9 +79,8 @@ def column_lineage(
 
 
 def _cache_dir() -> Path:
-    """Where derived answers outlive the process (`MARTS_CACHE_DIR`, else the user's cache)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "marts"
-    return Path(os.environ.get("MARTS_CACHE_DIR") or default)
+    """Where derived answers outlive the process (`settings.cache_dir`)."""
+    return cache_dir()
 
 
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """The check-results table people read in CI and in the terminal."""
 
-from marts_project.runs import CheckRow
+from marts_project.execution.runs import CheckRow
 
 
 def check_table(rows: list[CheckRow], width: int = 70) -> str:

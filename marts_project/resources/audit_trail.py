@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import getpass
 import hashlib
 import json
 import os
@@ -36,21 +35,10 @@ import fsspec
 import sqlalchemy as sa
 
 from marts_project.resources.files import StorageAccess
+from marts_project.settings import acting_user
 
 _NUMBERED = re.compile(r"(?:^|/)(\d{10})\.json$")
 STARTED = "started"
-
-
-def actor(environ: Mapping[str, str] | None = None) -> str:
-    """Who is acting: `MARTS_USER` (set by whoever deploys the CLI for people; not
-    authenticated), else the operating-system user."""
-    env = os.environ if environ is None else environ
-    if who := env.get("MARTS_USER", "").strip():
-        return who
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -161,7 +149,7 @@ class AuditTrail(StorageAccess):
             seq = (stored[-1].number or 0) + 1 if stored else 1
             entry = AuditEntry(
                 at=dt.datetime.now(dt.UTC).isoformat(),
-                who=who or actor(),
+                who=who or acting_user(),
                 action=action,
                 target=target,
                 params={k: str(v) for k, v in (params or {}).items()},

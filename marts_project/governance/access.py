@@ -9,8 +9,8 @@ it may add to but never delete from; each domain's reader reads its own domain's
 marts other domains grant it (`serve_to`) and nothing else (no raw, staging, intermediate or
 landing object); a regulated mart has a reader of its own, who may also add to the audit
 trail, and its domain's reader is refused it (a listing of the domain's prefix still shows its
-object names, never its data). `python -m marts_project.access BUCKET` prints the policies;
-`docker/policies/` ships them for the bucket `BUCKET`.
+object names, never its data). `python -m marts_project.governance.access BUCKET` prints the
+policies; `docker/policies/` ships them for the bucket `BUCKET`.
 
 A serving database is named like its reader: `<domain>` holds that domain's marts and views
 and the marts granted to it, `<domain>__<mart>` one regulated mart alone.
@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from marts_project.contracts import DOMAINS, Contract
+from marts_project.core.contracts import DOMAINS, Contract
 
 POLICIES_DIR = Path(__file__).resolve().parents[1] / "docker" / "policies"
 

@@ -25,17 +25,25 @@ from dagster import (
 )
 from rich.table import Table
 
-from marts_project.contracts import Contract, Slo
-from marts_project.failures import step_errors
-from marts_project.lineage import asset_key_for_table, upstream_sources, upstream_tables
+from marts_project.core.contracts import Contract, Slo
+from marts_project.core.lineage import asset_key_for_table, upstream_sources, upstream_tables
+from marts_project.core.partitions import DayWindow, last_closed_day, period_of
+from marts_project.core.versions import LANDING_METADATA
 from marts_project.marts.common import Mart
-from marts_project.partitions import DayWindow, last_closed_day, period_of
+from marts_project.observability.failures import step_errors
+from marts_project.observability.slo import (
+    Arrival,
+    Failure,
+    History,
+    Refresh,
+    Scope,
+    SloReport,
+    measure,
+)
 from marts_project.raw.assets import QUARANTINE_TABLE
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg import IcebergWarehouse, TableNotFoundError
 from marts_project.resources.landing import LandingZone, parse_key
-from marts_project.slo import Arrival, Failure, History, Refresh, Scope, SloReport, measure
-from marts_project.versions import LANDING_METADATA
 
 PAGE = 1000
 ALL_TIME = DayWindow(dt.date.min, dt.date.max)

@@ -15,7 +15,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRun
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
-from marts_project.processes import alive
+from marts_project.core.processes import alive
 
 
 class LocalRunLauncher(DefaultRunLauncher):

@@ -1,17 +1,22 @@
-"""The resources of one deployment, configured once from its settings and built lazily.
-
-Kept apart from the composition root so the CLI, benchmarks and tests get a resource without
-building Definitions.
-"""
+"""The wiring of one deployment: its resources, configured once from its settings and built
+lazily, and its step executor. Beside the composition root (definitions.py), so the CLI,
+benchmarks and tests get a resource without building Definitions."""
 
 from collections.abc import Callable
 
 import dagster
-from dagster import DagsterInstance, EnvVar
+from dagster import (
+    DagsterInstance,
+    EnvVar,
+    ExecutorDefinition,
+    in_process_executor,
+    multiprocess_executor,
+)
 
-from marts_project.access import serving_plan
-from marts_project.audit import AuditTrail
+from marts_project.cluster.celery_options import CELERY_OPTIONS
+from marts_project.governance.access import serving_plan
 from marts_project.marts import ALL_MARTS
+from marts_project.resources.audit_trail import AuditTrail
 from marts_project.resources.duck import UtcDuckDB
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import IcebergIOManager
@@ -19,6 +24,8 @@ from marts_project.resources.landing import LandingZone
 from marts_project.resources.pii import PiiMasking
 from marts_project.resources.serving import ServingDatabase
 from marts_project.settings import Settings
+
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -75,3 +82,24 @@ def open_resource(settings: Settings, key: str, instance: DagsterInstance | None
     resource = {key: build_resources(settings)[key]}
     with dagster.build_resources(resource, instance=instance) as resources:
         return getattr(resources, key)
+
+
+def executor_for(name: str) -> ExecutorDefinition:
+    """The executor of a deployment; Celery's broker and result backend URLs (credentials
+    included) are read from the environment when a run starts, never stored in code."""
+    if name == "in_process":
+        return in_process_executor
+    if name == "multiprocess":
+        return multiprocess_executor
+    if name == "celery":
+        from dagster_celery import celery_executor  # the cluster deployment's dependency
+
+        return celery_executor.configured(
+            {
+                "broker": {"env": "MARTS_CELERY_BROKER"},
+                "backend": {"env": "MARTS_CELERY_BACKEND"},
+                "config_source": CELERY_OPTIONS,
+            },
+            name="celery",
+        )
+    raise ValueError(f"MARTS_EXECUTOR={name!r}: expected one of {', '.join(EXECUTORS)}")

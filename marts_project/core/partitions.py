@@ -5,7 +5,6 @@ ranges of partitions run. Every other module asks this one about days."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -22,6 +21,8 @@ from dagster import (
     TimeWindowPartitionsDefinition,
     WeeklyPartitionsDefinition,
 )
+
+from marts_project.settings import chunk_days, partitions_start_setting
 
 
 def default_partitions_start(today: dt.date) -> dt.date:
@@ -41,8 +42,7 @@ def partitions_start(environ: Mapping[str, str] | None = None, today: dt.date | 
     partitions (the landing sensor reports their files as never built), so the default, which
     follows the calendar, suits a demo or a trial, not a lake with years of history.
     """
-    env = os.environ if environ is None else environ
-    if value := env.get("MARTS_PARTITIONS_START", "").strip():
+    if value := partitions_start_setting(environ):
         try:
             return dt.date.fromisoformat(value).isoformat()
         except ValueError:
@@ -92,9 +92,7 @@ days_of_period = TimeWindowPartitionMapping(allow_nonexistent_upstream_partition
 # or side by side (a cluster), and the result equals one run over the whole range.
 # MARTS_CHUNK_DAYS sets it per deployment (read when the assets are defined: a backfill policy
 # is part of an asset's definition, so the daemon, the UI and the workers must agree on it).
-CHUNK_DAYS = int(os.environ.get("MARTS_CHUNK_DAYS", "7"))
-if CHUNK_DAYS < 1:
-    raise ValueError(f"MARTS_CHUNK_DAYS={CHUNK_DAYS}: a chunk holds at least one day")
+CHUNK_DAYS = chunk_days()
 # Weeks and months are chunked too, so a long range never puts all its periods in one run: the
 # monthly P&L reads every order of its months, and a year of months would hold a year of orders.
 PERIODS_PER_RUN: dict[str, int] = {"daily": CHUNK_DAYS, "weekly": 4, "monthly": 1}

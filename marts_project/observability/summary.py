@@ -1,7 +1,7 @@
 """A short, human-readable summary of the published marts, read from the serving databases."""
 
+from marts_project.deployment import open_resource
 from marts_project.marts import ALL_MARTS
-from marts_project.resources.deployment import open_resource
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.settings import Settings
 

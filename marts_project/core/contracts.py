@@ -25,9 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from marts_project.column_types import TypeName, arrow_type
-from marts_project.partitions import PARTITIONINGS
-from marts_project.yaml_files import read_yaml
+from marts_project.core.column_types import TypeName, arrow_type
+from marts_project.core.partitions import PARTITIONINGS
+from marts_project.core.yaml_files import read_yaml
 
 # The data domains: each owns its marts, its warehouse namespace and its serving database.
 Domain = Literal["marketing", "finance", "operations"]
@@ -99,9 +99,10 @@ class Reconciliation(_Model):
 
 class Slo(_Model):
     """A mart's service-level objectives over a rolling window: each ratio is the share of good
-    (time fresh, rows complete, writes conformant, runs succeeded; `marts_project/slo.py` says
-    exactly how each is measured); latency is the p95 hours from a landing file's arrival to
-    the refresh that served it. An objective left out is not promised."""
+    (time fresh, rows complete, writes conformant, runs succeeded;
+    `marts_project/observability/slo.py` says exactly how each is measured); latency is the p95
+    hours from a landing file's arrival to the refresh that served it. An objective left out is
+    not promised."""
 
     freshness: float | None = Field(None, gt=0, lt=1)
     completeness: float | None = Field(None, gt=0, lt=1)

@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from marts_project.lineage import ALL_COLUMNS, ROWS
+from marts_project.core.lineage import ALL_COLUMNS, ROWS
 
 # The version of the Python that turns a layer's definitions into rows; bump one when a change
 # there alters what the layer writes, and every table of that layer is rebuilt.

@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass
 
 from dagster import AssetKey
 
-from marts_project.failures import failed_days_in_lineage
-from marts_project.lineage import upstream_sources
+from marts_project.core.lineage import upstream_sources
+from marts_project.core.partitions import last_closed_day, period_of
+from marts_project.core.versions import BuildRecord
 from marts_project.marts.common import Mart
-from marts_project.partitions import last_closed_day, period_of
+from marts_project.observability.failures import failed_days_in_lineage
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
-from marts_project.versions import BuildRecord
 
 WINDOW_DAYS = 7  # the days the nightly reprocess covers: what an SLA can promise about
 

@@ -12,9 +12,7 @@ from typing import Any
 from dagster import AssetCheckKey, AssetKey, AssetSelection, define_asset_job
 
 from marts_project.assets import SHARED_LAYERS
-from marts_project.checks.contract_checks import build_contract_checks
-from marts_project.marts import ALL_MARTS
-from marts_project.partitions import (
+from marts_project.core.partitions import (
     CHUNK_DAYS,
     PERIODS_PER_RUN,
     contiguous_key_ranges,
@@ -24,6 +22,8 @@ from marts_project.partitions import (
     monthly_partitions,
     weekly_partitions,
 )
+from marts_project.marts import ALL_MARTS
+from marts_project.observability.contract_checks import build_contract_checks
 
 MART_CHECKS = [check for mart in ALL_MARTS for check in build_contract_checks(mart)]
 

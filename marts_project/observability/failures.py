@@ -19,8 +19,8 @@ from dagster import (
     PartitionsDefinition,
 )
 
-from marts_project.lineage import asset_key_for_table, upstream_tables
-from marts_project.partitions import daily_partitions, period_of
+from marts_project.core.lineage import asset_key_for_table, upstream_tables
+from marts_project.core.partitions import daily_partitions, period_of
 
 WHOLE_TABLE = "(whole table)"
 

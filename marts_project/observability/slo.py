@@ -37,8 +37,8 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from marts_project.contracts import Contract, Slo
-from marts_project.partitions import DayWindow
+from marts_project.core.contracts import Contract, Slo
+from marts_project.core.partitions import DayWindow
 
 LATENCY_ALLOWED = 0.05  # a p95 objective: 5 % of arrivals may be slower
 BURN_DAYS = 1  # the recent window a burn rate is measured over

@@ -19,18 +19,18 @@ from marts_project.assets import all_assets
 from marts_project.checks.audits import Audit, audit_recency
 from marts_project.checks.specs import WRITE_AUDITS, check_result, check_spec
 from marts_project.checks.windows import run_window
-from marts_project.contracts import CheckPolicy, Reconciliation
-from marts_project.failures import failed_in_lineage
-from marts_project.freshness import WINDOW_DAYS, partition_freshness
-from marts_project.lineage import asset_key_for_table, sql_inputs
+from marts_project.core.contracts import CheckPolicy, Reconciliation
+from marts_project.core.lineage import asset_key_for_table, sql_inputs
 from marts_project.marts.common import Mart
+from marts_project.observability.failures import failed_in_lineage
+from marts_project.observability.freshness import WINDOW_DAYS, partition_freshness
+from marts_project.observability.slo_history import mart_slo
 from marts_project.planning.planner import stale_partitions
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
 from marts_project.resources.sql import run_sql
-from marts_project.slo_history import mart_slo
 
 DESCRIPTIONS = {
     "recency": "The newest partition is within the freshness SLA.",

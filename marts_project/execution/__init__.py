@@ -1,0 +1,1 @@
+"""Runs of the refresh jobs: the jobs as objects, the range planner, range runs, progress."""

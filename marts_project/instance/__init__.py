@@ -1,0 +1,1 @@
+"""The Dagster instance of every deployment: the one home of Dagster's private names."""

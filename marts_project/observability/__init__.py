@@ -1,0 +1,1 @@
+"""What users see of the marts' health: freshness, SLOs, unrepaired failures, page, summary."""

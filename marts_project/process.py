@@ -1,0 +1,61 @@
+"""How every process that runs marts code is set up: Arrow's allocator, glibc's mmap threshold,
+botocore's retry policy, and which library notices to silence. Called by the entry points (the
+`marts` command, the code location Dagster loads, a Celery worker, the test suite) before
+pyarrow is imported: importing the package itself changes nothing."""
+
+import ctypes
+import ctypes.util
+import os
+import sys
+import warnings
+
+
+def _return_large_blocks_to_the_os() -> None:
+    """glibc serves allocations under its mmap threshold from heaps it rarely gives back, and
+    raises that threshold (up to 32 MB) each time a large block is freed: after a few steps,
+    an Arrow column of a few MB lives in a heap that keeps its peak forever. A fixed 128 KB
+    threshold (what `MALLOC_MMAP_THRESHOLD_=131072` does, but set here because glibc reads that
+    variable only at process start) maps every large block on its own and unmaps it on free.
+    Measured, `marts backfill` of 28 days at 50,000 rows/day: peak RSS 776 -> 655 MB, flat
+    after the first chunk. No-op off glibc or when an operator set the variable."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(128 * 1024))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return
+
+
+def set_up() -> None:
+    """Set this process up for marts (idempotent; an operator's own settings win)."""
+    # Arrow's allocator. Its default (mimalloc) keeps what a run freed and grows from one chunk
+    # of a backfill to the next (28 days at 20,000 ad rows a day, chunks of 7 days: peak RSS
+    # 1.02 GB against 0.72 GB with the system allocator). The system allocator under our 128 KB
+    # mmap threshold (below) maps and unmaps every large buffer, and the kernel zero-fills each
+    # page on its first touch: 1.5 million page faults in a 7-day chunk at 100,000 rows a day, a
+    # quarter of the CPU as system time. jemalloc reuses freed memory for a second and then
+    # returns it: measured on 30 days at 100,000 rows a day with two workers, 58.2/57.0 ->
+    # 50.9/53.9 s, system time 24 -> 14 s, peak RSS 0.93-0.99 -> 1.04-1.06 GB. Arrow picks its
+    # allocator when pyarrow is imported (checked: set after the import, the pool stays
+    # mimalloc), so every entry point calls this before importing it; `pa.set_memory_pool` would
+    # only reach pyarrow's Python calls. Linux wheels of pyarrow ship jemalloc.
+    os.environ.setdefault(
+        "ARROW_DEFAULT_MEMORY_POOL", "jemalloc" if sys.platform == "linux" else "system"
+    )
+    _return_large_blocks_to_the_os()
+    # Every S3 client (s3fs for the landing zone and maintenance, pyiceberg's FileIO) is botocore
+    # underneath, and botocore reads its retry policy from here. "standard" retries throttling
+    # (SlowDown), 5xx and dropped connections with jittered backoff; the default "legacy" mode gives
+    # up after 4 retries and never retries InternalError (found under injected faults). An
+    # operator's own setting wins.
+    os.environ.setdefault("AWS_RETRY_MODE", "standard")
+    os.environ.setdefault("AWS_MAX_ATTEMPTS", "10")
+    # We use single-run backfill policies and partitioned asset checks on purpose (range runs and
+    # per-day checks are the design); their beta/preview notices would only bury real warnings.
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
+    # pyiceberg warns when an overwrite's filter matches no rows: the first write of each day.
+    warnings.filterwarnings("ignore", message="Delete operation did not match any records")
