@@ -1,4 +1,4 @@
-"""marts: a Dagster asset-based lakehouse of Iceberg tables, from landing files to data marts.
+"""marts: a Dagster asset-based lakehouse of Iceberg tables, from landing files to data marts."""
 
-Importing it defines things and nothing else: each entry point sets its process up first
-(`marts_project/process.py`)."""
+# Importing the package defines things and nothing else: each entry point sets its process up
+# first (marts_project/process.py).

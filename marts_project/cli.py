@@ -43,6 +43,8 @@ from marts_project.execution.runs import (
     partition_range,
     refresh_days,
 )
+from marts_project.governance.access import policies as access_policies
+from marts_project.governance.access import render as render_policy
 from marts_project.marts import ALL_MARTS
 from marts_project.observability.failures import failed_partitions, step_errors
 from marts_project.observability.freshness import partition_freshness
@@ -691,6 +693,15 @@ def tables(as_json: bool) -> None:
         click.echo(f"{t['table']:<{width}}  {_rows(int(t['rows'])):>12}  {t['metadata']}")
 
 
+@cli.command()
+@click.argument("bucket", default="BUCKET")
+def policies(bucket: str) -> None:
+    """The S3 policy documents of the pipeline and of each serving database's readers, for a
+    bucket (what docker/policies/ ships for `BUCKET`)."""
+    for name, policy in access_policies(bucket, [m.contract for m in ALL_MARTS]).items():
+        click.echo(f"# {name}\n{render_policy(policy)}")
+
+
 def _print_rows(columns: list[str], rows: list[tuple]) -> None:
     """A result as tab-separated lines under a header (easy to pipe into other tools)."""
     if not columns:
@@ -912,7 +923,7 @@ def _rows(count: int) -> str:
 def summary() -> int:
     """Print a short summary of the marts, and the failures not repaired yet (exit 1)."""
     settings = _settings()
-    click.echo(mart_summary(settings))
+    click.echo(mart_summary(open_resource(settings, "serving")))
     failed = _unrepaired(settings)
     _echo_failures(failed)
     return 1 if failed else 0
@@ -937,7 +948,7 @@ def demo(
     start, end = _last_days(end, days)
     options = RunOptions(chunk_days, workers, log_level, selectors)
     status = _audited_backfill("demo", start, end, options)
-    click.echo(mart_summary(settings))
+    click.echo(mart_summary(open_resource(settings, "serving")))
     return status
 
 

@@ -8,7 +8,7 @@ process.set_up()  # before pyarrow is imported: Arrow picks its allocator then
 from dagster import AssetsDefinition, Definitions, colored_console_logger, definitions
 
 from marts_project.assets import SHARED_LAYERS
-from marts_project.automation.conditions import reading_lake
+from marts_project.automation.conditions import automated
 from marts_project.automation.maintenance_job import (
     table_maintenance_job,
     table_maintenance_schedule,
@@ -45,7 +45,7 @@ def build_definitions(
     checks = MART_CHECKS if not marts else [c for m in chosen for c in build_contract_checks(m)]
     records_of = records_reader(settings)
     return Definitions(
-        assets=[reading_lake(a, records_of) for a in [*layers, *(m.asset for m in chosen)]],
+        assets=[automated(a, records_of) for a in [*layers, *(m.asset for m in chosen)]],
         asset_checks=checks,
         jobs=[*REFRESH_JOBS, freshness_checks_job, table_maintenance_job],
         sensors=build_sensors(settings.sensor_interval_seconds, settings.sensors_running),

@@ -23,7 +23,6 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from marts_project.automation.conditions import propagate_updates
 from marts_project.core.lineage import asset_key_for_table, column_reads, normalized_sql, sql_inputs
 from marts_project.core.partitions import (
     backfill_policy,
@@ -144,7 +143,6 @@ def iceberg_table(
     }
     partitioning = partitioning_of(partitions_def)
     kwargs["tags"] = {**kwargs.get("tags", {}), "partitioning": partitioning}
-    kwargs.setdefault("automation_condition", propagate_updates(partitioning))
     if partitions_def is not None:
         metadata["partition_expr"] = partition_column
         kwargs.update(partitions_def=partitions_def, backfill_policy=backfill_policy(partitioning))

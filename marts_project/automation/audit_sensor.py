@@ -15,6 +15,7 @@ from dagster import (
     sensor,
 )
 
+from marts_project.instance.run_launcher import GRPC_INFO_TAG
 from marts_project.resources.audit_trail import AuditTrail
 
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
@@ -29,7 +30,7 @@ ANONYMOUS = "ui (open-source Dagster has no login)"
 # A run the UI (or the daemon, for a UI backfill) launched went through the run launcher, which
 # tags the code server it asked; `dagster asset materialize` and Python's `execute_job` run in
 # their own process and carry no such tag, nor any user.
-LAUNCHED = ".dagster/grpc_info"
+LAUNCHED = GRPC_INFO_TAG
 UNNAMED = "dagster CLI or Python API (no user recorded)"
 
 

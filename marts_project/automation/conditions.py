@@ -142,13 +142,15 @@ def retry_failed(retry_cron: str = RETRY_CRON) -> AutomationCondition:
     ).with_label("retry_failed")
 
 
-def reading_lake(assets_def: AssetsDefinition, records_of: Callable[[str], Records]):
-    """`assets_def` with `propagate_updates` judging updates by the lake's build records."""
+def automated(assets_def: AssetsDefinition, records_of: Callable[[str], Records] | None):
+    """`assets_def` with its automation condition, attached by the composition root (the layers
+    define what a table is, not when it runs): a raw table is requested by the landing sensor
+    and the schedules and retries a failed partition (`retry_failed`); every other table
+    follows its inputs (`propagate_updates`), judging updates by the lake's build records."""
 
     def wired(spec):
-        condition = spec.automation_condition
-        if condition is None or condition.get_label() != "propagate_updates":
-            return spec
+        if spec.key.path[0] == "raw":
+            return spec.replace_attributes(automation_condition=retry_failed())
         partitioning = spec.tags.get("partitioning", "none")
         return spec.replace_attributes(
             automation_condition=propagate_updates(partitioning, records_of=records_of)

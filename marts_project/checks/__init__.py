@@ -1,1 +1,1 @@
-"""Asset checks derived from mart contracts."""
+"""The audits a write runs before it publishes, each derived from a contract."""

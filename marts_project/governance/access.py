@@ -9,7 +9,7 @@ it may add to but never delete from; each domain's reader reads its own domain's
 marts other domains grant it (`serve_to`) and nothing else (no raw, staging, intermediate or
 landing object); a regulated mart has a reader of its own, who may also add to the audit
 trail, and its domain's reader is refused it (a listing of the domain's prefix still shows its
-object names, never its data). `python -m marts_project.governance.access BUCKET` prints the
+object names, never its data). `marts policies BUCKET` prints the
 policies; `docker/policies/` ships them for the bucket `BUCKET`.
 
 A serving database is named like its reader: `<domain>` holds that domain's marts and views
@@ -19,7 +19,6 @@ and the marts granted to it, `<domain>__<mart>` one regulated mart alone.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -188,11 +187,3 @@ def policies(bucket: str, contracts: Iterable[Contract]) -> dict[str, dict]:
 
 def render(policy: dict) -> str:
     return json.dumps(policy, indent=2) + "\n"
-
-
-if __name__ == "__main__":
-    from marts_project.marts import ALL_MARTS
-
-    bucket = sys.argv[1] if len(sys.argv) > 1 else "BUCKET"
-    for name, policy in policies(bucket, [m.contract for m in ALL_MARTS]).items():
-        print(f"# {name}\n{render(policy)}")

@@ -28,7 +28,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 
+# Private: the storage class Dagster's own `event_log_storage` config names, exported only
+# here; there is no public extension point for an event log's connections.
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
+
+# Private: Dagster's own busy timeout for its SQLite storages, kept so the pool waits on a
+# locked database exactly as Dagster's connections do (no public constant).
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection

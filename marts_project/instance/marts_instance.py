@@ -20,13 +20,23 @@ moves either, the instance fails to load with an error naming this module; the f
 delete the `instance_class` block of `dagster.yaml` (Dagster's default order, with the race).
 """
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+import datetime as dt
+
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, EventLogEntry
+
+# Private: the failure event's payload type (its failure reason); events are public, their
+# payload classes are not exported.
 from dagster._core.events import JobFailureData
-from dagster._core.events.log import EventLogEntry
+
+# Private: Dagster's own retry rule, the one its event handling calls; re-implementing it would
+# let the two disagree on whether a run retries.
 from dagster._core.execution.retries import auto_reexecution_should_retry_run
+
+# Private: the storage defaults a custom instance class must provide (`config_defaults`), which
+# only InstanceRef knows; there is no public way to subclass DagsterInstance without it.
 from dagster._core.instance.ref import InstanceRef
-from dagster._core.storage.tags import WILL_RETRY_TAG
-from dagster._time import datetime_from_timestamp
+
+WILL_RETRY_TAG = "dagster/will_retry"  # the tag Dagster's run-retry daemon reads
 
 
 class MartsInstance(DagsterInstance):
@@ -65,5 +75,5 @@ class MartsInstance(DagsterInstance):
         will_retry = auto_reexecution_should_retry_run(self, failed, reason)
         self.add_run_tags(run.run_id, {WILL_RETRY_TAG: str(will_retry).lower()})
         self.run_storage.handle_run_event(
-            run.run_id, failure, datetime_from_timestamp(event.timestamp)
+            run.run_id, failure, dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
         )

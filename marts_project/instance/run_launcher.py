@@ -11,11 +11,15 @@ re-executes it, so the partition converges by policy.
 import json
 import socket
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
-from dagster._core.storage.tags import GRPC_INFO_TAG
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLauncher
+
+# Private: what `check_run_worker_health` returns; run monitoring calls that method on any
+# launcher, but its result types are not exported.
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 from marts_project.core.processes import alive
+
+GRPC_INFO_TAG = ".dagster/grpc_info"  # where the launcher records the code server it asked
 
 
 class LocalRunLauncher(DefaultRunLauncher):

@@ -20,7 +20,6 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from marts_project.automation.conditions import propagate_updates
 from marts_project.checks.audits import Audit, blocking_failures, write_audits
 from marts_project.checks.specs import check_result, write_audit_specs
 from marts_project.core.contracts import Contract, load_contract
@@ -272,7 +271,6 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         group_name=contract.domain,
         deps=[asset_key_for_table(t) for t in sql_inputs(sql)],
         kinds={"duckdb", "view"},
-        automation_condition=propagate_updates("none"),
         code_version=version,
         metadata=metadata,
         check_specs=write_audit_specs(contract, AssetKey([contract.domain, contract.name])),

@@ -1,9 +1,8 @@
 """A short, human-readable summary of the published marts, read from the serving databases."""
 
-from marts_project.deployment import open_resource
 from marts_project.marts import ALL_MARTS
 from marts_project.resources.iceberg_io import table_identifier
-from marts_project.settings import Settings
+from marts_project.resources.serving import ServingDatabase
 
 HEADLINES = {
     "marketing.mkt_campaign_performance_fact": "sum(spend) as spend, sum(leads) as leads, "
@@ -17,11 +16,10 @@ HEADLINES = {
 }
 
 
-def mart_summary(settings: Settings) -> str:
+def mart_summary(serving: ServingDatabase) -> str:
     """Rows, period covered and headline figures of every mart, as the operator's view of the
     serving databases shows them (a regulated mart is only named: reading it is audited)."""
-    serving = open_resource(settings, "serving")
-    lines = [f"serving databases: {settings.serving_dir}"]
+    lines = [f"serving databases: {serving.root}"]
     with serving.operator_view() as con:
         served = {
             f"{s}.{t}"

@@ -1,2 +1,1 @@
-"""What is out of date and why (from the lake's build records), and which tables a `--select`
-names: what `marts plan`, the landing sensor, freshness and the backfill commands share."""
+"""What is out of date and why, from the lake's build records, and what a --select names."""

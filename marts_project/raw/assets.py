@@ -16,7 +16,6 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
-from marts_project.automation.conditions import retry_failed
 from marts_project.core.lineage import asset_key_for_table
 from marts_project.core.partitions import day_window
 from marts_project.core.versions import BLOCKING_FAILED_METADATA, LANDING_METADATA, code_parts
@@ -125,14 +124,14 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
     """One raw asset per landing source."""
 
     # Raw tables are requested by the landing sensor and the reprocessing schedules: only the
-    # landing zone knows when a source delivered. Automation only retries a failed partition.
+    # landing zone knows when a source delivered. Their automation condition (attached by the
+    # composition root: `automation/conditions.automated`) only retries a failed partition.
     @iceberg_table(
         RAW,
         spec.date_column,
         name=f"raw_{spec.name}",
         description=spec.description,
         metadata={"landing/source": spec.name},
-        automation_condition=retry_failed(),
         code=code_parts("raw", **{f"raw/sources.yml: {spec.name}": spec.model_dump(mode="json")}),
         check_specs=[
             quarantine_share_spec(spec, asset_key_for_table(f"raw_{spec.name}")),

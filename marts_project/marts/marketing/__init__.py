@@ -1,0 +1,1 @@
+"""The marketing domain's marts."""

@@ -1,0 +1,1 @@
+"""The operations domain's marts."""

@@ -1,0 +1,1 @@
+"""The intermediate layer: cross-source joins shared by several marts."""

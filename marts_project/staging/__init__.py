@@ -1,0 +1,1 @@
+"""The staging layer: typed, deduplicated, conformed tables, PII tokenized."""
