@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from marts_project.resources.landing import LandingZone
-from marts_project.simulator import FAR_FUTURE, SimConfig, core, land
+from marts_project.simulator import FAR_FUTURE, SimConfig, land, landing
 
 pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
@@ -26,12 +26,12 @@ def _digests(root: Path) -> dict[str, str]:
 def test_a_seed_split_over_processes_writes_the_same_bytes_as_one_process(tmp_path, monkeypatch):
     cfg = SimConfig(seed=3, rows_per_day=500)
     serial = land(LandingZone(root=str(tmp_path / "a")), DAYS, FAR_FUTURE, cfg, workers=1)
-    monkeypatch.setattr(core, "PARALLEL_ROWS", 1)  # split even this small seed
+    monkeypatch.setattr(landing, "PARALLEL_ROWS", 1)  # split even this small seed
     split = land(LandingZone(root=str(tmp_path / "b")), DAYS, FAR_FUTURE, cfg, workers=2)
 
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
     assert [(f.source, f.day) for f in split] == [(f.source, f.day) for f in serial]
-    assert len(serial) == len(DAYS) * len(core.renderers())
+    assert len(serial) == len(DAYS) * len(landing.renderers())
 
 
 def test_an_early_export_of_order_events_is_part_of_every_later_one():
@@ -41,7 +41,7 @@ def test_an_early_export_of_order_events_is_part_of_every_later_one():
     day = DAYS[0]
     closed = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     for source in ("psp_payments", "psp_refunds", "wms_shipments"):
-        render = core.renderers()[source]
+        render = landing.renderers()[source]
         exports = [
             set(render(cfg, day, closed + dt.timedelta(days=n)).decode().splitlines()[1:])
             for n in (0, 2, 5, 30)

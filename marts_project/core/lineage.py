@@ -151,7 +151,7 @@ def _walk_lineage(
 @functools.cache
 def sql_files() -> dict[str, Path]:
     """Every transform's SQL file by the table it builds (the file shares the table's name)."""
-    root = Path(__file__).parent
+    root = Path(__file__).parents[1]  # the package: its layers' folders
     return {
         path.stem: path
         for folder in ("staging", "intermediate", "marts")

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from marts_project.core.contracts import DOMAINS, Contract
+from marts_project.settings import REPO_ROOT
 
-POLICIES_DIR = Path(__file__).resolve().parents[1] / "docker" / "policies"
+POLICIES_DIR = REPO_ROOT / "docker" / "policies"
 
 
 def pipeline_policy(bucket: str) -> dict:
