@@ -20,7 +20,7 @@ from marts_project.checks.audits import (
     audit_unique_key,
     audit_value_ranges,
 )
-from marts_project.checks.specs import WRITE_AUDITS
+from marts_project.checks.registry import WRITE_AUDITS
 from marts_project.cli import main
 from marts_project.execution.runs import materialize_days, refresh_days
 from marts_project.marts import ALL_MARTS, contract_of

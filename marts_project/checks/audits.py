@@ -146,24 +146,6 @@ def audit_recency(contract: Contract, latest: dt.date | None, now: dt.datetime) 
     )
 
 
-def write_audits(
-    contract: Contract,
-    table: pa.Table,
-    periods: list[dt.date] | None,
-    nullability: bool = True,
-) -> list[Audit]:
-    """The audits of a write's rows that the contract lists, in one pass: the schema (with
-    nullability for a table; a view's columns carry none) and the data audits."""
-    candidates = {
-        "matches_contract": lambda: audit_schema(contract, table.schema, nullability),
-        "unique_key": lambda: audit_unique_key(contract, table),
-        "row_count_floor": lambda: audit_row_count_floor(contract, table, periods),
-        "accepted_values": lambda: audit_accepted_values(contract, table),
-        "value_ranges": lambda: audit_value_ranges(contract, table),
-    }
-    return [run() for name, run in candidates.items() if contract.policy(name)]
-
-
 def blocking_failures(contract: Contract, audits: list[Audit]) -> list[str]:
     """Messages of the blocking audits that failed: any one keeps the write from `main`."""
     return [

@@ -11,18 +11,8 @@ from collections.abc import Sequence
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
 from marts_project.checks.audits import Audit
+from marts_project.checks.registry import CHECKS, WRITE_AUDITS
 from marts_project.core.contracts import CheckPolicy, Contract
-
-DESCRIPTIONS = {  # the write audits, in the order they run
-    "matches_contract": "Columns, types and nullability match the contract file.",
-    "unique_key": "The unique key is unique and never null in the days a run wrote.",
-    "row_count_floor": "Every partition a run wrote holds at least the contract's row floor.",
-    "accepted_values": "Columns with accepted values hold nothing else.",
-    "value_ranges": "Columns with a min / max stay within it.",
-}
-
-# Judged on the rows a write stages, before they are published, and reported with the write.
-WRITE_AUDITS = tuple(DESCRIPTIONS)
 
 
 def check_spec(
@@ -46,7 +36,7 @@ def check_spec(
 def write_audit_specs(contract: Contract, key: AssetKey) -> list[AssetCheckSpec]:
     """The checks of `contract` that its mart's write reports (one spec per listed audit)."""
     return [
-        check_spec(name, key, policy, DESCRIPTIONS[name])
+        check_spec(name, key, policy, CHECKS[name].description)
         for name, policy in contract.checks
         if name in WRITE_AUDITS
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,16 +33,6 @@ from marts_project.core.yaml_files import read_yaml
 # The data domains: each owns its marts, its warehouse namespace and its serving database.
 Domain = Literal["marketing", "finance", "operations"]
 DOMAINS: tuple[str, ...] = Domain.__args__
-
-CheckName = Literal[
-    "matches_contract",
-    "unique_key",
-    "row_count_floor",
-    "accepted_values",
-    "value_ranges",
-    "recency",
-    "partition_freshness",
-]
 
 
 class ContractViolation(ValueError):
@@ -141,7 +132,8 @@ class Contract(_Model):
     partitioning: Literal["daily", "weekly", "monthly", "none"] = "none"
     kind: Literal["table", "view"] = "table"  # view: in the serving database, always fresh
     row_count_floor: NonNegativeInt = 1  # rows each partition (or the whole table) must have
-    checks: Annotated[tuple[tuple[CheckName, CheckPolicy], ...], BeforeValidator(_items)] = ()
+    # check name -> policy; the names a deployment knows are its registry's (`checks/registry.py`)
+    checks: Annotated[tuple[tuple[str, CheckPolicy], ...], BeforeValidator(_items)] = ()
     reconciliations: tuple[Reconciliation, ...] = ()
     slo: Slo | None = None
     # Other domains whose analysts (and marts) may read this mart: served into their databases
@@ -300,10 +292,17 @@ def null_count(table: pa.Table, columns: list[str]) -> int:
 
 
 @functools.cache
-def load_contract(path: Path) -> Contract:
+def load_contract(path: Path, known_checks: Collection[str] | None = None) -> Contract:
     """Parse a contract file; a malformed one fails loudly at definition load, naming the file,
-    the field and the rule it breaks."""
+    the field and the rule it breaks (with `known_checks`, a check no registry has too)."""
     try:
-        return Contract.model_validate(read_yaml(path))
+        contract = Contract.model_validate(read_yaml(path))
     except ValidationError as exc:
         raise ContractFileError(f"{path}: {exc}") from None
+    unknown = [name for name, _ in contract.checks if name not in (known_checks or [name])]
+    if unknown:
+        raise ContractFileError(
+            f"{path}: checks: unknown check {unknown[0]!r}; known: "
+            + ", ".join(sorted(known_checks or ()))
+        )
+    return contract

@@ -20,7 +20,8 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from marts_project.checks.audits import Audit, blocking_failures, write_audits
+from marts_project.checks.audits import Audit, blocking_failures
+from marts_project.checks.registry import CHECKS, write_audits
 from marts_project.checks.specs import check_result, write_audit_specs
 from marts_project.core.contracts import Contract, load_contract
 from marts_project.core.lineage import (
@@ -120,7 +121,7 @@ def _column_parts(contract: Contract, layer: str) -> dict[str, dict[str, str]]:
 
 def build_mart(sql_dir: Path, name: str) -> Mart:
     """The asset of mart `name` (an Iceberg table, or a view when its contract says so)."""
-    contract = load_contract(sql_dir / f"{name}.yml")
+    contract = load_contract(sql_dir / f"{name}.yml", known_checks=frozenset(CHECKS))
     sql_file = sql_dir / f"{name}.sql"
     if contract.kind == "view":
         return Mart(_build_view(contract, sql_file), contract, sql_file)

@@ -17,13 +17,14 @@ from dagster_duckdb import DuckDBResource
 
 from marts_project.assets import all_assets
 from marts_project.checks.audits import Audit, audit_recency
-from marts_project.checks.specs import WRITE_AUDITS, check_result, check_spec
+from marts_project.checks.registry import CHECKS, WRITE_AUDITS
+from marts_project.checks.specs import check_result, check_spec
 from marts_project.checks.windows import run_window
 from marts_project.core.contracts import CheckPolicy, Reconciliation
 from marts_project.core.lineage import asset_key_for_table, sql_inputs
 from marts_project.marts.common import Mart
 from marts_project.observability.failures import failed_in_lineage
-from marts_project.observability.freshness import WINDOW_DAYS, partition_freshness
+from marts_project.observability.freshness import partition_freshness
 from marts_project.observability.slo_history import mart_slo
 from marts_project.planning.planner import stale_partitions
 from marts_project.resources.iceberg import IcebergWarehouse
@@ -31,12 +32,6 @@ from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
 from marts_project.resources.sql import run_sql
-
-DESCRIPTIONS = {
-    "recency": "The newest partition is within the freshness SLA.",
-    "partition_freshness": f"Each of the last {WINDOW_DAYS} days was refreshed after its landing "
-    "data last changed, or is still within the SLA of that change.",
-}
 
 
 def build_contract_checks(mart: Mart) -> list[AssetChecksDefinition]:
@@ -58,7 +53,9 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
     identifier = table_identifier(key)
     clock = {name: policy for name, policy in contract.checks if name not in WRITE_AUDITS}
     reconciliations = {r.name: r for r in contract.reconciliations}
-    specs = [check_spec(name, key, policy, DESCRIPTIONS[name]) for name, policy in clock.items()]
+    specs = [
+        check_spec(name, key, policy, CHECKS[name].description) for name, policy in clock.items()
+    ]
     specs += [
         check_spec(
             rec.name,

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from dagster import AssetKey
 
+from marts_project.checks.registry import FRESHNESS_WINDOW_DAYS
 from marts_project.core.lineage import upstream_sources
 from marts_project.core.partitions import last_closed_day, period_of
 from marts_project.core.versions import BuildRecord
@@ -23,7 +24,7 @@ from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone
 from marts_project.resources.serving import ServingDatabase
 
-WINDOW_DAYS = 7  # the days the nightly reprocess covers: what an SLA can promise about
+WINDOW_DAYS = FRESHNESS_WINDOW_DAYS  # the days the partition_freshness check judges
 
 
 @dataclass(frozen=True)
