@@ -30,7 +30,7 @@ from marts_project.cluster import backfill as cluster_backfill
 from marts_project.cluster import supervisor
 from marts_project.core.contracts import DOMAINS
 from marts_project.core.lineage import asset_key_for_table
-from marts_project.core.partitions import CHUNK_DAYS, DayWindow, last_closed_day
+from marts_project.core.partitions import CHUNK_DAYS, DayWindow, last_closed_day, run_range
 from marts_project.core.processes import alive
 from marts_project.definitions import build_definitions
 from marts_project.deployment import open_resource
@@ -48,11 +48,12 @@ from marts_project.governance.access import render as render_policy
 from marts_project.marts import ALL_MARTS
 from marts_project.observability.failures import failed_partitions, step_errors
 from marts_project.observability.freshness import partition_freshness
-from marts_project.observability.slo_history import mart_slo, slo_table
+from marts_project.observability.slo import SloReport
+from marts_project.observability.slo_history import mart_slo
 from marts_project.observability.summary import mart_summary
 from marts_project.planning.planner import facts_of, plan_for, ranges, stale_partitions
 from marts_project.planning.selection import SelectionError, select
-from marts_project.raw.sources import source_specs
+from marts_project.raw.sources import raw_table, source_specs
 from marts_project.resources.audit_trail import audited
 from marts_project.resources.data_folder import foreign_warehouse, make_private
 from marts_project.resources.duck import connect
@@ -241,9 +242,8 @@ def _cluster_backfill(
     click.echo(f"backfill {backfill_id} of {start} .. {end} launched on {settings.webserver_url}")
 
     def report(run) -> None:
-        days = run.tags.get("dagster/asset_partition_range_start", "")
-        if days:
-            days += f" .. {run.tags.get('dagster/asset_partition_range_end', '')}"
+        covered = run_range(run.tags)
+        days = f"{covered[0]} .. {covered[1]}" if covered else ""
         click.echo(f"  run {run.run_id[:8]} {run.job_name:<22} {days:<24} {run.status.value}")
         for failed in step_errors(instance, run.run_id):
             click.echo(f"    {failed.step} failed: {failed.message}")
@@ -403,7 +403,7 @@ def _refuse_missing_landing(
     days of every source it rebuilds (all, or those `--select` reaches)."""
     chosen = _selected(defs, selectors)
     sources = [
-        s for s in source_specs() if chosen is None or asset_key_for_table(f"raw_{s}") in chosen
+        s for s in source_specs() if chosen is None or asset_key_for_table(raw_table(s)) in chosen
     ]
     landing = open_resource(settings, "landing")
     present = set(landing.fingerprints())
@@ -700,6 +700,36 @@ def policies(bucket: str) -> None:
     bucket (what docker/policies/ ships for `BUCKET`)."""
     for name, policy in access_policies(bucket, [m.contract for m in ALL_MARTS]).items():
         click.echo(f"# {name}\n{render_policy(policy)}")
+
+
+def slo_table(reports: list[SloReport]) -> Table:
+    """One row per mart and SLI: value, objective, budget left, burn rate, incidents."""
+    table = Table(title="SLOs (budget left: 1 untouched, 0 spent, below 0 missed)")
+    for column in ("mart", "sli", "value", "objective", "budget left", "burn rate", "incidents"):
+        table.add_column(column, justify="left" if column in ("mart", "sli") else "right")
+    for report in reports:
+        for i in report.indicators:
+            if i.objective is None and i.value is None:
+                continue
+            count = sum(1 for x in report.incidents if x.sli == i.name)
+            style = "red" if i.met is False else None
+            table.add_row(
+                report.mart,
+                i.name,
+                _figure(i.value, hours=i.name == "latency"),
+                _figure(i.objective, hours=i.name == "latency"),
+                _figure(i.budget_left),
+                _figure(i.burn_rate, suffix="x"),
+                str(count),
+                style=style,
+            )
+    return table
+
+
+def _figure(value: float | None, hours: bool = False, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} h" if hours else f"{value:.4f}{suffix}"
 
 
 def _print_rows(columns: list[str], rows: list[tuple]) -> None:

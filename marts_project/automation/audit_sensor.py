@@ -15,6 +15,7 @@ from dagster import (
     sensor,
 )
 
+from marts_project.core.partitions import RANGE_END, run_range
 from marts_project.instance.run_launcher import GRPC_INFO_TAG
 from marts_project.resources.audit_trail import AuditTrail
 
@@ -76,11 +77,9 @@ def build_audit_sensor(interval_seconds: int = 30, running: bool = True):
             run = record.dagster_run
             if not is_manual(run.tags):
                 continue
-            days = run.tags.get("dagster/asset_partition_range_start") or run.tags.get(
-                "dagster/partition", ""
-            )
-            if end := run.tags.get("dagster/asset_partition_range_end"):
-                days = f"{days}..{end}"
+            days = ""
+            if covered := run_range(run.tags):  # a range run's days as `first..last`
+                days = f"{covered[0]}..{covered[1]}" if RANGE_END in run.tags else covered[0]
             params = {"run_id": run.run_id, "backfill": run.tags.get("dagster/backfill", "")}
             result = "ok" if run.status == DagsterRunStatus.SUCCESS else run.status.value.lower()
             who, how = launcher_of(run.tags)

@@ -174,10 +174,36 @@ def keys_covering(
 def range_tags(first_key: str, last_key: str) -> dict[str, str]:
     """Run tags that make one run cover the partition keys [first_key, last_key] (the tags
     Dagster documents for a range run requested by a schedule or sensor)."""
-    return {
-        "dagster/asset_partition_range_start": first_key,
-        "dagster/asset_partition_range_end": last_key,
-    }
+    return {RANGE_START: first_key, RANGE_END: last_key}
+
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+
+def run_range(tags: dict[str, str]) -> tuple[str, str] | None:
+    """The partition keys [first, last] a run covers, from its tags (a range run's two tags or
+    a one-partition run's one); None for a run of no partition."""
+    first = tags.get(RANGE_START) or tags.get(PARTITION_TAG)
+    return (first, tags.get(RANGE_END) or first) if first else None
+
+
+def day_closes(day: dt.date) -> dt.datetime:
+    """When `day` closes: 00:00 UTC of the next day (days are UTC days, whatever the machine's
+    time zone); its landing files can only be complete from then on."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+def days_fed_by(file_day: dt.date, late_days: int) -> list[dt.date]:
+    """The days whose rows the landing file of `file_day` may hold: its own and, for a source
+    whose rows arrive up to `late_days` late, the days before it (oldest first)."""
+    return [file_day - dt.timedelta(days=n) for n in range(late_days, -1, -1)]
+
+
+def files_feeding(day: dt.date, late_days: int) -> list[dt.date]:
+    """The days whose landing files may hold rows of `day`: its own file and the `late_days`
+    after it (the inverse of `days_fed_by`)."""
+    return [day + dt.timedelta(days=n) for n in range(late_days + 1)]
 
 
 def last_closed_day(now: dt.datetime) -> dt.date:

@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from marts_project.core.lineage import asset_key_for_table, upstream_tables
-from marts_project.core.partitions import daily_partitions, period_of
+from marts_project.core.partitions import daily_partitions, files_feeding, period_of
 
 WHOLE_TABLE = "(whole table)"
 
@@ -107,7 +107,7 @@ def failed_days_in_lineage(
             if name == table and partitions_def is not None:
                 keys = {period_of(partitions_def, day).start.isoformat()}
             else:
-                keys = {(day + dt.timedelta(days=n)).isoformat() for n in range(late + 1)}
+                keys = {d.isoformat() for d in files_feeding(day, late)}
             if WHOLE_TABLE in partitions or keys & partitions:
                 found.setdefault(day, asset_key_for_table(name).to_user_string())
     return found

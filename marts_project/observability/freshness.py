@@ -15,7 +15,7 @@ from dagster import AssetKey
 
 from marts_project.checks.registry import FRESHNESS_WINDOW_DAYS
 from marts_project.core.lineage import upstream_sources
-from marts_project.core.partitions import last_closed_day, period_of
+from marts_project.core.partitions import files_feeding, last_closed_day, period_of
 from marts_project.core.versions import BuildRecord
 from marts_project.marts.common import Mart
 from marts_project.observability.failures import failed_days_in_lineage
@@ -41,8 +41,7 @@ class PartitionFreshness:
 
 def _files_feeding(source: str, day: dt.date) -> list[dt.date]:
     """The days whose landing files of `source` may hold rows of `day` (late rows)."""
-    late = source_specs()[source].late_days
-    return [day + dt.timedelta(days=n) for n in range(late + 1)]
+    return files_feeding(day, source_specs()[source].late_days)
 
 
 def partition_freshness(

@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
+from marts_project.core.partitions import day_closes
 from marts_project.marts import ALL_MARTS
 from marts_project.observability.freshness import partition_freshness
 from marts_project.observability.slo_history import mart_slo
@@ -225,9 +226,7 @@ def charts(mart: dict) -> list[dict]:
     served, backfilled = [], []
     for p in mart["partitions"]:
         if first := p.get("first_built_at"):
-            closed = dt.datetime.combine(
-                dt.date.fromisoformat(p["day"]) + dt.timedelta(days=1), dt.time(), dt.UTC
-            )
+            closed = day_closes(dt.date.fromisoformat(p["day"]))
             hours = max(0.0, (_at(first) - closed).total_seconds() / 3600)
             late = live is not None and _at(first) > live
             (served if late else backfilled).append((closed, hours))

@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from marts_project.core.contracts import Contract, Slo
-from marts_project.core.partitions import DayWindow
+from marts_project.core.partitions import DayWindow, day_closes, days_fed_by
 
 LATENCY_ALLOWED = 0.05  # a p95 objective: 5 % of arrivals may be slower
 BURN_DAYS = 1  # the recent window a burn rate is measured over
@@ -187,9 +187,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def _closes(day: dt.date) -> dt.datetime:
-    """When day `day` closes: 00:00 UTC of the next day."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+_closes = day_closes
 
 
 def _union_seconds(
@@ -215,8 +213,7 @@ class Scope:
 
     def days_fed(self, arrival: Arrival) -> list[dt.date]:
         """The days whose rows a landing file may hold (its own, and earlier ones' late rows)."""
-        late = self.late_days.get(arrival.source, 0)
-        return [arrival.file_day - dt.timedelta(days=n) for n in range(late + 1)]
+        return days_fed_by(arrival.file_day, self.late_days.get(arrival.source, 0))
 
 
 def _first_served(history: History, day: dt.date, after: dt.datetime | None) -> dt.datetime | None:

@@ -23,11 +23,10 @@ from dagster import (
     DagsterRunStatus,
     RunsFilter,
 )
-from rich.table import Table
 
 from marts_project.core.contracts import Contract, Slo
 from marts_project.core.lineage import asset_key_for_table, upstream_sources, upstream_tables
-from marts_project.core.partitions import DayWindow, last_closed_day, period_of
+from marts_project.core.partitions import DayWindow, last_closed_day, period_of, run_range
 from marts_project.core.versions import LANDING_METADATA
 from marts_project.marts.common import Mart
 from marts_project.observability.failures import step_errors
@@ -41,8 +40,9 @@ from marts_project.observability.slo import (
     measure,
 )
 from marts_project.raw.assets import QUARANTINE_TABLE
-from marts_project.raw.sources import source_specs
+from marts_project.raw.sources import raw_table, source_specs
 from marts_project.resources.iceberg import IcebergWarehouse, TableNotFoundError
+from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingZone, parse_key
 
 PAGE = 1000
@@ -134,10 +134,10 @@ _RUN_EVENTS = {
 
 def _run_days(contract: Contract, tags: dict[str, str]) -> DayWindow:
     """The days a run was to cover, from its partition tags (all time when it had none)."""
-    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
-    last = tags.get("dagster/asset_partition_range_end") or first
-    if not first or contract.partitions_def is None:
+    covered = run_range(tags)
+    if covered is None or contract.partitions_def is None:
         return ALL_TIME
+    first, last = covered
     start = _days(contract, first).start
     return DayWindow(start, _days(contract, last).end)
 
@@ -193,7 +193,7 @@ def _arrivals(
     written: dict[tuple[str, str], str] = {}  # (file, version) -> when it was written
     read: dict[tuple[str, str], float] = {}  # (file, version) -> when a raw build first read it
     for source in scope.sources:
-        raw = asset_key_for_table(f"raw_{source}")
+        raw = asset_key_for_table(raw_table(source))
         for record in _records(instance.fetch_materializations, raw, since):
             metadata = record.asset_materialization.metadata
             times = metadata.get("landing/arrivals")
@@ -230,7 +230,8 @@ def _rows(
     for source in scope.sources:
         column = specs[source].date_column
         try:
-            days = warehouse.read(f"raw.raw_{source}", column, first, end, columns=(column,))
+            identifier = table_identifier(asset_key_for_table(raw_table(source)))
+            days = warehouse.read(identifier, column, first, end, columns=(column,))
         except TableNotFoundError:
             continue
         published.update(days.column(column).to_pylist())
@@ -263,33 +264,3 @@ def mart_slo(
         contract, mart.asset.key, instance, warehouse, landing, now - window, now
     )
     return measure(scope_of(contract), history, now)
-
-
-def slo_table(reports: list[SloReport]) -> Table:
-    """One row per mart and SLI: value, objective, budget left, burn rate, incidents."""
-    table = Table(title="SLOs (budget left: 1 untouched, 0 spent, below 0 missed)")
-    for column in ("mart", "sli", "value", "objective", "budget left", "burn rate", "incidents"):
-        table.add_column(column, justify="left" if column in ("mart", "sli") else "right")
-    for report in reports:
-        for i in report.indicators:
-            if i.objective is None and i.value is None:
-                continue
-            count = sum(1 for x in report.incidents if x.sli == i.name)
-            style = "red" if i.met is False else None
-            table.add_row(
-                report.mart,
-                i.name,
-                _figure(i.value, hours=i.name == "latency"),
-                _figure(i.objective, hours=i.name == "latency"),
-                _figure(i.budget_left),
-                _figure(i.burn_rate, suffix="x"),
-                str(count),
-                style=style,
-            )
-    return table
-
-
-def _figure(value: float | None, hours: bool = False, suffix: str = "") -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f} h" if hours else f"{value:.4f}{suffix}"

@@ -35,6 +35,7 @@ from marts_project.core.partitions import (
     PERIODS_PER_RUN,
     contiguous_key_ranges,
     daily_partitions,
+    files_feeding,
     input_keys,
     partitioning_of,
     range_tags,
@@ -382,8 +383,7 @@ def feeding_files(source: str, day: str, landing: Mapping[str, str]) -> dict[str
     """The landing files (with their current versions) whose rows a raw day holds: its own
     file and those of the source's `late_days` after it that have landed."""
     late = source_specs()[source].late_days
-    first = dt.date.fromisoformat(day)
-    keys = [LandingZone.key(source, first + dt.timedelta(days=n)) for n in range(late + 1)]
+    keys = [LandingZone.key(source, d) for d in files_feeding(dt.date.fromisoformat(day), late)]
     return {k: landing[k] for k in keys if k in landing}
 
 

@@ -17,7 +17,7 @@ from dagster_duckdb import DuckDBResource
 from pyiceberg.expressions import EqualTo
 
 from marts_project.core.lineage import asset_key_for_table
-from marts_project.core.partitions import day_window
+from marts_project.core.partitions import day_window, files_feeding
 from marts_project.core.versions import BLOCKING_FAILED_METADATA, LANDING_METADATA, code_parts
 from marts_project.raw.checks import (
     header_result,
@@ -67,16 +67,16 @@ def ingest(
                 "the source has not delivered this day yet"
             )
         stamps[day] = found
-    for n in range(1, spec.late_days + 1):
-        later = days[-1] + dt.timedelta(days=n)
+    for later in files_feeding(days[-1], spec.late_days)[1:]:
         if (found := landing.version(spec.name, later)) is not None:
             stamps[later] = found
     files = [landing_file(landing, spec, day) for day in stamps]
     versions = {f.source_file: stamps[f.day][0] for f in files}
-    late = dt.timedelta(days=spec.late_days)
     read_by_day = {  # each partition's record: the files that feed it (its own, later days')
         day.isoformat(): {
-            f.source_file: versions[f.source_file] for f in files if day <= f.day <= day + late
+            f.source_file: versions[f.source_file]
+            for f in files
+            if f.day in files_feeding(day, spec.late_days)
         }
         for day in days
     }
@@ -129,13 +129,13 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
     @iceberg_table(
         RAW,
         spec.date_column,
-        name=f"raw_{spec.name}",
+        name=spec.table,
         description=spec.description,
         metadata={"landing/source": spec.name},
         code=code_parts("raw", **{f"raw/sources.yml: {spec.name}": spec.model_dump(mode="json")}),
         check_specs=[
-            quarantine_share_spec(spec, asset_key_for_table(f"raw_{spec.name}")),
-            header_spec(asset_key_for_table(f"raw_{spec.name}")),
+            quarantine_share_spec(spec, asset_key_for_table(spec.table)),
+            header_spec(asset_key_for_table(spec.table)),
         ],
     )
     def _raw(

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
 
 from marts_project.core.column_types import TypeName
+from marts_project.core.partitions import days_fed_by
 from marts_project.core.yaml_files import read_yaml
 
 SOURCES_FILE = Path(__file__).with_name("sources.yml")
@@ -66,9 +67,19 @@ class SourceSpec(_Model):
         terms = [f'"{name}" desc nulls last' for name in self.latest]
         return ", ".join([*terms, "_source_file desc", "_source_line desc"])
 
+    @property
+    def table(self) -> str:
+        """The raw table of this source: `raw_<source>`."""
+        return raw_table(self.name)
+
     def days_fed_by(self, file_day: dt.date) -> list[dt.date]:
         """The days whose rows the file of `file_day` may hold (late rows included)."""
-        return [file_day - dt.timedelta(days=n) for n in range(self.late_days, -1, -1)]
+        return days_fed_by(file_day, self.late_days)
+
+
+def raw_table(source: str) -> str:
+    """The raw table a landing source loads: `raw_<source>` (in the `raw` namespace)."""
+    return f"raw_{source}"
 
 
 @functools.cache

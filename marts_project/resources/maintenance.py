@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from pyiceberg.table import Table
 
 from marts_project.resources.files import modified_at
-from marts_project.resources.iceberg import IcebergWarehouse
+from marts_project.resources.iceberg import EPOCH, IcebergWarehouse
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,7 @@ def compact(warehouse: IcebergWarehouse, identifier: str, policy: MaintenancePol
         if day_number is None or count <= policy.compact_min_files:
             continue
         day = (
-            day_number
-            if isinstance(day_number, dt.date)
-            else dt.date(1970, 1, 1) + dt.timedelta(days=day_number)
+            day_number if isinstance(day_number, dt.date) else EPOCH + dt.timedelta(days=day_number)
         )
         end = day + dt.timedelta(days=1)
         rows = warehouse.read(identifier, column, day, end)

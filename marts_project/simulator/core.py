@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from marts_project.core.partitions import day_closes
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -51,7 +53,7 @@ def rng_for(cfg: SimConfig, *parts: object) -> random.Random:
 
 def revision_at(day: dt.date, as_of: dt.datetime, cfg: SimConfig) -> int | None:
     """Which revision of `day`'s files exists at `as_of` (None: the day has not closed yet)."""
-    closed = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    closed = day_closes(day)
     if as_of < closed:
         return None
     return min(cfg.final_revision, int((as_of - closed).total_seconds() // 86400))
@@ -59,8 +61,7 @@ def revision_at(day: dt.date, as_of: dt.datetime, cfg: SimConfig) -> int | None:
 
 def extracted_at(day: dt.date, revision: int) -> dt.datetime:
     """When revision `revision` of a day was exported: 1 h after close, then every 24 h."""
-    closed = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    return closed + dt.timedelta(hours=1 + 24 * revision)
+    return day_closes(day) + dt.timedelta(hours=1 + 24 * revision)
 
 
 def to_csv(header: list[str], rows: Iterable[list[object]]) -> bytes:
