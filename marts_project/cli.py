@@ -13,67 +13,50 @@ import json
 import os
 import sys
 import tempfile
-import time
-from dataclasses import asdict, dataclass
-from functools import partial
+from dataclasses import asdict
 from pathlib import Path
 
 import click
-import duckdb
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from marts_project.automation.loop import LoopState, NotConvergedError, converge
-from marts_project.cluster import backfill as cluster_backfill
+from marts_project import commands
 from marts_project.cluster import supervisor
+from marts_project.commands import OperatorError, count
 from marts_project.core.contracts import DOMAINS
-from marts_project.core.lineage import asset_key_for_table
-from marts_project.core.partitions import CHUNK_DAYS, DayWindow, last_closed_day, run_range
+from marts_project.core.partitions import CHUNK_DAYS, DayWindow, last_closed_day
 from marts_project.core.processes import alive
 from marts_project.definitions import build_definitions
 from marts_project.deployment import open_resource
 from marts_project.execution.check_table import check_table
 from marts_project.execution.runs import (
     BadDateRangeError,
-    ChunkWorkers,
     instance_for,
     parse_day,
-    partition_range,
     refresh_days,
 )
 from marts_project.governance.access import policies as access_policies
 from marts_project.governance.access import render as render_policy
 from marts_project.marts import ALL_MARTS
-from marts_project.observability.failures import failed_partitions, step_errors
+from marts_project.observability.failures import failed_partitions
 from marts_project.observability.freshness import partition_freshness
 from marts_project.observability.slo import SloReport
 from marts_project.observability.slo_history import mart_slo
 from marts_project.observability.summary import mart_summary
 from marts_project.planning.planner import facts_of, plan_for, ranges, stale_partitions
-from marts_project.planning.selection import SelectionError, select
-from marts_project.raw.sources import raw_table, source_specs
 from marts_project.resources.audit_trail import audited
 from marts_project.resources.data_folder import foreign_warehouse, make_private
 from marts_project.resources.duck import connect
 from marts_project.resources.iceberg import CATALOG_NAME
 from marts_project.resources.iceberg_io import table_identifier
-from marts_project.resources.landing import LandingZone
 from marts_project.resources.read_only_query import (
     QueryInterrupted,
-    QueryRefused,
-    QueryTimeout,
-    run_read_only,
 )
 from marts_project.resources.relocation import relocate as relocate_tables
-from marts_project.settings import Settings, acting_user
+from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land
-
-
-class OperatorError(Exception):
-    """A request the operator can correct (unknown mart, no serving database, bad query):
-    printed as one line, exit status 2, nothing written."""
 
 
 class Day(click.ParamType):
@@ -110,147 +93,10 @@ def _last_days(end: dt.date, count: int) -> tuple[dt.date, dt.date]:
     return end - dt.timedelta(days=count - 1), end
 
 
-def seed_days(settings: Settings, days: int, rows_per_day: int, seed: int, end: dt.date) -> None:
-    """Write simulated landing files for the `days` days ending with `end`."""
-    first, _ = _last_days(end, days)
-    every = [first + dt.timedelta(days=i) for i in range(days)]
-    cfg = SimConfig(seed=seed, rows_per_day=rows_per_day)
-    landed = land(open_resource(settings, "landing"), every, dt.datetime.now(dt.UTC), cfg)
-    click.echo(
-        f"seeded {len(landed)} landing files for {every[0]} .. {every[-1]} under {settings.landing}"
-    )
-
-
-def open_embedded(settings: Settings) -> tuple[Definitions, DagsterInstance]:
-    """The embedded deployment's definitions and persistent instance (what a worker opens)."""
-    return build_definitions(settings), instance_for(_home(settings))
-
-
-def _instance(settings: Settings) -> DagsterInstance:
-    """The deployment's Dagster instance: the cluster's (DAGSTER_HOME), or the embedded one."""
-    return DagsterInstance.get() if settings.cluster else instance_for(_home(settings))
-
-
 SELECT_HELP = (
     "dbt's selectors: a table name, +name (with what it reads), name+ (with what reads it), "
     "group:G, domain:D, layer:L; repeat or space-separate for several"
 )
-
-
-def _selected(defs: Definitions, selectors: tuple[str, ...]):
-    """The asset keys `--select` names (None without one), or an operator error naming the
-    selector that names nothing."""
-    if not selectors:
-        return None
-    try:
-        return select(defs.resolve_asset_graph(), selectors)
-    except SelectionError as exc:
-        raise OperatorError(f"--select: {exc}") from None
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a backfill runs: days per daily run, daily runs side by side, Dagster's own log
-    level, and the `--select`ion (empty: everything)."""
-
-    chunk_days: int = CHUNK_DAYS
-    workers: int = 1
-    log_level: str = "WARNING"
-    selectors: tuple[str, ...] = ()
-
-
-def backfill_days(
-    settings: Settings,
-    defs: Definitions,
-    instance: DagsterInstance,
-    start: dt.date,
-    end: dt.date,
-    options: RunOptions,
-) -> int:
-    """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions; of
-    the `--select`ion only), printing each step and each run as it finishes, then a tally; 1 if
-    a run or an ERROR check failed."""
-    chosen = _selected(defs, options.selectors)
-    chunk_days, workers = options.chunk_days, options.workers
-    if settings.cluster:
-        if chunk_days != CHUNK_DAYS or workers != 1:
-            raise OperatorError(
-                f"on the cluster a backfill's chunk is MARTS_CHUNK_DAYS ({CHUNK_DAYS} days), "
-                "which the daemon and the workers share, and the daemon decides how many run "
-                "at once; --chunk-days and --workers are for the embedded deployment"
-            )
-        return _cluster_backfill(settings, instance, start, end, defs, chosen)
-    side_by_side = f", {workers} at a time" if workers > 1 else ""
-    what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
-    click.echo(
-        f"backfilling {start} .. {end} ({what}): daily tables in runs of at most {chunk_days} "
-        f"days{side_by_side}, then weeks, months and dimensions"
-    )
-    began = time.perf_counter()
-
-    def report(outcome) -> None:
-        status = "succeeded" if outcome.success else "FAILED"
-        click.echo(
-            f"  {outcome.job_name:<18} {outcome.partitions:<22} {status:<9} run "
-            f"{outcome.run_id[:8]}  checks passed {outcome.checks_passed}, failed "
-            f"{len(outcome.checks_failed)} {' '.join(outcome.checks_failed)}"
-        )
-
-    outcomes = refresh_days(
-        defs,
-        instance,
-        start,
-        end,
-        chunk_days,
-        on_outcome=report,
-        progress=True,
-        log_level=options.log_level.upper(),
-        workers=ChunkWorkers(workers, partial(open_embedded, settings)),
-        select=chosen,
-    )
-    click.echo(tally(outcomes, time.perf_counter() - began))
-    failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
-    return 0 if failed == 0 else 1
-
-
-def tally(outcomes: list, seconds: float) -> str:
-    """The closing line of a build, as `dbt build` ends: partitions built, checks passed,
-    warned and failed, steps skipped after a failure, runs, wall time."""
-    checks = [row for o in outcomes for row in o.checks]
-    return (
-        f"Done in {seconds:.1f} s. BUILT={sum(len(o.materialized) for o in outcomes)} "
-        f"PASS={sum(r.passed for r in checks)} "
-        f"WARN={sum(not r.passed and r.severity == 'WARN' for r in checks)} "
-        f"ERROR={sum(not r.passed and r.severity == 'ERROR' for r in checks)} "
-        f"SKIP={sum(o.skipped for o in outcomes)} "
-        f"RUNS={len(outcomes)} RUNS_FAILED={sum(not o.success for o in outcomes)}"
-    )
-
-
-def _cluster_backfill(
-    settings: Settings,
-    instance: DagsterInstance,
-    start: dt.date,
-    end: dt.date,
-    defs: Definitions,
-    chosen=None,
-) -> int:
-    """The range as one Dagster backfill on the cluster, as the UI launches one: the daemon runs
-    its chunks side by side; a line per run as it finishes; 1 unless it all succeeded."""
-    tags = {"marts/trigger": "cli", "marts/user": acting_user()}
-    backfill_id = cluster_backfill.launch(settings.webserver_url, defs, start, end, tags, chosen)
-    click.echo(f"backfill {backfill_id} of {start} .. {end} launched on {settings.webserver_url}")
-
-    def report(run) -> None:
-        covered = run_range(run.tags)
-        days = f"{covered[0]} .. {covered[1]}" if covered else ""
-        click.echo(f"  run {run.run_id[:8]} {run.job_name:<22} {days:<24} {run.status.value}")
-        for failed in step_errors(instance, run.run_id):
-            click.echo(f"    {failed.step} failed: {failed.message}")
-
-    status = cluster_backfill.wait(settings.webserver_url, instance, backfill_id, report)
-    click.echo(f"backfill {backfill_id}: {status}")
-    return 0 if status in cluster_backfill.SUCCEEDED else 1
 
 
 def _seed_options(command):
@@ -341,7 +187,7 @@ def relocate() -> None:
     if elsewhere is None:
         click.echo(f"nothing to relocate: the catalog's tables live in {settings.warehouse}")
         return
-    trail = open_resource(settings, "audit", _instance(settings))
+    trail = open_resource(settings, "audit", commands.instance_of(settings))
     with audited(trail, "relocate", f"{elsewhere} -> {settings.warehouse}", {}) as outcome:
         moved = relocate_tables(
             open_resource(settings, "warehouse"),
@@ -361,7 +207,7 @@ def relocate() -> None:
 @click.option("--end", type=DAY, help="last day (default: yesterday, UTC)")
 def seed(days: int, rows_per_day: int, seed: int, end: dt.date | None) -> None:
     """Write simulated landing files for the last N days."""
-    seed_days(_settings(), days, rows_per_day, seed, end or _yesterday())
+    commands.seed_days(_settings(), days, rows_per_day, seed, end or _yesterday(), click.echo)
 
 
 @cli.command()
@@ -377,8 +223,10 @@ def backfill(
     selectors: tuple[str, ...],
 ) -> int:
     """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
-    options = RunOptions(chunk_days, workers, log_level, selectors)
-    return _audited_backfill("backfill", start, end or start, options)
+    options = commands.RunOptions(chunk_days, workers, log_level, selectors)
+    return commands.audited_backfill(
+        _settings(), "backfill", start, end or start, options, click.echo
+    )
 
 
 cli.add_command(backfill, "materialize")
@@ -392,51 +240,8 @@ def reprocess(
 ) -> int:
     """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
     start, end = _last_days(_yesterday(), days)
-    options = RunOptions(chunk_days, workers, log_level, selectors)
-    return _audited_backfill("reprocess", start, end, options)
-
-
-def _refuse_missing_landing(
-    settings: Settings, defs: Definitions, start: dt.date, end: dt.date, selectors: tuple[str, ...]
-) -> None:
-    """Refuse a backfill whose raw tables would read a landing file that is not there: the
-    days of every source it rebuilds (all, or those `--select` reaches)."""
-    chosen = _selected(defs, selectors)
-    sources = [
-        s for s in source_specs() if chosen is None or asset_key_for_table(raw_table(s)) in chosen
-    ]
-    landing = open_resource(settings, "landing")
-    present = set(landing.fingerprints())
-    days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
-    missing = [
-        LandingZone.key(s, d) for d in days for s in sources if LandingZone.key(s, d) not in present
-    ]
-    if missing:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise OperatorError(
-            f"{_count(len(missing), 'landing file')} missing under {settings.landing}: "
-            f"{', '.join(missing[:5])}{more}; a day "
-            "is built once every source it reads has delivered it (`marts seed` writes demo "
-            "files; `--select` builds only some tables)"
-        )
-
-
-def _audited_backfill(action: str, start: dt.date, end: dt.date, options: RunOptions) -> int:
-    """A backfill by hand, recorded in the audit trail with how it ended (or why it was
-    refused)."""
-    settings = _settings()
-    params = {"start": start, "end": end, "chunk_days": options.chunk_days}
-    params |= {"workers": options.workers}
-    params |= {"select": " ".join(options.selectors)} if options.selectors else {}
-    instance = _instance(settings)
-    trail = open_resource(settings, "audit", instance)
-    with audited(trail, action, f"{start}..{end}", params) as outcome:  # refusals on record too
-        partition_range(start, end)  # refuse a bad range before touching anything
-        defs = build_definitions(settings)
-        _refuse_missing_landing(settings, defs, start, end, options.selectors)
-        code = backfill_days(settings, defs, instance, start, end, options)
-        outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
-    return code
+    options = commands.RunOptions(chunk_days, workers, log_level, selectors)
+    return commands.audited_backfill(_settings(), "reprocess", start, end, options, click.echo)
 
 
 @cli.command()
@@ -446,49 +251,21 @@ def sync() -> int:
     Exits 0 only when every run succeeded and no partition is left failed (by this sync or an
     earlier one); failed partitions are retried by automation at their retry time.
     """
-    from dagster import deserialize_value, serialize_value
-
-    settings = _settings()
-    state_file = settings.data_dir / "sync_state.json"
-    state = LoopState()
-    if state_file.exists():
-        saved = json.loads(state_file.read_text())
-        state.sensor_cursor = saved["sensor_cursor"]
-        state.automation_cursor = (
-            deserialize_value(saved["automation_cursor"]) if saved["automation_cursor"] else None
-        )
-    defs, instance = build_definitions(settings), instance_for(_home(settings))
-    problem = None
-    try:
-        converge(defs, instance, state)
-    except NotConvergedError as exc:
-        problem = str(exc)
-    finally:  # the cursors of every tick that ran are kept, converged or not
-        state_file.write_text(
-            json.dumps(
-                {
-                    "sensor_cursor": state.sensor_cursor,
-                    "automation_cursor": serialize_value(state.automation_cursor)
-                    if state.automation_cursor
-                    else None,
-                }
-            )
-        )
-    for outcome in state.outcomes:
+    result = commands.sync(_settings())
+    for outcome in result.outcomes:
         status = "succeeded" if outcome.success else "FAILED"
         click.echo(
             f"  run {outcome.run_id[:8]} {status}  checks failed: {len(outcome.checks_failed)}"
         )
-    failed = failed_partitions(defs, instance)
-    runs_failed = sum(not o.success for o in state.outcomes)
-    if problem:
-        click.echo(f"NOT in sync: {problem}")
-    if failed:
-        _echo_failures(failed, "NOT in sync")
-    if problem or failed or runs_failed:
-        click.echo(f"{len(state.outcomes)} runs, {runs_failed} failed")
+    if result.problem:
+        click.echo(f"NOT in sync: {result.problem}")
+    if result.failed:
+        _echo_failures(result.failed, "NOT in sync")
+    if not result.in_sync:
+        runs_failed = sum(not o.success for o in result.outcomes)
+        click.echo(f"{len(result.outcomes)} runs, {runs_failed} failed")
         return 1
-    click.echo(f"in sync: {len(state.outcomes)} runs")
+    click.echo(f"in sync: {len(result.outcomes)} runs")
     return 0
 
 
@@ -499,14 +276,14 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
     """What is out of date and why, per asset and partition range, with what it last cost;
     exits 0 when nothing is, 1 when something is (what `marts sync` then builds)."""
     settings = _settings()
-    defs, instance = build_definitions(settings), _instance(settings)
+    defs, instance = build_definitions(settings), commands.instance_of(settings)
     result = plan_for(
         defs.assets,
         open_resource(settings, "warehouse"),
         open_resource(settings, "serving"),
         open_resource(settings, "landing"),
         failed_partitions(defs, instance),
-        _selected(defs, selectors),
+        commands.selected(defs, selectors),
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -525,8 +302,8 @@ def plan(selectors: tuple[str, ...], as_json: bool) -> int:
     seconds = sum(s.seconds for s in result.stale)
     tables = len({s.asset for s in result.stale})
     click.echo(
-        f"out of date: {_count(len(result.stale), 'partition')} of {_count(tables, 'table')} "
-        f"(about {_count(total_rows, 'row')} and {seconds:.1f} s of transforms by their last "
+        f"out of date: {count(len(result.stale), 'partition')} of {count(tables, 'table')} "
+        f"(about {count(total_rows, 'row')} and {seconds:.1f} s of transforms by their last "
         "builds)"
     )
     for item, span in rows:
@@ -619,7 +396,6 @@ def check(days: int, rows_per_day: int, seed: int, data_dir: Path | None) -> int
 
     Exits non-zero if a run fails or any ERROR-severity check fails (what CI runs).
     """
-    from dagster import DagsterInstance
 
     with tempfile.TemporaryDirectory(prefix="marts-check-") as scratch:
         local = Settings.local(data_dir or Path(scratch))
@@ -893,60 +669,23 @@ def sql(query: str | None, domain: str | None, mart_name: str | None) -> None:
             )
         database = serving.home(f"{contract.domain}.{contract.name}")
         trail = open_resource(settings, "audit")
-        with _serving_connection(serving, database) as con:
+        with commands.serving_connection(serving, database) as con:
             for text in queries:
                 with audited(trail, "sql", database, {"query": text}) as outcome:
-                    columns, rows = _run(con, text, settings.sql_timeout_seconds)
+                    columns, rows = commands.run_query(con, text, settings.sql_timeout_seconds)
                     outcome["result"] = f"ok: {_rows(len(rows))}"
                 _print_rows(columns, rows)
         return
     if not domain and not any(serving.path(d).exists() for d in DOMAINS):
         raise OperatorError(f"no serving database under {settings.serving_dir}: run `marts demo`")
-    opened = _serving_connection(serving, domain) if domain else serving.operator_view()
+    opened = commands.serving_connection(serving, domain) if domain else serving.operator_view()
     with opened as con:
         for text in queries:
-            _print_rows(*_run(con, text, settings.sql_timeout_seconds))
+            _print_rows(*commands.run_query(con, text, settings.sql_timeout_seconds))
 
 
-@contextlib.contextmanager
-def _serving_connection(serving, database: str):
-    """One serving database, read-only and locked down; a clear error when it is missing or
-    this user may not read it."""
-    path = serving.path(database)
-    if not path.parent.exists():
-        raise OperatorError(f"no serving database {database} at {path}: run `marts demo` first")
-    try:
-        con = connect(str(path), read_only=True, locked=True)
-    except (duckdb.IOException, PermissionError) as exc:
-        if "permission denied" in str(exc).lower():
-            raise OperatorError(
-                f"serving database {database}: permission denied (its readers are the members "
-                "of the group MARTS_SERVING_GROUPS names for it)"
-            ) from None
-        raise
-    with con:
-        yield con
-
-
-def _run(con, text: str, timeout_seconds: float) -> tuple[list[str], list[tuple]]:
-    """A query's columns and rows, run read-only with a time limit; a refused, failing or
-    timed-out query is the operator's error, one line (Ctrl-C: QueryInterrupted, exit 130)."""
-    try:
-        return run_read_only(con, text, timeout_seconds)
-    except (QueryRefused, QueryTimeout) as exc:
-        refused = isinstance(exc, QueryRefused)
-        raise OperatorError(f"query refused: {exc}" if refused else str(exc)) from None
-    except duckdb.Error as exc:
-        raise OperatorError(f"query failed: {exc}") from None
-
-
-def _count(count: int, thing: str) -> str:
-    """`1 row`, `2 rows`, `1,204 rows`."""
-    return f"{count:,} {thing}" if count == 1 else f"{count:,} {thing}s"
-
-
-def _rows(count: int) -> str:
-    return _count(count, "row")
+def _rows(n: int) -> str:
+    return count(n, "row")
 
 
 @cli.command()
@@ -974,10 +713,10 @@ def demo(
     """Seed the last N days, materialize everything for them, run the checks, summarize."""
     settings = _settings()
     end = _yesterday()
-    seed_days(settings, days, rows_per_day, seed, end)
+    commands.seed_days(settings, days, rows_per_day, seed, end, click.echo)
     start, end = _last_days(end, days)
-    options = RunOptions(chunk_days, workers, log_level, selectors)
-    status = _audited_backfill("demo", start, end, options)
+    options = commands.RunOptions(chunk_days, workers, log_level, selectors)
+    status = commands.audited_backfill(settings, "demo", start, end, options, click.echo)
     click.echo(mart_summary(open_resource(settings, "serving")))
     return status
 

@@ -34,7 +34,8 @@ FLOORS: list[tuple[str, ...]] = [
     ("automation",),  # sensors, schedules, conditions
     ("cluster",),  # the cluster deployment's processes
     ("deployment", "definitions"),  # the composition root
-    ("cli", "__main__"),  # the command
+    ("commands",),  # what each command does
+    ("cli", "__main__"),  # the command: parses, calls one function, prints
 ]
 FLOOR = {room: n for n, rooms in enumerate(FLOORS) for room in rooms}
 

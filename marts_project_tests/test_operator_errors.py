@@ -105,13 +105,12 @@ def test_nonsense_numbers_are_refused_with_a_usage_error(argv, capsys):
 def test_a_sync_that_does_not_converge_says_so_and_keeps_its_cursor(lakehouse, monkeypatch, capsys):
     import functools
 
-    from marts_project import cli
     from marts_project.automation import loop
 
     monkeypatch.setenv("MARTS_DATA_DIR", str(lakehouse.settings.data_dir))
     monkeypatch.setenv("DAGSTER_HOME", str(lakehouse.settings.data_dir / "dagster_home"))
     lakehouse.seed(DAY, 1)
-    monkeypatch.setattr(cli, "converge", functools.partial(loop.converge, max_ticks=1))
+    monkeypatch.setattr(loop, "converge", functools.partial(loop.converge, max_ticks=1))
 
     assert main(["sync"]) == 1
 
