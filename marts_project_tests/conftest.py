@@ -40,6 +40,21 @@ FINAL = FAR_FUTURE
 ONE_AT_A_TIME = frozenset({"test_cluster.py", "test_daemon.py"})
 
 
+# Test files that run the product as people do, in processes of its own (the daemon, the
+# cluster, `dagster dev` in chromium, the README's commands): the `system` tier. With `quick`
+# (pure functions, marked in each file) the rest is the in-process Dagster tier:
+# `pytest -m "not quick and not system"`.
+SYSTEM = frozenset(
+    {"test_cluster.py", "test_daemon.py", "test_browser.py", "test_readme.py", "test_time_zones.py"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SYSTEM:
+            item.add_marker(pytest.mark.system)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Each test its own unit of work, except the files of ONE_AT_A_TIME: one unit together."""
     from xdist.scheduler import LoadScopeScheduling
