@@ -81,10 +81,6 @@ def _yesterday() -> dt.date:
     return last_closed_day(dt.datetime.now(dt.UTC))
 
 
-def _home(settings: Settings) -> Path:
-    return settings.instance_home
-
-
 def _settings() -> Settings:
     return click.get_current_context().obj
 
@@ -350,7 +346,7 @@ def freshness(as_json: bool) -> int:
 
 def _unrepaired(settings: Settings) -> dict[str, list[str]]:
     """The failures no run has repaired yet (`failures.failed_partitions`)."""
-    return failed_partitions(build_definitions(settings), instance_for(_home(settings)))
+    return failed_partitions(build_definitions(settings), instance_for(settings.instance_home))
 
 
 def _built(settings: Settings, mart) -> dict:
@@ -576,7 +572,7 @@ def slo(mart_name: str | None, as_json: bool) -> int:
     Exits 1 when a mart is out of budget or a failure is not repaired yet."""
     settings = _settings()
     marts = [_mart(mart_name)] if mart_name else [m for m in ALL_MARTS if m.contract.slo]
-    instance = instance_for(_home(settings))
+    instance = instance_for(settings.instance_home)
     warehouse, landing = open_resource(settings, "warehouse"), open_resource(settings, "landing")
     now = dt.datetime.now(dt.UTC)
     reports = [mart_slo(m, instance, warehouse, landing, now) for m in marts]
@@ -602,7 +598,7 @@ def report(out: Path | None) -> None:
 
     settings = _settings()
     data = build_report(
-        instance_for(_home(settings)),
+        instance_for(settings.instance_home),
         open_resource(settings, "serving"),
         open_resource(settings, "landing"),
         open_resource(settings, "warehouse"),
@@ -748,14 +744,14 @@ def cluster_up(workers: int, max_runs: int, port: int) -> None:
 @cluster.command("down")
 def cluster_down() -> None:
     """Stop every process of the cluster and all they started."""
-    stopped = supervisor.down(_home(_settings()))
+    stopped = supervisor.down(_settings().instance_home)
     click.echo(f"cluster down: stopped {len(stopped)} processes and their children")
 
 
 @cluster.command("status")
 def cluster_status() -> int:
     """The cluster's processes and whether each is alive; 1 if any died."""
-    processes = supervisor.recorded(_home(_settings()))
+    processes = supervisor.recorded(_settings().instance_home)
     for process in processes:
         state = "up" if alive(process.pid) else "DEAD"
         click.echo(f"  {process.name:<10} pid {process.pid:<8} {state}")

@@ -28,16 +28,15 @@ NOT_MANUAL = (
     "dagster/auto_materialize",
 )
 ANONYMOUS = "ui (open-source Dagster has no login)"
-# A run the UI (or the daemon, for a UI backfill) launched went through the run launcher, which
-# tags the code server it asked; `dagster asset materialize` and Python's `execute_job` run in
-# their own process and carry no such tag, nor any user.
-LAUNCHED = GRPC_INFO_TAG
 UNNAMED = "dagster CLI or Python API (no user recorded)"
 
 
 def launcher_of(tags: dict[str, str]) -> tuple[str, str]:
     """(who, how) of a manual run: its user tag if it has one, else the UI or the CLI."""
-    through_ui = LAUNCHED in tags
+    # a run the UI (or the daemon, for a UI backfill) launched went through the run launcher,
+    # which tags the code server it asked; `dagster asset materialize` and Python's
+    # `execute_job` run in their own process and carry no such tag, nor any user
+    through_ui = GRPC_INFO_TAG in tags
     who = tags.get("marts/user") or tags.get("user") or (ANONYMOUS if through_ui else UNNAMED)
     return who, "ui_run" if through_ui else "manual_run"
 

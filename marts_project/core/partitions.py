@@ -171,14 +171,14 @@ def keys_covering(
     ]
 
 
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+
 def range_tags(first_key: str, last_key: str) -> dict[str, str]:
     """Run tags that make one run cover the partition keys [first_key, last_key] (the tags
     Dagster documents for a range run requested by a schedule or sensor)."""
     return {RANGE_START: first_key, RANGE_END: last_key}
-
-
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 
 
 def run_range(tags: dict[str, str]) -> tuple[str, str] | None:

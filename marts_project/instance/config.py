@@ -131,12 +131,10 @@ def render(deployment: str, home: Path | None = None) -> str:
     return text
 
 
-def written_for(config: Path, deployment: str) -> bool:
-    """Whether marts wrote this dagster.yaml for `deployment` (this version or an earlier)."""
-    first = config.read_text().split("\n", 1)[0]
-    return first == HEADER.format(name=deployment, source=SOURCE) or first == EARLIER_HEADERS.get(
-        deployment
-    )
+def written_for(text: str, deployment: str) -> bool:
+    """Whether marts wrote this dagster.yaml text for `deployment` (this version or earlier)."""
+    first = text.split("\n", 1)[0]
+    return first in (HEADER.format(name=deployment, source=SOURCE), EARLIER_HEADERS.get(deployment))
 
 
 def write(deployment: str, home: Path, *, others_allowed: bool) -> None:
@@ -146,14 +144,15 @@ def write(deployment: str, home: Path, *, others_allowed: bool) -> None:
     (two commands on a fresh folder) hold `home`'s lock (`locked`)."""
     home.mkdir(parents=True, exist_ok=True)
     config, wanted = home / "dagster.yaml", render(deployment, home)
-    if config.exists() and not written_for(config, deployment):
+    current = config.read_text() if config.exists() else None
+    if current is not None and not written_for(current, deployment):
         if others_allowed:
             return
         raise ForeignInstanceError(
             f"{config} is another deployment's instance (its run history would be left "
             "behind): point DAGSTER_HOME at a folder of its own"
         )
-    if not config.exists() or config.read_text() != wanted:
+    if current != wanted:
         config.write_text(wanted)
 
 

@@ -187,9 +187,6 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-_closes = day_closes
-
-
 def _union_seconds(
     spans: Iterable[tuple[dt.datetime, dt.datetime]], begin: dt.datetime, end: dt.datetime
 ) -> float:
@@ -256,9 +253,9 @@ def freshness_incidents(scope: Scope, history: History, now: dt.datetime) -> lis
             fed.setdefault(day, []).append(arrival)
     since = history.arrivals_from.date() if history.arrivals_from else dt.date.min
     first = min((a.file_day for a in history.arrivals if a.file_day >= since), default=None)
-    days = {d for d in fed if _closes(d) + sla <= now}
+    days = {d for d in fed if day_closes(d) + sla <= now}
     day = first or dt.date.max
-    while day < dt.date.max and _closes(day) + sla <= now:
+    while day < dt.date.max and day_closes(day) + sla <= now:
         days.add(day)
         day += dt.timedelta(days=1)
     reads = _reads(history.arrivals)
@@ -283,7 +280,7 @@ def _day_incidents(
     now: dt.datetime,
 ) -> list[Incident]:
     """The day's first serving against its due time, then each later rewrite of its files."""
-    due = _closes(day) + sla
+    due = day_closes(day) + sla
     own: dict[str, Arrival] = {}  # each source's first version of its file of the day
     for a in arrivals:
         if a.file_day == day and (a.source not in own or a.at < own[a.source].at):
@@ -380,7 +377,7 @@ class _Window:
         return 1 - _union_seconds(spans, self.begin, self.now) / length if length > 0 else None
 
     def days(self) -> list[dt.date]:
-        return [d for d in self.history.rows if self.days_from <= _closes(d) <= self.now]
+        return [d for d in self.history.rows if self.days_from <= day_closes(d) <= self.now]
 
     def completeness(self) -> float | None:
         rows = [self.history.rows[d] for d in self.days()]
@@ -528,7 +525,7 @@ def _other_incidents(window: _Window) -> list[Incident]:
                 Incident(
                     "completeness",
                     day,
-                    _closes(day),
+                    day_closes(day),
                     None,
                     "quarantined rows",
                     f"{quarantined} of {published + quarantined} landed rows quarantined",

@@ -393,11 +393,11 @@ class IcebergWarehouse(StorageAccess):
 
         # a write that replaces rows commits a delete, then its rows on top: the delete is a
         # step of the write whenever its child in the same run exists, published or not
+        by_id = {snap.snapshot_id: snap for snap in table.snapshots()}
         opens_a_write = {
             snap.parent_snapshot_id
-            for snap in table.snapshots()
-            if snap.parent_snapshot_id is not None
-            and (parent := table.snapshot_by_id(snap.parent_snapshot_id)) is not None
+            for snap in by_id.values()
+            if (parent := by_id.get(snap.parent_snapshot_id)) is not None
             and run_of(parent) == run_of(snap)
         }
         rows = []
