@@ -1,11 +1,15 @@
 """Scale-out: one backfill on the cluster deployment with 1, 2 and 4 Celery workers, against the
-same range built by the embedded deployment (one process) in the same run.
+same range built by the embedded deployment (one process) on the same storage, in the same run.
 
 Services: the PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and a moto S3 server this script
-starts. Each configuration gets a fresh database, RabbitMQ virtual host and warehouse prefix;
-the landing files are seeded once and shared. Wall time is `marts backfill` as a user runs it
-(launch through the webserver, wait for the daemon's runs); peak RSS is the largest high-water
-mark of a worker's processes (its pool process executes the steps).
+starts. Both deployments keep their warehouse and read their landing files on that S3 server
+(the embedded one keeps its catalog in its SQLite file, as it does in production). Each
+configuration gets a fresh database, RabbitMQ virtual host and warehouse prefix; the landing
+files are seeded once and shared. Wall time is `marts backfill` as a user runs it (launch
+through the webserver, wait for the daemon's runs); peak RSS is the largest high-water mark of
+a worker's processes (its pool process executes the steps). Per step, from the runs' events:
+the median wait in the broker's queue, the worker's set-up before the step starts, and the
+step's body, against the embedded deployment's step body.
 
     .venv/bin/python -m bench.cluster --days 60 --rows-per-day 50000 --workers 1,2,4
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import boto3
 import psycopg2
+from dagster import DagsterEventType, DagsterInstance
 
 from bench.common import END, MARTS, days_before, marts
 from marts_project.cluster import supervisor
@@ -60,10 +66,40 @@ def _peak_gb(pids: set[int]) -> float:
     return peak / 1024**2
 
 
+def step_costs(instance: DagsterInstance) -> dict[str, float]:
+    """Median seconds per step, from the runs' events: waiting in the broker's queue (submitted
+    to picked up by a worker), the worker's set-up before the step starts (instance, plan,
+    resources) and the step's body; `steps` is how many steps ran."""
+    spans: dict[str, list[float]] = {"queue": [], "set-up": [], "body": []}
+    for run in instance.get_runs():
+        seen: dict[tuple[str, str], float] = {}
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            step, at = event.step_key, entry.timestamp
+            if event.event_type == DagsterEventType.ENGINE_EVENT:
+                if (event.message or "").startswith("Submitting celery task"):
+                    seen[("submitted", step)] = at
+                elif (event.message or "").startswith("Executing steps"):
+                    seen[("executing", step)] = at
+                    if ("submitted", step) in seen:
+                        spans["queue"].append(at - seen[("submitted", step)])
+            elif event.event_type == DagsterEventType.STEP_START:
+                seen[("started", step)] = at
+                if ("executing", step) in seen:
+                    spans["set-up"].append(at - seen[("executing", step)])
+            elif event.event_type == DagsterEventType.STEP_SUCCESS and ("started", step) in seen:
+                spans["body"].append(at - seen[("started", step)])
+    costs = {name: statistics.median(values) if values else 0.0 for name, values in spans.items()}
+    return {**costs, "steps": float(len(spans["body"]))}
+
+
 def run_cluster(
     root: Path, endpoint: str, bucket: str, workers: int, max_runs: int, days: list[dt.date]
-) -> tuple[float, float]:
-    """Wall seconds of the backfill and the peak RSS (GB) of a worker, on a fresh cluster."""
+) -> tuple[float, float, dict[str, float]]:
+    """Wall seconds of the backfill, the peak RSS (GB) of a worker and the per-step costs, on a
+    fresh cluster."""
     name = f"bench_{uuid.uuid4().hex[:8]}"
     _admin(f"create database {name}")
     _rabbitmqctl("add_vhost", name)
@@ -103,7 +139,10 @@ def run_cluster(
         for process in supervisor.recorded(home):
             if process.name.startswith("worker-"):
                 pids |= {process.pid, *supervisor.descendants(process.pid)}
-        return seconds, _peak_gb(pids)
+        os.environ["MARTS_DAGSTER_PG_URL"] = env["MARTS_DAGSTER_PG_URL"]  # the instance reads it
+        with DagsterInstance.from_config(str(home)) as instance:
+            costs = step_costs(instance)
+        return seconds, _peak_gb(pids), costs
     finally:
         supervisor.down(home)
         _rabbitmqctl("delete_vhost", name)
@@ -149,16 +188,43 @@ def main() -> None:
                 s3_endpoint=endpoint,
             )
             land(open_resource(s3, "landing"), days, FAR_FUTURE, cfg)
-            land(open_resource(landing, "landing"), days, FAR_FUTURE, cfg)
+            same_storage = {
+                **CREDENTIALS,
+                "MARTS_WAREHOUSE": f"s3://{bucket}/embedded",
+                "MARTS_LANDING": f"s3://{bucket}/landing",
+                "MARTS_S3_ENDPOINT": endpoint,
+            }
+            embedded = root / "embedded"
             base_s, base_gb = marts(
-                root / "seed", "backfill", "--start", str(days[0]), "--end", str(days[-1])
+                embedded,
+                "backfill",
+                "--start",
+                str(days[0]),
+                "--end",
+                str(days[-1]),
+                env=same_storage,
             )
-            print(f"embedded (one process, local disk): {base_s:.1f} s, peak {base_gb:.2f} GB")
-            print("| workers | wall | vs embedded | peak RSS per worker |")
-            print("| --- | --- | --- | --- |")
+            with DagsterInstance.from_config(str(embedded / "dagster_home")) as instance:
+                base = step_costs(instance)
+            print(
+                f"{len(days)} days x {args.rows_per_day:,} rows; embedded (one process, same S3 "
+                f"storage): {base_s:.1f} s, peak {base_gb:.2f} GB, {base['steps']:.0f} steps, "
+                f"median step body {base['body']:.2f} s"
+            )
+            print(
+                "| workers | wall | vs embedded | peak RSS per worker | steps "
+                "| per step: queue, worker set-up, body (median) |"
+            )
+            print("| --- | --- | --- | --- | --- | --- |")
             for workers in [int(w) for w in args.workers.split(",")]:
-                seconds, peak = run_cluster(root, endpoint, bucket, workers, args.max_runs, days)
-                print(f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x | {peak:.2f} GB |")
+                seconds, peak, costs = run_cluster(
+                    root, endpoint, bucket, workers, args.max_runs, days
+                )
+                print(
+                    f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x | {peak:.2f} GB "
+                    f"| {costs['steps']:.0f} | {costs['queue']:.2f} s, {costs['set-up']:.2f} s, "
+                    f"{costs['body']:.2f} s |"
+                )
         finally:
             moto.terminate()
 

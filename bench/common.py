@@ -53,14 +53,17 @@ def _tree_rss(root: int) -> int:
     return sum(processes[pid][1] for pid in tree if pid in processes) * os.sysconf("SC_PAGE_SIZE")
 
 
-def timed_command(folder: Path, *argv: str) -> tuple[float, float]:
+def timed_command(
+    folder: Path, *argv: str, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Wall seconds and peak RSS (GB) of one command run on the data folder `folder`, with its
     persistent Dagster instance in `folder/dagster_home` and the sensors off.
 
     The peak is the largest process's own maximum (the kernel's, exact) or, when the command
     runs worker processes, the highest sum over its process tree sampled every 0.2 s, whichever
-    is higher: workers each hold a chunk, and it is their sum that a machine must have."""
-    env = {**os.environ, "MARTS_DATA_DIR": str(folder), "MARTS_SENSORS": "off"}
+    is higher: workers each hold a chunk, and it is their sum that a machine must have. `env`
+    adds settings (another warehouse, say) to the environment."""
+    env = {**os.environ, **(env or {}), "MARTS_DATA_DIR": str(folder), "MARTS_SENSORS": "off"}
     env.pop("DAGSTER_HOME", None)  # the folder's own instance, never the operator's
     started = time.perf_counter()
     child = subprocess.Popen(
@@ -91,6 +94,6 @@ def timed_command(folder: Path, *argv: str) -> tuple[float, float]:
     return seconds, max(largest, tree_peak) / 1024**3
 
 
-def marts(folder: Path, *argv: str) -> tuple[float, float]:
+def marts(folder: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     """`marts <argv>` as a user runs it: wall seconds and peak RSS (GB)."""
-    return timed_command(folder, MARTS, *argv)
+    return timed_command(folder, MARTS, *argv, env=env)

@@ -754,7 +754,8 @@ def cluster_status() -> int:
     processes = supervisor.recorded(_settings().instance_home)
     for process in processes:
         state = "up" if alive(process.pid) else "DEAD"
-        click.echo(f"  {process.name:<10} pid {process.pid:<8} {state}")
+        again = f" (restarted {count(process.restarts, 'time')})" if process.restarts else ""
+        click.echo(f"  {process.name:<10} pid {process.pid:<8} {state}{again}")
     if not processes:
         click.echo("cluster down")
     return 0 if all(alive(p.pid) for p in processes) else 1

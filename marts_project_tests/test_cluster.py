@@ -202,9 +202,10 @@ def _in_flight(log: Path) -> str | None:
 
 def test_a_worker_killed_mid_step_loses_nothing(cluster, tmp_path):
     """SIGKILL one worker (and its pool) while it executes a step: the broker hands the step to
-    the other worker (tasks are acknowledged when done), the backfill completes, every table
-    equals the embedded build (a step run twice replaced its days, it did not add to them),
-    and the files the killed attempt left behind are orphans that maintenance removes."""
+    the other worker (tasks are acknowledged when done), the backfill completes, the
+    supervisor starts the killed worker again, every table equals the embedded build (a step
+    run twice replaced its days, it did not add to them), and the files the killed attempt
+    left behind are orphans that maintenance removes."""
     window = days(dt.date(2026, 9, 1), 7)
     land(open_resource(cluster.settings, "landing"), window, LANDED, SIM)
     backfill = subprocess.Popen(
@@ -226,6 +227,20 @@ def test_a_worker_killed_mid_step_loses_nothing(cluster, tmp_path):
 
     survivor = next(p for p in supervisor.recorded(cluster.home) if p.name == "worker-2")
     assert f"Task execute_plan[{task}] succeeded" in Path(survivor.log).read_text()
+
+    # the supervisor started the killed worker again: the cluster is whole without down / up
+    deadline = time.monotonic() + 120
+    while True:
+        worker = next(p for p in supervisor.recorded(cluster.home) if p.name == "worker-1")
+        ready = Path(worker.log).read_text(errors="replace").count(" ready.")
+        if worker.restarts == 1 and alive(worker.pid) and ready == 2:
+            break
+        assert time.monotonic() < deadline, f"worker-1 not restarted: {worker}"
+        time.sleep(1)
+    assert worker.pid != victim.pid
+    status = cluster.marts("cluster", "status")
+    assert status.returncode == 0, status.stdout
+    assert "restarted 1 time" in status.stdout
 
     instance = cluster.instance()
     records = instance.get_run_records(RunsFilter(tags={"marts/trigger": "cli"}))

@@ -1,9 +1,11 @@
 """`marts cluster up` / `down`: the cluster deployment's processes on this host.
 
 Up writes the cluster instance (PostgreSQL storage, queued runs) into DAGSTER_HOME and starts
-the Dagster daemon, the webserver (bound to 127.0.0.1) and N Celery workers, each the way
-production starts it (its own CLI, its own session and log); down stops them and everything
-they started (run workers, code servers, Celery's pool processes), leaving no process behind.
+a supervisor, which starts the Dagster daemon, the webserver (bound to 127.0.0.1) and N Celery
+workers, each the way production starts it (its own CLI, its own session and log), and starts
+again any of them that exits (a worker killed by the OOM killer, a crashed daemon). Down stops
+the supervisor first, then them and everything they started (run workers, code servers,
+Celery's pool processes), leaving no process behind.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Process:
     name: str
     pid: int
     log: str
+    restarts: int = 0  # times the supervisor started it again after it exited
 
 
 def _bin(name: str) -> str:
@@ -116,7 +119,8 @@ def write_instance(home: Path) -> None:
 
 
 def up(workers: int, max_runs: int, port: int, env: dict[str, str] | None = None) -> list[Process]:
-    """Start the cluster and wait until the webserver answers and every worker is ready."""
+    """Start the cluster's supervisor, which starts every process of the cluster and restarts
+    any that dies; wait until the webserver answers and every worker is ready."""
     env = dict(os.environ if env is None else env)
     if missing := [name for name in REQUIRED_ENV if not env.get(name)]:
         raise ClusterError(f"the cluster needs {', '.join(missing)} in the environment")
@@ -131,37 +135,111 @@ def up(workers: int, max_runs: int, port: int, env: dict[str, str] | None = None
         MARTS_MAX_CONCURRENT_RUNS=str(max_runs),
         MARTS_PARTITIONS_START=partitions_start(env),
     )
-    started = []
+    _state_file(home).unlink(missing_ok=True)
+    argv = [sys.executable, "-m", __name__, str(home), str(workers), str(port)]
+    with _log_of(home, "supervisor").open("ab") as out:
+        started = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
-        for name, argv in commands(workers, port).items():
-            log = state_dir(home) / f"{name}.log"
-            with log.open("ab") as out:
-                proc = subprocess.Popen(
-                    argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            started.append(Process(name, proc.pid, str(log)))
-            _state_file(home).write_text(json.dumps([asdict(p) for p in started], indent=1))
-        _wait_ready(started, port, workers)
+        return _wait_ready(home, port, workers, started)
     except BaseException:
         down(home)
         raise
-    return started
 
 
-def _wait_ready(started: list[Process], port: int, workers: int, timeout: float = 180) -> None:
+def supervise(home: Path, workers: int, port: int) -> None:
+    """The supervisor's life: start every process of the cluster, each in a session of its
+    own; restart one that exits (after 1 s, doubling up to a minute while it keeps failing
+    within a minute of its start) until `down` sends SIGTERM; then stop them all."""
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _: stopping.append(signum))
+    argvs = commands(workers, port)
+    children: dict[str, subprocess.Popen] = {}
+    started_at: dict[str, float] = {}
+    restarts = dict.fromkeys(argvs, 0)
+    backoff = dict.fromkeys(argvs, 0.5)
+    due: dict[str, float] = {}  # name -> when it is started again
+
+    def start(name: str) -> None:
+        with _log_of(home, name).open("ab") as out:
+            children[name] = subprocess.Popen(
+                argvs[name], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        started_at[name] = time.monotonic()
+        me = Process("supervisor", os.getpid(), str(_log_of(home, "supervisor")))
+        _write_state(
+            home, [me, *(_recorded(home, n, p.pid, restarts[n]) for n, p in children.items())]
+        )
+
+    for name in argvs:
+        start(name)
+    while not stopping:
+        time.sleep(0.5)
+        now = time.monotonic()
+        for name, proc in children.items():
+            if name in due or proc.poll() is None:
+                continue
+            stable = now - started_at[name] > 60
+            backoff[name] = 1.0 if stable else min(60.0, backoff[name] * 2)
+            restarts[name] += 1
+            due[name] = now + backoff[name]
+            _say(
+                f"{name} (pid {proc.pid}) exited with status {proc.returncode}; "
+                f"restart {restarts[name]} in {backoff[name]:.0f} s"
+            )
+        for name in [n for n, when in due.items() if when <= now and not stopping]:
+            del due[name]
+            start(name)
+    _say(f"stopping on signal {stopping[0]}")
+    _terminate({pid for p in children.values() for pid in (p.pid, *descendants(p.pid))})
+
+
+def _log_of(home: Path, name: str) -> Path:
+    return state_dir(home) / f"{name}.log"
+
+
+def _recorded(home: Path, name: str, pid: int, restarts: int) -> Process:
+    return Process(name, pid, str(_log_of(home, name)), restarts)
+
+
+def _write_state(home: Path, processes: list[Process]) -> None:
+    """Replace the state file in one step: a reader never sees half of it."""
+    path = _state_file(home)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps([asdict(p) for p in processes], indent=1))
+    partial.replace(path)
+
+
+def _say(message: str) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    print(f"{stamp} UTC marts supervisor: {message}", flush=True)
+
+
+def _wait_ready(
+    home: Path, port: int, workers: int, started: subprocess.Popen, timeout: float = 180
+) -> list[Process]:
+    """The cluster's processes once all are ready; an error with its log's tail when one
+    exits while starting (a restart at start-up is a configuration to fix, not a crash)."""
     deadline = time.monotonic() + timeout
-    pending = {p.name for p in started}
-    while pending and time.monotonic() < deadline:
-        for process in started:
-            if not alive(process.pid):
-                tail = Path(process.log).read_text(errors="replace")[-2000:]
-                raise ClusterError(f"{process.name} exited while starting:\n{tail}")
-        for process in started:
-            if process.name in pending and _ready(process, port):
-                pending.discard(process.name)
+    names = {"supervisor", *commands(workers, port)}
+    pending = set(names)
+    while time.monotonic() < deadline:
+        processes = recorded(home) if started.poll() is None else []
+        if not processes and started.poll() is not None:
+            tail = _log_of(home, "supervisor").read_text(errors="replace")[-2000:]
+            raise ClusterError(f"the supervisor exited while starting:\n{tail}")
+        if {p.name for p in processes} == names:
+            for process in processes:
+                if process.restarts or not alive(process.pid):
+                    tail = Path(process.log).read_text(errors="replace")[-2000:]
+                    raise ClusterError(f"{process.name} exited while starting:\n{tail}")
+            pending -= {p.name for p in processes if _ready(p, port)}
+            if not pending:
+                return processes
         time.sleep(1)
-    if pending:
-        raise ClusterError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+    raise ClusterError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
 
 
 def _ready(process: Process, port: int) -> bool:
@@ -173,25 +251,37 @@ def _ready(process: Process, port: int) -> bool:
             return False
     if process.name.startswith("worker-"):
         return " ready." in Path(process.log).read_text(errors="replace")
-    return True  # the daemon: alive is all it promises until its first tick
+    return True  # the daemon and the supervisor: alive is all they promise until later
+
+
+def _terminate(pids: set[int], grace_seconds: float = 30) -> None:
+    """SIGTERM each of `pids`, SIGKILL those still alive after `grace_seconds`."""
+    for pid in pids:  # each one: a run worker may have left its parent's process group
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.5)
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def down(home: Path, grace_seconds: float = 30) -> list[Process]:
-    """Stop every process `up` started and all they started; the processes stopped."""
+    """Stop every process `up` started and all they started; the processes stopped. The
+    supervisor goes first, so that it restarts nothing it sees stopping."""
     stopped = recorded(home)
     doomed = set()
     for process in stopped:
         if alive(process.pid):
             doomed |= {process.pid, *descendants(process.pid)}
-    for pid in doomed:  # each one: a run worker may have left its parent's process group
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and any(alive(pid) for pid in doomed):
-        time.sleep(0.5)
-    for pid in doomed:
-        if alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    supervisors = {p.pid for p in stopped if p.name == "supervisor" and alive(p.pid)}
+    _terminate(supervisors, grace_seconds + 5)  # it stops its children within grace
+    _terminate({pid for pid in doomed if alive(pid)}, grace_seconds)
     _state_file(home).unlink(missing_ok=True)
     return stopped
+
+
+if __name__ == "__main__":  # the supervisor process `up` starts: home, workers, port
+    supervise(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
