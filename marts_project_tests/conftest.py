@@ -38,6 +38,11 @@ FINAL = FAR_FUTURE
 # worker takes the rest. (xdist's own `xdist_group` mark does nothing under pytest 9: it renames
 # the item through an attribute pytest 9 no longer reads.)
 ONE_AT_A_TIME = frozenset({"test_cluster.py", "test_daemon.py"})
+# Test files whose tests share a lake built once per module (a module-scoped fixture): each runs
+# on one worker as one unit, so the lake is built once, not once on each worker.
+BUILT_ONCE = frozenset(
+    {"test_marts.py", "test_browser.py", "test_access.py", "test_serving_domains.py"}
+)
 
 
 # Test files that run the product as people do, in processes of its own (the daemon, the
@@ -56,13 +61,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Each test its own unit of work, except the files of ONE_AT_A_TIME: one unit together."""
+    """Each test its own unit of work, except the files of ONE_AT_A_TIME (one unit together)
+    and of BUILT_ONCE (a unit each)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class OneAtATimeScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             file = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-            return "one at a time" if file in ONE_AT_A_TIME else nodeid
+            if file in ONE_AT_A_TIME:
+                return "one at a time"
+            return file if file in BUILT_ONCE else nodeid
 
     return OneAtATimeScheduling(config, log)
 

@@ -238,6 +238,49 @@ def test_a_large_file_is_streamed_in_blocks_with_the_same_result_as_one_read(mon
     assert streamed.rows_in == 9_000 == streamed.valid.num_rows + streamed.quarantine.num_rows
 
 
+def test_only_a_file_with_rejects_is_read_again_and_every_row_keeps_its_line(monkeypatch):
+    """Files are read on every core without line numbers; the one with malformed or rejected
+    rows is read again, numbered: its quarantined rows keep their lines and text, and the
+    valid rows of every file have the same lines as a numbered read gives them."""
+    spec = source_specs()["mkt_ad_stats"]
+    dirty = _ad_stats_file(9_000)
+    header, *rows = dirty.splitlines(keepends=True)
+    clean = header + b"".join(r for r in rows if b"ad_x" not in r and r.count(b",") == 8)
+    files = [
+        validation.LandingFile.of_bytes(clean, DAY, "clean.csv"),
+        validation.LandingFile.of_bytes(dirty, DAY + dt.timedelta(days=1), "dirty.csv"),
+    ]
+    numbered = []
+    real_read = validation._read_strings
+
+    def read(file, *args):
+        numbered.append((file.source_file, args[-1]))
+        return real_read(file, *args)
+
+    monkeypatch.setattr(validation, "_read_strings", read)
+    parsed = validation.parse_landing_files(files, spec, UtcDuckDB(database=":memory:"))
+
+    assert numbered == [("clean.csv", False), ("dirty.csv", False), ("dirty.csv", True)]
+    assert {(r["source_file"], r["source_line"]) for r in parsed.quarantine.to_pylist()} == {
+        ("dirty.csv", 1236),
+        ("dirty.csv", 4323),
+        ("dirty.csv", 7002),
+    }
+    assert b"only,three,fields" in b"".join(
+        r["record"].encode() for r in parsed.quarantine.to_pylist()
+    )
+    lines = parsed.valid.select(["_source_file", "_source_line"]).to_pylist()
+    assert [r["_source_line"] for r in lines if r["_source_file"] == "clean.csv"] == list(
+        range(2, 2 + 8_997)
+    )
+    skipped = {1236, 4323, 7002}
+    assert [r["_source_line"] for r in lines if r["_source_file"] == "dirty.csv"] == [
+        n for n in range(2, 9_002) if n not in skipped
+    ]
+    assert parsed.rows_in == 8_997 + 9_000 == parsed.valid.num_rows + parsed.quarantine.num_rows
+    assert parsed.rows_in_by_day == {DAY: 8_997, DAY + dt.timedelta(days=1): 9_000}
+
+
 def test_invalid_utf8_deep_in_a_streamed_file_is_refused_naming_the_byte(monkeypatch):
     spec = source_specs()["mkt_ad_stats"]
     payload = _ad_stats_file(9_000)

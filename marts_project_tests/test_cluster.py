@@ -225,8 +225,9 @@ def test_a_worker_killed_mid_step_loses_nothing(cluster, tmp_path):
     output, _ = backfill.communicate(timeout=900)
     assert backfill.returncode == 0, output
 
-    survivor = next(p for p in supervisor.recorded(cluster.home) if p.name == "worker-2")
-    assert f"Task execute_plan[{task}] succeeded" in Path(survivor.log).read_text()
+    # the step ran again to success: on worker-2, or on worker-1 once the supervisor restarted it
+    workers = [p for p in supervisor.recorded(cluster.home) if p.name.startswith("worker-")]
+    assert any(f"Task execute_plan[{task}] succeeded" in Path(p.log).read_text() for p in workers)
 
     # the supervisor started the killed worker again: the cluster is whole without down / up
     deadline = time.monotonic() + 120

@@ -160,11 +160,17 @@ def _read_strings(
     extras: list[str],
     by_day: dict[dt.date, int],
     missing_optional: dict[str, tuple[str, ...]],
+    numbered: bool,
 ) -> Iterator[pa.Table]:
     """The file as text columns with line numbers, a block at a time (at least one, maybe
     empty); its malformed rows go to `malformed`, its columns outside the contract to
     `extras`, the optional columns it lacks to `missing_optional` and its row count
-    (malformed rows included) to `by_day`."""
+    (malformed rows included) to `by_day`.
+
+    `numbered` reads on one thread, which is how Arrow tells each malformed row's line.
+    Otherwise Arrow reads on every core and a malformed row is only counted, with line -1:
+    the line numbers given are right for a file without malformed rows, and a file with
+    any is read again numbered (`parse_landing_files`)."""
     with file.open() as raw:
         header = read_header(raw, spec, file.source_file)
         extras += [h for h in header if h not in extras]
@@ -176,8 +182,10 @@ def _read_strings(
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
             reason = f"malformed row: expected {row.expected_columns} fields, got "
-            malformed.append((file, row.number, reason + str(row.actual_columns), row.text))
-            bad_lines.append(row.number)
+            line = row.number if numbered else -1  # None when Arrow reads on every core
+            malformed.append((file, line, reason + str(row.actual_columns), row.text))
+            if numbered:
+                bad_lines.append(line)
             by_day[file.day] = by_day.get(file.day, 0) + 1
             return "skip"
 
@@ -185,7 +193,7 @@ def _read_strings(
             reader = pacsv.open_csv(
                 raw,
                 read_options=pacsv.ReadOptions(
-                    use_threads=False, encoding="utf-8", block_size=BLOCK_BYTES
+                    use_threads=not numbered, encoding="utf-8", block_size=BLOCK_BYTES
                 ),
                 parse_options=pacsv.ParseOptions(
                     invalid_row_handler=on_invalid, ignore_empty_lines=False
@@ -252,7 +260,34 @@ def parse_landing_files(
     files: list[LandingFile], spec: SourceSpec, duckdb: DuckDBResource
 ) -> ParsedFile:
     """Split landing files into typed rows and quarantined rows with reasons, streaming: a
-    block of text at a time is typed and checked, only typed rows are kept."""
+    block of text at a time is typed and checked, only typed rows are kept.
+
+    Files are read on every core first, without line numbers; a file with a malformed or
+    rejected row is read again on one thread, numbered, so that each quarantined row keeps
+    its file, line and text (the common case, a file of valid rows, is read once)."""
+    fast, dirty = _parse(files, spec, duckdb, numbered=False)
+    if not dirty:
+        return fast
+    again, _ = _parse([f for f in files if f.source_file in dirty], spec, duckdb, numbered=True)
+    clean = pc.invert(pc.is_in(fast.valid.column("_source_file"), pa.array(sorted(dirty))))
+    by_day = {**fast.rows_in_by_day, **again.rows_in_by_day}  # a file per day
+    return ParsedFile(
+        valid=pa.concat_tables([fast.valid.filter(clean), again.valid], promote_options="default"),
+        quarantine=again.quarantine,
+        rows_in=sum(by_day.values()),
+        ignored_columns=fast.ignored_columns,
+        carried_columns=fast.carried_columns,
+        rows_in_by_day=by_day,
+        missing_optional=fast.missing_optional,
+    )
+
+
+def _parse(
+    files: list[LandingFile], spec: SourceSpec, duckdb: DuckDBResource, numbered: bool
+) -> tuple[ParsedFile, set[str]]:
+    """`parse_landing_files` in one pass, `numbered` or not (`_read_strings`), and the files
+    that had a malformed or rejected row. Unnumbered, rejected rows are not kept: they are
+    quarantined by the numbered pass over their files."""
     malformed: list[Malformed] = []
     extras: list[str] = []
     by_day: dict[dt.date, int] = {}
@@ -262,10 +297,13 @@ def parse_landing_files(
         typed_cols.append(spec.date_column)
     drift = _DriftTally(spec)
     valid_parts, rejected_parts = [], []
+    dirty: set[str] = set()
     blocks = (
         table
         for file in files
-        for table in _read_strings(file, spec, malformed, extras, by_day, missing_optional)
+        for table in _read_strings(
+            file, spec, malformed, extras, by_day, missing_optional, numbered
+        )
     )
     for strings in _groups(blocks):
         checked = run_sql(duckdb, _typing_sql(spec), {"landing": strings})
@@ -284,20 +322,25 @@ def parse_landing_files(
         rejected = checked.filter(pc.invert(ok)).select(
             ["_file_day", "_source_file", "_source_line", "_reason"]
         )
+        if not numbered:
+            dirty.update(pc.unique(rejected.column("_source_file")).to_pylist())
+            continue
         records = _records(spec, strings.filter(pc.invert(ok)), duckdb)
         rejected_parts.append(rejected.append_column("record", pa.array(records, pa.string())))
     drift.refuse()
+    dirty.update(f.source_file for f, *_ in malformed)
     extras = [h for h in extras if h not in typed_cols]
     carried = _carryable(extras, typed_cols) if spec.extra_columns == "carry" else []
-    return ParsedFile(
+    parsed = ParsedFile(
         valid=_concat(valid_parts, carried),
-        quarantine=_quarantine(spec, rejected_parts, malformed),
+        quarantine=_quarantine(spec, rejected_parts, malformed if numbered else []),
         rows_in=sum(by_day.values()),
         ignored_columns=tuple(h for h in extras if h not in carried),
         carried_columns=tuple(carried),
         rows_in_by_day=by_day,
         missing_optional=missing_optional,
     )
+    return parsed, dirty
 
 
 def _carryable(names: list[str], typed_cols: list[str]) -> list[str]:

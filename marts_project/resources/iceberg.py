@@ -169,17 +169,15 @@ class IcebergWarehouse(StorageAccess):
             ) from exc
 
     def table_exists(self, identifier: str) -> bool:
-        return self.catalog().table_exists(identifier)
+        return _loaded(self.catalog(), identifier) is not None
 
     def build_records(self, identifier: str) -> dict[str | None, BuildRecord]:
         """What each partition of a table was last built from (`versions.py`); empty for a
         table not built yet."""
 
         def load() -> dict[str | None, BuildRecord]:
-            catalog = self.catalog()
-            if not catalog.table_exists(identifier):
-                return {}
-            return read_records(catalog.load_table(identifier).properties)
+            table = _loaded(self.catalog(), identifier)
+            return read_records(table.properties) if table is not None else {}
 
         return with_retries(load, f"read build records of {identifier}")
 
@@ -187,10 +185,8 @@ class IcebergWarehouse(StorageAccess):
         """A table's columns now (empty for a table not built yet)."""
 
         def load() -> list[str]:
-            catalog = self.catalog()
-            if not catalog.table_exists(identifier):
-                return []
-            return catalog.load_table(identifier).schema().column_names
+            table = _loaded(self.catalog(), identifier)
+            return table.schema().column_names if table is not None else []
 
         return with_retries(load, f"read the schema of {identifier}")
 
@@ -500,10 +496,9 @@ class IcebergWarehouse(StorageAccess):
 
     def _holds_nothing(self, identifier: str, row_filter: BooleanExpression) -> bool:
         """The table exists and no data file of it can hold a row matching `row_filter`."""
-        catalog = self.catalog()
-        if not catalog.table_exists(identifier):
+        table = _loaded(self.catalog(), identifier)
+        if table is None:
             return False  # the write creates it, so readers find the table even when empty
-        table = catalog.load_table(identifier)
         return next(iter(table.scan(row_filter=row_filter).plan_files()), None) is None
 
     def _ensure_table(
@@ -532,6 +527,15 @@ class IcebergWarehouse(StorageAccess):
                     update.union_by_name(schema)
             table = catalog.load_table(identifier)
         return table
+
+
+def _loaded(catalog: Catalog, identifier: str) -> Table | None:
+    """The table, None when it does not exist: one catalog read (pyiceberg's `table_exists`
+    loads the table too, so asking it first read every table twice)."""
+    try:
+        return catalog.load_table(identifier)
+    except NoSuchTableError:
+        return None
 
 
 def _partition_by_day(table: Table, partition_column: str | None) -> bool:
