@@ -226,10 +226,10 @@ def _wait_ready(
     names = {"supervisor", *commands(workers, port)}
     pending = set(names)
     while time.monotonic() < deadline:
-        processes = recorded(home) if started.poll() is None else []
-        if not processes and started.poll() is not None:
+        if started.poll() is not None:
             tail = _log_of(home, "supervisor").read_text(errors="replace")[-2000:]
             raise ClusterError(f"the supervisor exited while starting:\n{tail}")
+        processes = recorded(home)
         if {p.name for p in processes} == names:
             for process in processes:
                 if process.restarts or not alive(process.pid):
