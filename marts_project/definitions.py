@@ -1,6 +1,8 @@
 """Composition root: reads the deployment's settings once and wires assets to resources. The code
 location Dagster loads (code server, run workers, Celery workers): its process is set up first."""
 
+import functools
+
 from marts_project import process
 
 process.set_up()  # before pyarrow is imported: Arrow picks its allocator then
@@ -66,4 +68,12 @@ def build_definitions(
 def defs() -> Definitions:
     """The code location Dagster loads, built when loaded (not on import: importing this
     module reads no settings and creates nothing)."""
-    return build_definitions(Settings.from_env())
+    return _deployment(Settings.from_env())
+
+
+@functools.cache
+def _deployment(settings: Settings) -> Definitions:
+    """Built once per process and settings: a Celery worker loads the code location again for
+    every step it runs (twice: to plan the step, then to run it), which cost a cluster step
+    more than its body at demo size."""
+    return build_definitions(settings)

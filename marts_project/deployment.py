@@ -51,7 +51,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "audit": AuditTrail(root=settings.audit_root, anchor=settings.catalog_uri, **audit_s3),
         "warehouse": warehouse,
         "serving": serving,
-        "iceberg_io": IcebergIOManager(warehouse=warehouse),
+        "iceberg_io": IcebergIOManager(warehouse=warehouse, outputs_outlive_steps=settings.cluster),
         "landing": LandingZone(root=settings.landing, **s3),
         # Every connection is pinned to UTC: day boundaries are UTC days on any machine.
         "duckdb": UtcDuckDB(database=":memory:"),

@@ -1,5 +1,5 @@
-"""The real daemon path: `dagster-daemon` on a temp DAGSTER_HOME picks up a freshly landed day
-and materializes it all the way to the marts with no manual call."""
+"""The real daemon path: `marts-daemon` (Dagster's daemon) on a temp DAGSTER_HOME picks up a
+freshly landed day and materializes it all the way to the marts with no manual call."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from marts_project_tests.expected import expected_campaign_performance, mart_row
 from marts_project_tests.test_convergence import DAYS, SIM, D, close_of, deliver_late
 
 TIMEOUT_SECONDS = 420
-DAEMON = [str(Path(sys.executable).with_name("dagster-daemon"))]
+DAEMON = [str(Path(sys.executable).with_name("marts-daemon"))]
 # Every status a run passes through before it ends: a run being launched (STARTING) is not done.
 IN_FLIGHT = [
     DagsterRunStatus.NOT_STARTED,

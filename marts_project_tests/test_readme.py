@@ -96,7 +96,7 @@ def _serve(block: Block, root: Path, env: dict[str, str]) -> None:
 def _answers(server: str, root: Path, env: dict[str, str]) -> bool:
     if server == "daemon":  # its heartbeat is in the instance
         check = subprocess.run(
-            [".venv/bin/dagster-daemon", "liveness-check"],
+            [".venv/bin/marts-daemon", "liveness-check"],
             cwd=root,
             env={**env, "DAGSTER_HOME": str(root / "data" / "dagster_home")},
             capture_output=True,

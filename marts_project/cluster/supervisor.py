@@ -89,7 +89,7 @@ def descendants(pid: int) -> list[int]:
 def commands(workers: int, port: int) -> dict[str, list[str]]:
     """The command line of each process of the cluster."""
     started = {
-        "daemon": [_bin("dagster-daemon"), "run", *CODE],
+        "daemon": [_bin("marts-daemon"), "run", *CODE],
         "webserver": [_bin("dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *CODE],
     }
     for i in range(1, workers + 1):
