@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 
 import pytest
+from dagster import DagsterInstance
 
 from marts_project.cli import main
 from marts_project.core.partitions import daily_partitions, last_closed_day, weekly_partitions
+from marts_project.execution.runs import materialize_days
 from marts_project.observability.failures import failed_days_in_lineage
 from marts_project_tests.conftest import Lakehouse
 
@@ -65,6 +68,34 @@ def test_a_raw_step_that_fails_marks_its_marts_days_failed_and_spends_their_slo(
     rate = next(i for i in report["indicators"] if i["sli"] == "success_rate")
     assert rate["value"] < 1
     assert any("raw__raw_mkt_ad_stats" in i["detail"] for i in report["incidents"])
+
+
+def test_the_checks_of_a_run_read_each_tables_failures_once_and_see_an_earlier_failure(
+    lakehouse: Lakehouse, monkeypatch
+):
+    lakehouse.seed(DAY, 2)
+    broken = DAY + dt.timedelta(days=1)
+    _rewrite(lakehouse, "mkt_ad_stats", broken, "spend,", "cost,")  # a required column renamed
+    assert not materialize_days(lakehouse.defs, lakehouse.instance, broken, broken).success
+    _rewrite(lakehouse, "mkt_ad_stats", broken, "cost,", "spend,")  # fixed, not yet rebuilt
+
+    reads: collections.Counter = collections.Counter()
+    read = DagsterInstance.get_status_by_partition
+
+    def counted(self, key, *args, **kwargs):
+        reads[key] += 1
+        return read(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(DagsterInstance, "get_status_by_partition", counted)
+    later = lakehouse.run(DAY)  # the day before (its late rows are in the fixed file)
+
+    assert reads and max(reads.values()) == 1  # six marts' checks, each table read once
+    check = next(
+        c
+        for c in later.checks
+        if c.check == "partition_freshness" and c.asset.endswith("mkt_campaign_performance_fact")
+    )
+    assert not check.passed and "(raw/raw_mkt_ad_stats failed)" in check.detail
 
 
 def test_the_days_a_failure_touches_follow_late_rows_and_the_marts_own_periods():

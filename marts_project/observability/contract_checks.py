@@ -83,7 +83,9 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
                 latest = warehouse.latest_day(identifier)
                 yield check_result(audit_recency(contract, latest, now), clock[check.name], key)
             elif check.name == "partition_freshness":
-                failed = failed_in_lineage(contract.name, contract.partitions_def, context.instance)
+                failed = failed_in_lineage(
+                    contract.name, contract.partitions_def, context.instance, context.run.run_id
+                )
                 stale = stale_partitions(all_assets(), warehouse, serving, landing, of=key)
                 built = warehouse.build_records(identifier)
                 yield _freshness_result(
