@@ -41,7 +41,13 @@ ONE_AT_A_TIME = frozenset({"test_cluster.py", "test_daemon.py"})
 # Test files whose tests share a lake built once per module (a module-scoped fixture): each runs
 # on one worker as one unit, so the lake is built once, not once on each worker.
 BUILT_ONCE = frozenset(
-    {"test_marts.py", "test_browser.py", "test_access.py", "test_serving_domains.py"}
+    {
+        "test_marts.py",
+        "test_browser.py",
+        "test_access.py",
+        "test_serving_domains.py",
+        "test_versions.py",
+    }
 )
 
 

@@ -32,17 +32,31 @@ INT = "int_mkt_campaign_daily"
 INTERMEDIATE = Path(__file__).parents[1] / "marts_project" / "intermediate"
 
 
-@pytest.fixture
-def lake(tmp_path):
+def _built(folder: Path) -> Lakehouse:
     """Three days landed and built by a backfill, on a persistent instance."""
     from marts_project.settings import Settings
 
-    instance = instance_for(tmp_path / "home")
-    lake = Lakehouse(Settings.local(tmp_path / "data"), instance)
+    instance = instance_for(folder / "home")
+    lake = Lakehouse(Settings.local(folder / "data"), instance)
     lake.seed(DAY, 3)
     assert all(o.success for o in refresh_days(lake.defs, instance, DAY, days(DAY, 3)[-1]))
+    return lake
+
+
+@pytest.fixture
+def lake(tmp_path):
+    """A lake of its own, for a test that changes it."""
+    lake = _built(tmp_path)
     yield lake
-    instance.dispose()
+    lake.instance.dispose()
+
+
+@pytest.fixture(scope="module")
+def shared_lake(tmp_path_factory):
+    """One lake shared by the tests that only read it (each asserts nothing was built)."""
+    lake = _built(tmp_path_factory.mktemp("shared"))
+    yield lake
+    lake.instance.dispose()
 
 
 def planned(lake: Lakehouse, defs=None) -> set[tuple[str, str | None]]:
@@ -74,16 +88,16 @@ def _edited() -> str:
     return edited
 
 
-def test_a_backfill_then_sync_launches_no_run(lake):
-    assert planned(lake) == set()
-    state = converge(lake.defs, lake.instance)
+def test_a_backfill_then_sync_launches_no_run(shared_lake):
+    assert planned(shared_lake) == set()
+    state = converge(shared_lake.defs, shared_lake.instance)
     assert state.outcomes == []
 
 
-def test_a_fresh_dagster_home_on_an_existing_lake_launches_no_run(lake, tmp_path):
+def test_a_fresh_dagster_home_on_an_existing_lake_launches_no_run(shared_lake, tmp_path):
     fresh = instance_for(tmp_path / "another_home")
     try:
-        assert converge(lake.defs, fresh).outcomes == []
+        assert converge(shared_lake.defs, fresh).outcomes == []
     finally:
         fresh.dispose()
 
@@ -158,12 +172,12 @@ def test_a_serving_view_edit_is_planned_from_the_record_its_comment_keeps(lake, 
     assert planned(lake, defs) == set()
 
 
-def test_a_comment_or_formatting_edit_rebuilds_nothing(lake, tmp_path):
+def test_a_comment_or_formatting_edit_rebuilds_nothing(shared_lake, tmp_path):
     sql = (MARKETING / f"{MART}.sql").read_text()
     edited = "-- reviewed\n" + sql.replace("    select\n", "    SELECT  -- the columns\n")
-    defs = with_mart_sql(lake, tmp_path / "comments", edited)
-    assert planned(lake, defs) == set()
-    assert converge(defs, lake.instance).outcomes == []
+    defs = with_mart_sql(shared_lake, tmp_path / "comments", edited)
+    assert planned(shared_lake, defs) == set()
+    assert converge(defs, shared_lake.instance).outcomes == []
 
 
 def test_a_file_rewritten_while_its_raw_step_reads_it_stays_out_of_date(lake, monkeypatch):
@@ -225,16 +239,18 @@ def test_plan_is_the_same_off_utc(lake, monkeypatch):
         time.tzset()
 
 
-def test_build_records_live_in_the_lake_beside_the_data(lake):
-    records = lake.warehouse.build_records("raw.raw_mkt_ad_stats")
+def test_build_records_live_in_the_lake_beside_the_data(shared_lake):
+    records = shared_lake.warehouse.build_records("raw.raw_mkt_ad_stats")
     first = records[DAY.isoformat()]
     own = f"mkt_ad_stats/{DAY}.csv"
-    assert first.landing[own] == lake.landing.fingerprints()[own]
+    assert first.landing[own] == shared_lake.landing.fingerprints()[own]
     assert (
         first.code
-        == lake.defs.resolve_asset_graph().get(AssetKey(["raw", "raw_mkt_ad_stats"])).code_version
+        == shared_lake.defs.resolve_asset_graph()
+        .get(AssetKey(["raw", "raw_mkt_ad_stats"]))
+        .code_version
     )
-    table = lake.warehouse.load_table("raw.raw_mkt_ad_stats")
+    table = shared_lake.warehouse.load_table("raw.raw_mkt_ad_stats")
     assert f"marts.built.{DAY}" in table.properties  # any engine reading the table sees it
     assert isinstance(first.at, dt.datetime)
 
