@@ -6,8 +6,10 @@ finished (days, then the weeks and months holding them, then the unpartitioned m
 it is marked finished on the tick after its last run. With Dagster's fixed 30 s sleep a
 backfill of a few minutes of work waited up to two minutes between its layers: dagster#11649
 ("deep asset backfills can spend too much time in daemon sleep", open; the proposed fix,
-dagster#11860, is unmerged). An iteration over no active backfill is one indexed query, so
-ticking every two seconds costs the database nothing worth counting.
+dagster#11860, is unmerged). With no backfill in progress an iteration is one query for the
+backfills to work on; with one in progress, evaluating it every 2 s is the point. Dagster's
+loop sleeps what remains of the tick, so an evaluation longer than 2 s (a backfill of
+thousands of partitions) is followed by the next at once, on the daemon's backfill thread.
 """
 
 from __future__ import annotations
