@@ -9,8 +9,9 @@ files are seeded once and shared. Wall time is `marts backfill` as a user runs i
 through the webserver, wait for the daemon's runs); peak RSS is the largest high-water mark of
 a worker's processes (its pool process executes the steps). Per step, from the runs' events:
 the median step body (start to success) against the embedded deployment's, and the cluster's
-wall time beyond the embedded run divided by the steps it ran: the fixed cost a step pays on
-Celery (the broker, the task's set-up, the executor's one-second poll) and its S3 reads.
+wall time beyond the embedded run divided by the steps it ran: what a step costs on the
+cluster beyond its work (the task's set-up: a PostgreSQL instance and the step's plan; its
+events written to PostgreSQL; its share of the runs' process starts and the daemon's ticks).
 
     .venv/bin/python -m bench.cluster --days 60 --rows-per-day 50000 --workers 1,2,4
 """
