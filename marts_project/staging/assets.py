@@ -15,12 +15,20 @@ STAGING = "staging"
 
 def dedupe_sql(spec: SourceSpec, table: str) -> str:
     """The rows of `table` kept one per key of the source contract: the winner its rule names
-    (sources.yml)."""
+    (sources.yml).
+
+    The winners are ranked on the key, the rule's columns and each row's provenance alone
+    (file and line: one row of a landing file each), and only then are their whole rows taken.
+    Ranking whole rows made DuckDB's window hold every column of every row: 860 MB for a
+    314 MB file of re-sent orders, against 367 MB this way (and 2.0 s against 1.4 s); on rows
+    without duplicates both take the same time."""
     key = ", ".join(f'"{column}"' for column in spec.key)
-    return (
-        f'select * from "{table}" qualify row_number() over (partition by {key} '
+    provenance = "_source_file, _source_line"
+    winners = (
+        f'select {provenance} from "{table}" qualify row_number() over (partition by {key} '
         f"order by {spec.dedupe_order()}) = 1"
     )
+    return f'select * from "{table}" semi join ({winners}) using ({provenance})'
 
 
 def deduplicated(tables: dict[str, pa.Table]) -> tuple[dict[str, pa.Table], dict[str, str]]:
