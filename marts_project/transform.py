@@ -29,6 +29,7 @@ from marts_project.core.partitions import (
     daily_partitions,
     day_window,
     partitioning_of,
+    rows_per_partition,
 )
 from marts_project.core.versions import (
     CODE_PARTS_METADATA,
@@ -67,7 +68,7 @@ def transform(
     rows_in = sum(t.num_rows for t in tables.values())
     with measured(context, rows_in=rows_in, metadata=metadata) as done:
         result = run_sql(duckdb, sql_file, tables, {**window_params(context), **params}, views)
-        done(result.num_rows)
+        done(result)
     return result
 
 
@@ -92,17 +93,19 @@ def lineage_metadata(reads: dict[str, list[str]], columns: dict[str, str]) -> di
 def measured(
     context: AssetExecutionContext, rows_in: int | None, metadata: dict[str, Any] | None = None
 ):
-    """Adds rows in/out, wall and CPU seconds of the wrapped work to the materialization.
+    """Adds rows in/out, wall and CPU seconds of the wrapped work to the materialization; the
+    block hands its output table to the function it is given.
 
     The IO manager adds what the write cost (bytes, files, its own seconds, snapshot id), so
-    the UI plots cost and volume per partition over time.
+    the UI plots cost and volume per partition over time: a step over several partitions gives
+    each partition's materialization its own rows (`rows_out`, `dagster/row_count`).
     """
     wall, cpu = time.perf_counter(), time.process_time()
-    rows_out: list[int] = []
-    yield rows_out.append
+    out: list[pa.Table] = []
+    yield out.append
     metadata = {
         **(metadata or {}),
-        "rows_out": rows_out[0] if rows_out else 0,
+        "rows_out": out[0].num_rows if out else 0,
         "transform_seconds": round(time.perf_counter() - wall, 3),
         "transform_cpu_seconds": round(time.process_time() - cpu, 3),
         # the process's high-water mark so far: the step where it jumps set a run's peak
@@ -112,6 +115,18 @@ def measured(
         metadata["rows_in"] = rows_in
     output = context.assets_def.get_output_name_for_asset_key(context.asset_key)
     context.add_output_metadata(metadata, output_name=output)  # not a check's output
+    if out and len(keys := partition_keys(context)) > 1:
+        column = context.assets_def.metadata_by_key[context.asset_key].get("partition_expr")
+        by_key = rows_per_partition(context.assets_def.partitions_def, keys, out[0], column)
+        for key, rows in (by_key or {}).items():
+            context.add_asset_metadata(
+                {"rows_out": rows, "dagster/row_count": rows}, partition_key=key
+            )
+
+
+def partition_keys(context: AssetExecutionContext) -> list[str]:
+    """The partitions the step builds (none when the asset is unpartitioned)."""
+    return list(context.partition_keys) if context.assets_def.partitions_def else []
 
 
 def iceberg_table(

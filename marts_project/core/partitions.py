@@ -8,6 +8,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
     AssetCheckExecutionContext,
     BackfillPolicy,
@@ -262,6 +264,32 @@ def day_window(
     if context.has_partition_key or context.has_partition_key_range:
         return DayWindow.of(context.partition_time_window)
     return None
+
+
+def rows_per_partition(
+    partitions_def: TimeWindowPartitionsDefinition | None,
+    keys: Iterable[str] | None,
+    data: pa.Table,
+    column: str | None,
+) -> dict[str, int] | None:
+    """Rows of `data` in each partition of `keys`, by the day of its `column` (a date, or a UTC
+    timestamp); None when unpartitioned. A range run (a backfill chunk) records one
+    materialization per partition, each with its own partition's rows, not the whole range's."""
+    if partitions_def is None or keys is None or column is None:
+        return None
+    days = data.column(column)
+    if not pa.types.is_date32(days.type):
+        days = pc.cast(days, pa.date32())
+    counts = pc.value_counts(days).to_pylist()
+    found: dict[str, int] = {}
+    for key in keys:
+        window = DayWindow.of(partitions_def.time_window_for_partition_key(key))
+        found[key] = sum(
+            c["counts"]
+            for c in counts
+            if c["values"] is not None and window.start <= c["values"] < window.end
+        )
+    return found
 
 
 def period_of(partitions_def: TimeWindowPartitionsDefinition | None, day: dt.date) -> DayWindow:

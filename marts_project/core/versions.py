@@ -182,7 +182,7 @@ def build_properties(
     code: str,
     parts: Mapping[str, str] | None,
     run_id: str,
-    rows: int,
+    rows: int | Mapping[str, int],
     seconds: float,
     landing: Mapping[str, Mapping[str, str]] | None = None,
     blocked: Iterable[str] = (),
@@ -192,7 +192,8 @@ def build_properties(
     """The table properties recording a write of `partition_keys` (None: unpartitioned);
     `landing` gives each partition the landing file versions it read; `at` is when it was
     built (a mart's refresh time, which its served rows carry as `_last_refreshed_at`);
-    `lineage` what a derived table's partitions read of their inputs."""
+    `lineage` what a derived table's partitions read of their inputs. `rows` are each
+    partition's own (`partitions.rows_per_partition`) or the write's, shared evenly."""
     keys = list(partition_keys) if partition_keys is not None else [None]
     at = at or dt.datetime.now(dt.UTC)
     share = max(len(keys), 1)
@@ -204,7 +205,7 @@ def build_properties(
             parts=dict(parts) if parts else None,
             landing=dict(landing.get(key, {})) if landing is not None and key else None,
             blocked=tuple(blocked),
-            rows=rows // share,
+            rows=rows.get(key, 0) if isinstance(rows, Mapping) else rows // share,
             seconds=seconds / share,
             columns=lineage.columns if lineage else None,
             reads=lineage.reads if lineage else None,

@@ -37,7 +37,11 @@ class StepLines(logging.Handler):
         elif kind == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             rows = materialization.metadata.get("dagster/row_count")
-            self.built[step] = (_name(materialization.asset_key), rows and int(rows.value))
+            # a step over several partitions: one materialization each, with its own rows
+            _, before = self.built.get(step, (None, None))
+            if rows is not None:
+                rows = int(rows.value) + (before or 0)
+            self.built[step] = (_name(materialization.asset_key), rows)
         elif kind == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             self.checked.setdefault(step, (_name(check.asset_key), []))[1].append(check.check_name)

@@ -35,6 +35,7 @@ from marts_project.core.partitions import (
     day_window,
     days_of_period,
     periods_in,
+    rows_per_partition,
 )
 from marts_project.core.versions import (
     BUILT,
@@ -228,7 +229,7 @@ def publish(
         context.assets_def.code_versions_by_key[context.asset_key] or "",
         context.assets_def.metadata_by_key[context.asset_key][CODE_PARTS_METADATA].data,
         context.run_id,
-        data.num_rows,
+        rows_per_partition(context.assets_def.partitions_def, keys, data, column) or data.num_rows,
         transform_seconds,
         at=refreshed_at,
         lineage=lineage,

@@ -147,7 +147,7 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         window = day_window(context)
         with measured(context, rows_in=None) as done:
             published, quarantine, stats = ingest(spec, window.days, landing, duckdb)
-            done(published.num_rows)
+            done(published)
         warehouse.overwrite_days(
             QUARANTINE_TABLE,
             quarantine,
@@ -167,6 +167,17 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         if not share.passed:  # recorded with the partitions: readers must not build on them
             stats[BLOCKING_FAILED_METADATA] = MetadataValue.json([share.check_name])
         context.add_output_metadata(stats, output_name=output)
+        if len(window.days) > 1:  # each day's materialization names the files it read
+            for day, files in stats[LANDING_METADATA].data.items():
+                arrived = stats["landing/arrivals"].data
+                own = {f: arrived[f] for f in files if f in arrived}
+                context.add_asset_metadata(
+                    {
+                        LANDING_METADATA: MetadataValue.json({day: files}),
+                        "landing/arrivals": MetadataValue.json(own),
+                    },
+                    partition_key=day,
+                )
         yield Output(published, output_name=output)
         yield share
         yield header_result(stats["missing_optional_columns"].data, stats["ignored_columns"].text)

@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from marts_project.core.lineage import ALL_COLUMNS
-from marts_project.core.partitions import day_window, input_keys
+from marts_project.core.partitions import day_window, input_keys, rows_per_partition
 from marts_project.core.versions import (
     BLOCKING_FAILED_METADATA,
     CODE_PARTS_METADATA,
@@ -173,7 +173,11 @@ class IcebergIOManager(ConfigurableIOManager):
             column = context.definition_metadata[PARTITION_COLUMN]
             start, end = window.start, window.end
             properties["dagster.partitions"] = str(window)
-        records = self._build_records(context, obj.num_rows)
+        keys = context.asset_partition_keys if column else None
+        partitions_def = context.asset_partitions_def if column else None
+        records = self._build_records(
+            context, rows_per_partition(partitions_def, keys, obj, column) or obj.num_rows
+        )
         if column:
             result = self.warehouse.overwrite_days(
                 identifier, obj, column, start, end, properties, records=records
@@ -187,7 +191,7 @@ class IcebergIOManager(ConfigurableIOManager):
         context.add_output_metadata(metadata)
 
     @staticmethod
-    def _build_records(context: OutputContext, rows: int) -> dict[str, str]:
+    def _build_records(context: OutputContext, rows: int | dict[str, int]) -> dict[str, str]:
         """The build records this write commits with its data (`versions.py`): the asset's code
         version and, for a raw table, the landing file versions each partition read."""
         output = context.output_metadata
