@@ -1,7 +1,8 @@
 """The Celery app a cluster worker runs (`celery -A marts_project.cluster.celery_app worker`).
 
 It is dagster-celery's app (the tasks that execute a step of a run), pointed at the broker and
-result backend of this deployment and given the same options as the runs that submit steps.
+result backend of this deployment and given the same options as the runs that submit steps;
+its step task keeps one Dagster instance per worker process (`instance/celery_task.py`).
 """
 
 from marts_project import process
@@ -11,7 +12,9 @@ process.set_up()
 from dagster_celery.app import app
 
 from marts_project.cluster.celery_options import CELERY_OPTIONS
+from marts_project.instance.celery_task import register
 from marts_project.settings import celery_urls
 
 broker, backend = celery_urls()
 app.conf.update(broker_url=broker, result_backend=backend, **CELERY_OPTIONS)
+register(app)

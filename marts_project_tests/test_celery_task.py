@@ -1,0 +1,35 @@
+"""A cluster worker process keeps one Dagster instance for all the steps it runs, on kept
+PostgreSQL connections, instead of a new instance and a new connection per read and write."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance
+
+from marts_project.instance.celery_task import worker_instance
+from marts_project_tests.conftest import pg_connect
+
+
+def kept_connections(database: str) -> int:
+    """Connections to `database` held open by other sessions, idle between queries."""
+    with pg_connect() as admin, admin.cursor() as cur:
+        cur.execute(
+            "select count(*) from pg_stat_activity where datname = %s and state = 'idle'",
+            [database],
+        )
+        return cur.fetchone()[0]
+
+
+def test_a_worker_process_reuses_one_instance_and_keeps_its_connections(database, tmp_path):
+    (tmp_path / "dagster.yaml").write_text(
+        "storage:\n  postgres:\n    postgres_url: "
+        f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    with DagsterInstance.from_config(str(tmp_path)) as submitting:
+        ref = submitting.get_ref()
+        first = worker_instance(ref)
+        for _ in range(3):  # three steps' reads of their run
+            assert worker_instance(ref) is first
+            assert worker_instance(ref).get_run_by_id("no-such-run") is None
+        assert kept_connections(database) >= 1  # not one connection per query, closed after
+        first.dispose()
