@@ -115,7 +115,7 @@ def measured(
         metadata["rows_in"] = rows_in
     output = context.assets_def.get_output_name_for_asset_key(context.asset_key)
     context.add_output_metadata(metadata, output_name=output)  # not a check's output
-    if out and len(keys := partition_keys(context)) > 1:
+    if out and len(keys := partition_keys(context) or []) > 1:
         column = context.assets_def.metadata_by_key[context.asset_key].get("partition_expr")
         by_key = rows_per_partition(context.assets_def.partitions_def, keys, out[0], column)
         for key, rows in (by_key or {}).items():
@@ -124,9 +124,9 @@ def measured(
             )
 
 
-def partition_keys(context: AssetExecutionContext) -> list[str]:
-    """The partitions the step builds (none when the asset is unpartitioned)."""
-    return list(context.partition_keys) if context.assets_def.partitions_def else []
+def partition_keys(context: AssetExecutionContext) -> list[str] | None:
+    """The partitions the step builds, None when the asset is unpartitioned."""
+    return list(context.partition_keys) if context.assets_def.partitions_def else None
 
 
 def iceberg_table(

@@ -38,10 +38,10 @@ class StepLines(logging.Handler):
             materialization = event.event_specific_data.materialization
             rows = materialization.metadata.get("dagster/row_count")
             # a step over several partitions: one materialization each, with its own rows
-            _, before = self.built.get(step, (None, None))
+            total = self.built.get(step, (None, None))[1]
             if rows is not None:
-                rows = int(rows.value) + (before or 0)
-            self.built[step] = (_name(materialization.asset_key), rows)
+                total = (total or 0) + int(rows.value)
+            self.built[step] = (_name(materialization.asset_key), total)
         elif kind == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             self.checked.setdefault(step, (_name(check.asset_key), []))[1].append(check.check_name)

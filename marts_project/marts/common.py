@@ -52,6 +52,7 @@ from marts_project.resources.serving import ServingDatabase
 from marts_project.transform import (
     iceberg_table,
     lineage_metadata,
+    partition_keys,
     record_lineage,
     sql_ins,
     transform,
@@ -218,7 +219,7 @@ def publish(
         audit_seconds += time.perf_counter() - began  # a redone write audits again
         return blocking_failures(contract, audits)
 
-    keys = context.partition_keys if context.assets_def.partitions_def else None
+    keys = partition_keys(context)
     lineage = None
     if read is not None:
         step = context.get_step_execution_context().step.key

@@ -168,8 +168,8 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
             stats[BLOCKING_FAILED_METADATA] = MetadataValue.json([share.check_name])
         context.add_output_metadata(stats, output_name=output)
         if len(window.days) > 1:  # each day's materialization names the files it read
+            arrived = stats["landing/arrivals"].data
             for day, files in stats[LANDING_METADATA].data.items():
-                arrived = stats["landing/arrivals"].data
                 own = {f: arrived[f] for f in files if f in arrived}
                 context.add_asset_metadata(
                     {

@@ -173,11 +173,7 @@ class IcebergIOManager(ConfigurableIOManager):
             column = context.definition_metadata[PARTITION_COLUMN]
             start, end = window.start, window.end
             properties["dagster.partitions"] = str(window)
-        keys = context.asset_partition_keys if column else None
-        partitions_def = context.asset_partitions_def if column else None
-        records = self._build_records(
-            context, rows_per_partition(partitions_def, keys, obj, column) or obj.num_rows
-        )
+        records = self._build_records(context, obj, column)
         if column:
             result = self.warehouse.overwrite_days(
                 identifier, obj, column, start, end, properties, records=records
@@ -191,19 +187,20 @@ class IcebergIOManager(ConfigurableIOManager):
         context.add_output_metadata(metadata)
 
     @staticmethod
-    def _build_records(context: OutputContext, rows: int | dict[str, int]) -> dict[str, str]:
-        """The build records this write commits with its data (`versions.py`): the asset's code
-        version and, for a raw table, the landing file versions each partition read."""
+    def _build_records(context: OutputContext, obj: pa.Table, column: str | None) -> dict[str, str]:
+        """The build records this write of `obj` commits with its data (`versions.py`): the
+        asset's code version, each partition's rows (by its day `column`) and, for a raw table,
+        the landing file versions each partition read."""
         output = context.output_metadata
         landing = output.get(LANDING_METADATA)
         blocked = output.get(BLOCKING_FAILED_METADATA)
         transform = output.get("transform_seconds")
         parts = context.definition_metadata.get(CODE_PARTS_METADATA)
         keys = context.asset_partition_keys if context.has_asset_partitions else None
+        partitions_def = context.asset_partitions_def if keys is not None else None
         reads, columns = output.get(READS_METADATA), output.get(COLUMNS_METADATA)
         lineage = None
         if reads is not None and columns is not None:
-            partitions_def = context.asset_partitions_def if keys is not None else None
             lineage = read_lineage(
                 context.run_id, context.step_key, partitions_def, keys, reads.data, columns.data
             )
@@ -212,7 +209,7 @@ class IcebergIOManager(ConfigurableIOManager):
             str(context.definition_metadata.get(CODE_VERSION_METADATA, "")),
             parts.data if parts is not None else None,
             context.run_id,
-            rows,
+            rows_per_partition(partitions_def, keys, obj, column) or obj.num_rows,
             float(transform.value) if transform is not None else 0.0,
             landing.value if landing is not None else None,
             blocked.value if blocked is not None else (),
