@@ -94,6 +94,9 @@ def executor_for(name: str) -> ExecutorDefinition:
     if name == "celery":
         from dagster_celery import celery_executor  # the cluster deployment's dependency
 
+        from marts_project.instance.celery_poll import poll_often
+
+        poll_often()  # a finished step is seen within 50 ms, not up to a second later
         return celery_executor.configured(
             {
                 "broker": {"env": "MARTS_CELERY_BROKER"},
