@@ -35,7 +35,7 @@ landing = open_resource(Settings.local(folder), "landing")
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 if mode == "marts":
-    published, quarantine, stats = ingest(source_specs()[source], [day], landing,
+    published, quarantine, *_ = ingest(source_specs()[source], [day], landing,
                                           UtcDuckDB(database=":memory:"))
     rows = published.num_rows + quarantine.num_rows
 else:  # the floor: DuckDB reads and types the file, nothing else

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import re
 from decimal import Decimal
 
 import pyarrow as pa
@@ -344,3 +345,40 @@ def test_an_optional_column_renamed_by_the_source_is_loaded_as_null_and_warned(l
     assert "columns not in the contract: owner_name" in check.detail
     owners = lakehouse.warehouse.read("raw.raw_mkt_campaigns").column("channel_owner")
     assert owners.null_count == len(owners)
+
+
+def test_a_range_run_judges_and_counts_each_day_on_its_own(lakehouse):
+    """A backfill chunk writes several days in one step; each landing file's quarantine share is
+    judged alone (a bad file is not averaged away by good ones: the same verdict as a run of its
+    day), only the days that read it are recorded as blocked, and each day's materialization
+    counts its own rows."""
+    first, *_, last = span = days(DAY, 3)
+    lakehouse.seed(first, 3)
+    lines = lakehouse.landing.read_bytes("mkt_ad_stats", DAY).splitlines()
+    keyless = [re.sub(rb"^([^,]*),[^,]*,", rb"\1,,", line) for line in lines[1::8]]  # 1 in 8
+    kept = [line for n, line in enumerate(lines) if n == 0 or (n - 1) % 8]
+    lakehouse.landing.write_bytes("mkt_ad_stats", DAY, b"\n".join(kept + keyless) + b"\n")
+    share = len(keyless) / (len(lines) - 1)
+    landed = {d: lakehouse.landing.read_bytes("mkt_ad_stats", d).count(b"\n") - 1 for d in span}
+    limit = source_specs()["mkt_ad_stats"].max_quarantine_share
+    assert share > limit > len(keyless) / sum(landed.values())  # the day's over, the chunk's not
+
+    outcome = materialize_days(lakehouse.defs, lakehouse.instance, first, last)
+
+    verdict = next(c for c in outcome.checks if c.check == "quarantine_share")
+    assert not verdict.passed and str(DAY) in verdict.detail
+    key = AssetKey(["raw", "raw_mkt_ad_stats"])
+    per_day = {
+        r.partition_key: r.asset_materialization.metadata
+        for r in lakehouse.instance.fetch_materializations(key, limit=10).records
+    }
+    for day in span:
+        quarantined = len(keyless) if day == DAY else 0
+        metadata = per_day[str(day)]
+        assert metadata["rows_in"].value == landed[day], day
+        assert metadata["rows_quarantined"].value == quarantined, day
+        assert metadata["rows_published"].value == landed[day] - quarantined, day
+    records = lakehouse.warehouse.build_records("raw.raw_mkt_ad_stats")
+    assert {day: r.blocked for day, r in records.items()} == {
+        str(d): ("quarantine_share",) if d == DAY else () for d in span
+    }

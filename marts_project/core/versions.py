@@ -185,7 +185,7 @@ def build_properties(
     rows: int | Mapping[str, int],
     seconds: float,
     landing: Mapping[str, Mapping[str, str]] | None = None,
-    blocked: Iterable[str] = (),
+    blocked: Iterable[str] | Mapping[str, Iterable[str]] = (),
     at: dt.datetime | None = None,
     lineage: Lineage | None = None,
 ) -> dict[str, str]:
@@ -193,7 +193,8 @@ def build_properties(
     `landing` gives each partition the landing file versions it read; `at` is when it was
     built (a mart's refresh time, which its served rows carry as `_last_refreshed_at`);
     `lineage` what a derived table's partitions read of their inputs. `rows` are each
-    partition's own (`partitions.rows_per_partition`) or the write's, shared evenly."""
+    partition's own (`partitions.rows_per_partition`) or the write's, shared evenly; `blocked`
+    the blocking checks the write failed, or each partition's (a raw day judged alone)."""
     keys = list(partition_keys) if partition_keys is not None else [None]
     at = at or dt.datetime.now(dt.UTC)
     share = max(len(keys), 1)
@@ -204,7 +205,7 @@ def build_properties(
             run=run_id,
             parts=dict(parts) if parts else None,
             landing=dict(landing.get(key, {})) if landing is not None and key else None,
-            blocked=tuple(blocked),
+            blocked=tuple(blocked.get(key, ()) if isinstance(blocked, Mapping) else blocked),
             rows=rows.get(key, 0) if isinstance(rows, Mapping) else rows // share,
             seconds=seconds / share,
             columns=lineage.columns if lineage else None,

@@ -20,6 +20,7 @@ from marts_project.core.lineage import asset_key_for_table
 from marts_project.core.partitions import day_window, files_feeding
 from marts_project.core.versions import BLOCKING_FAILED_METADATA, LANDING_METADATA, code_parts
 from marts_project.raw.checks import (
+    files_over_share,
     header_result,
     header_spec,
     quarantine_share_result,
@@ -49,8 +50,9 @@ def ingest(
     days: list[dt.date],
     landing: LandingZone,
     duckdb: DuckDBResource,
-) -> tuple[pa.Table, pa.Table, dict[str, object]]:
-    """The source's rows of `days`: (typed rows, quarantined rows, stats).
+) -> tuple[pa.Table, pa.Table, dict[str, object], dict[str, dict[str, int]], dict]:
+    """The source's rows of `days`: (typed rows, quarantined rows, stats of the write, the same
+    counts for each day, and each file read with its rows quarantined and its rows).
 
     Rows of these days come from their own files and, for a source with `late_days`, from the
     files of up to that many days after (late rows); the latter are read when they have landed.
@@ -89,18 +91,37 @@ def ingest(
     published = parsed.valid if whole else parsed.valid.filter(in_window)
     from_own = pc.is_in(parsed.valid.column("_source_file"), own)
     quarantine = parsed.quarantine.filter(pc.less_equal(parsed.quarantine["partition_date"], last))
-    rows_in = sum(n for day, n in parsed.rows_in_by_day.items() if day <= last)
+    file_day = {f.source_file: f.day for f in files}
+    rejected = _count(parsed.quarantine.column("source_file"))  # of every file read
+    judged = {
+        f.source_file: (rejected.get(f.source_file, 0), parsed.rows_in_by_day.get(f.day, 0))
+        for f in files
+    }
+    # rows of own files that belong to earlier days, each counted on its file's day
+    early = _count(parsed.valid.column("_source_file"), pc.and_(from_own, pc.invert(in_window)))
+    by_day = {
+        day.isoformat(): counts
+        for day, counts in _stats_by_day(
+            {
+                "rows_in": parsed.rows_in_by_day,
+                "rows_published": _count(published.column(spec.date_column)),
+                "rows_quarantined": _count(quarantine.column("partition_date")),
+                # late rows: published here from the files of later days (within late_days)
+                "rows_from_later_files": _count(dated, pc.and_(in_window, pc.invert(from_own))),
+                # rows of these days' files that belong to earlier days (published with those)
+                "rows_for_earlier_days": {file_day[f]: n for f, n in early.items()},
+                # rows kept with an invalid optional value set to null (why: `_value_issues`)
+                "values_nulled": _count(
+                    published.column(spec.date_column),
+                    pc.is_valid(published.column("_value_issues")),
+                ),
+            },
+            days,
+        ).items()
+    }
     ignored, carried = parsed.ignored_columns, parsed.carried_columns
     stats = {
-        "rows_in": rows_in,
-        "rows_published": published.num_rows,
-        "rows_quarantined": quarantine.num_rows,
-        # late rows: published here from the files of later days (within late_days)
-        "rows_from_later_files": pc.sum(pc.and_(in_window, pc.invert(from_own))).as_py() or 0,
-        # rows of these days' files that belong to earlier days (published with those days)
-        "rows_for_earlier_days": pc.sum(pc.and_(from_own, pc.invert(in_window))).as_py() or 0,
-        # rows kept with an invalid optional value set to null (why: column `_value_issues`)
-        "values_nulled": published.num_rows - published.column("_value_issues").null_count,
+        **{name: sum(c[name] for c in by_day.values()) for name in STEP_COUNTS},
         "files_read": len(files),
         # when each file read was last written: the landing arrival history
         # (marts_project/observability/slo.py)
@@ -117,7 +138,32 @@ def ingest(
             {f: list(cols) for f, cols in sorted(parsed.missing_optional.items())}
         ),
     }
-    return published, quarantine, stats
+    return published, quarantine, stats, by_day, judged
+
+
+# The counts a raw write reports, for the step and for each day it wrote
+STEP_COUNTS = (
+    "rows_in",
+    "rows_published",
+    "rows_quarantined",
+    "rows_from_later_files",
+    "rows_for_earlier_days",
+    "values_nulled",
+)
+
+
+def _count(values: pa.ChunkedArray, where: pa.ChunkedArray | None = None) -> dict:
+    """How often each value occurs in `values` (only where `where` holds, when given)."""
+    if where is not None:
+        values = values.filter(where)
+    return {c["values"]: c["counts"] for c in pc.value_counts(values).to_pylist()}
+
+
+def _stats_by_day(
+    counts: dict[str, dict[dt.date, int]], days: list[dt.date]
+) -> dict[dt.date, dict[str, int]]:
+    """Each of `days` with every count of `counts` (count name -> day -> rows) on that day."""
+    return {day: {name: by.get(day, 0) for name, by in counts.items()} for day in days}
 
 
 def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
@@ -146,7 +192,9 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
     ) -> Iterator[Output | AssetCheckResult]:
         window = day_window(context)
         with measured(context, rows_in=None) as done:
-            published, quarantine, stats = ingest(spec, window.days, landing, duckdb)
+            published, quarantine, stats, by_day, judged = ingest(
+                spec, window.days, landing, duckdb
+            )
             done(published)
         warehouse.overwrite_days(
             QUARANTINE_TABLE,
@@ -163,16 +211,27 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
                 f"in {QUARANTINE_TABLE}"
             )
         output = context.assets_def.get_output_name_for_asset_key(context.asset_key)
-        share = quarantine_share_result(spec, published.num_rows, quarantine.num_rows)
-        if not share.passed:  # recorded with the partitions: readers must not build on them
-            stats[BLOCKING_FAILED_METADATA] = MetadataValue.json([share.check_name])
+        over = files_over_share(spec, judged)  # a day that read one of them is blocked
+        blocked = {
+            day: sorted(set(read) & set(over))
+            for day, read in stats[LANDING_METADATA].data.items()
+            if set(read) & set(over)
+        }
+        share = quarantine_share_result(
+            spec, judged, blocked, stats["rows_published"], stats["rows_quarantined"]
+        )
+        if blocked:  # recorded with those days: readers must not build on them
+            stats[BLOCKING_FAILED_METADATA] = MetadataValue.json(
+                {day: [share.check_name] for day in blocked}
+            )
         context.add_output_metadata(stats, output_name=output)
-        if len(window.days) > 1:  # each day's materialization names the files it read
+        if len(window.days) > 1:  # each day's materialization: its own counts and files read
             arrived = stats["landing/arrivals"].data
             for day, files in stats[LANDING_METADATA].data.items():
                 own = {f: arrived[f] for f in files if f in arrived}
                 context.add_asset_metadata(
                     {
+                        **by_day[day],
                         LANDING_METADATA: MetadataValue.json({day: files}),
                         "landing/arrivals": MetadataValue.json(own),
                     },

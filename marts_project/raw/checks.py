@@ -1,9 +1,13 @@
 """The raw layer's check: a partition that quarantined too much blocks everything downstream.
 
 Judged by the raw asset's own write from the counts it has just made (no second read of the
-table and the quarantine), and reported as that materialization's check result."""
+table and the quarantine), file by file: a day is blocked when a landing file it read (its own,
+or a later day's with its late rows) is over the share, whichever run writes it. Reported as
+that materialization's check result."""
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
+from collections.abc import Mapping
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
 from marts_project.raw.sources import SourceSpec
 
@@ -14,27 +18,51 @@ def quarantine_share_spec(spec: SourceSpec, key: AssetKey) -> AssetCheckSpec:
         "quarantine_share",
         asset=key,
         blocking=True,
-        description=f"At most {spec.max_quarantine_share:.0%} of a day's landing rows are "
-        "quarantined; above that the source is broken and nothing downstream runs on it.",
+        description=f"At most {spec.max_quarantine_share:.0%} of a landing file's rows are "
+        "quarantined; above that the source is broken and nothing downstream runs on the days "
+        "that read the file.",
     )
 
 
-def quarantine_share_result(spec: SourceSpec, published: int, rejected: int) -> AssetCheckResult:
-    """The check's result for a write that published `published` rows and quarantined
-    `rejected` (of the days it wrote)."""
-    share = rejected / max(1, rejected + published)
+def files_over_share(spec: SourceSpec, files: Mapping[str, tuple[int, int]]) -> dict[str, float]:
+    """Of the landing files read (file -> its rows quarantined, its rows), those whose
+    quarantined share is above the source's maximum, with that share."""
+    shares = {f: bad / max(1, rows) for f, (bad, rows) in files.items()}
+    return {f: share for f, share in sorted(shares.items()) if share > spec.max_quarantine_share}
+
+
+def quarantine_share_result(
+    spec: SourceSpec,
+    files: Mapping[str, tuple[int, int]],
+    blocked: Mapping[str, list[str]],
+    published: int,
+    rejected: int,
+) -> AssetCheckResult:
+    """The check's result for a write that read `files` (file -> its rows quarantined, its
+    rows), published `published` rows and quarantined `rejected` of its own days; `blocked` is
+    each day written that read a file over the share. Each file is judged on its own (a bad
+    file is not averaged away by the good ones a range run reads with it), so the verdict on a
+    day is the same whichever run writes it."""
+    over = files_over_share(spec, files)
+    shares = {f: bad / max(1, rows) for f, (bad, rows) in files.items()}
+    worst = max(shares, key=lambda f: (shares[f], f)) if shares else None
+    found = "; ".join(
+        f"{share:.1%} of the rows of {f} were quarantined" for f, share in over.items()
+    )
     return AssetCheckResult(
         check_name="quarantine_share",
-        passed=share <= spec.max_quarantine_share,
+        passed=not blocked,
         severity=AssetCheckSeverity.ERROR,
         description=None
-        if share <= spec.max_quarantine_share
-        else f"{share:.1%} of the landing rows were quarantined "
-        f"(at most {spec.max_quarantine_share:.0%})",
+        if not blocked
+        else f"{found} (at most {spec.max_quarantine_share:.0%}): blocks "
+        + ", ".join(sorted(blocked)),
         metadata={
             "rows_published": published,
             "rows_quarantined": rejected,
-            "quarantine_share": round(share, 4),
+            "quarantine_share": round(shares[worst], 4) if worst else 0.0,  # the worst file's
+            "worst_file": worst or "none",
+            "files_over": MetadataValue.json(list(over)),
             "max_quarantine_share": spec.max_quarantine_share,
         },
     )
