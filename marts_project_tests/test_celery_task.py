@@ -1,6 +1,6 @@
 """A cluster worker process keeps one Dagster instance for all the steps it runs, on kept
-PostgreSQL connections, instead of a new instance and a new connection per read and write; a
-cluster run sees its finished steps within 50 ms, not a second."""
+PostgreSQL connections, instead of a new instance and a new connection per read and write; so
+does the daemon; a cluster run sees its finished steps within 50 ms, not a second."""
 
 from __future__ import annotations
 
@@ -46,3 +46,30 @@ def test_a_cluster_run_looks_for_finished_steps_many_times_a_second():
     core_execution_loop.TICK_SECONDS = 1  # what a process has before the executor is built
     executor_for("celery")
     assert core_execution_loop.TICK_SECONDS <= 0.1
+
+
+def test_the_daemon_keeps_its_postgresql_connections(database, tmp_path, monkeypatch):
+    """The daemon writes each run's plan when it creates the run (an event per asset and
+    partition) and reads the storages on every tick: on kept connections, not one per query."""
+    from marts_project.instance import daemon
+    from marts_project.instance.marts_instance import MartsInstance
+
+    (tmp_path / "dagster.yaml").write_text(
+        "storage:\n  postgres:\n    postgres_url: "
+        f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}\n"
+        "instance_class:\n  module: marts_project.instance.marts_instance\n"
+        "  class: MartsInstance\ntelemetry:\n  enabled: false\n"
+    )
+    monkeypatch.setattr(MartsInstance, "long_lived", False)  # restored after the test
+    seen = []
+
+    def dagster_daemon() -> int:  # what `dagster-daemon run` does first: open the instance
+        with DagsterInstance.from_config(str(tmp_path)) as instance:
+            assert isinstance(instance, MartsInstance)
+            assert instance.get_run_by_id("no-such-run") is None
+            seen.append(kept_connections(database))
+        return 0
+
+    monkeypatch.setattr(daemon, "dagster_daemon", dagster_daemon)
+    assert daemon.main() == 0
+    assert seen and seen[0] >= 1

@@ -47,8 +47,8 @@ from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
 from dagster_celery.core_execution_loop import DELEGATE_MARKER
 from dagster_celery.executor import CeleryExecutor
 
-POOL_RECYCLE_SECONDS = 3600
-POOL_OVERFLOW = 10  # connections beyond the kept one, for threads of a step that write events
+from marts_project.instance.marts_instance import keep_connections
+
 _INSTANCES: dict[tuple[int, str], DagsterInstance] = {}  # (process id, instance ref) -> kept
 
 
@@ -57,9 +57,7 @@ def worker_instance(ref) -> DagsterInstance:
     key = (os.getpid(), serialize_value(ref))
     if key not in _INSTANCES:
         instance = DagsterInstance.from_ref(ref)
-        instance.optimize_for_webserver(
-            statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_OVERFLOW
-        )
+        keep_connections(instance)
         _INSTANCES[key] = instance
     return _INSTANCES[key]
 

@@ -1,5 +1,6 @@
 """`marts-daemon`: Dagster's own daemon (`dagster-daemon`, same commands and options) whose
-asset-backfill loop wakes every BACKFILL_TICK_SECONDS instead of every 30 s.
+asset-backfill loop wakes every BACKFILL_TICK_SECONDS instead of every 30 s, and whose
+instance keeps its PostgreSQL connections (`MartsInstance.long_lived`, which says why).
 
 An asset backfill requests a layer's runs only on the daemon tick after the layer it reads has
 finished (days, then the weeks and months holding them, then the unpartitioned marts), and
@@ -26,12 +27,15 @@ from dagster._daemon import controller
 # this process is what lets the constant above apply.
 from dagster._daemon.cli import main as dagster_daemon
 
+from marts_project.instance.marts_instance import MartsInstance
+
 BACKFILL_TICK_SECONDS = 2
 
 
 def main() -> int:
     """Run `dagster-daemon` with the shorter backfill tick (the same arguments)."""
     controller.DEFAULT_DAEMON_INTERVAL_SECONDS = BACKFILL_TICK_SECONDS
+    MartsInstance.long_lived = True
     sys.argv[0] = "marts-daemon"
     return dagster_daemon()
 

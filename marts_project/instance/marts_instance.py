@@ -13,6 +13,13 @@ is tagged first, then the run marked failed, and only then the event stored, so 
 that sees the failure sees the run failed and whether it will be retried. Dagster then does its
 own two writes again, which change nothing.
 
+A long-lived process (the daemon, a Celery worker) keeps its PostgreSQL connections
+(`keep_connections`): Dagster's PostgreSQL storages open a new connection for every read and
+write (SQLAlchemy's NullPool) outside its webserver, 12.6 ms an event against 2.1 ms on a kept
+connection (measured here). The daemon writes every run's plan when it creates the run (one
+event per asset and partition: about 250 for a 7-day chunk, 3 s on new connections) and reads
+the storages on every tick of its loops.
+
 Private API, isolated here: Dagster's retry rule (`auto_reexecution_should_retry_run`, the one
 its own event handling calls) lives in `dagster._core.execution.retries`, and a custom instance
 class takes its storage defaults from `dagster._core.instance.ref.InstanceRef`. If an upgrade
@@ -37,10 +44,29 @@ from dagster._core.execution.retries import auto_reexecution_should_retry_run
 from dagster._core.instance.ref import InstanceRef
 
 WILL_RETRY_TAG = "dagster/will_retry"  # the tag Dagster's run-retry daemon reads
+POOL_RECYCLE_SECONDS = 3600
+POOL_OVERFLOW = 10  # connections beyond the kept one, for a process's threads
+
+
+def keep_connections(instance: DagsterInstance) -> None:
+    """Switch `instance`'s storages to pooled connections, with Dagster's own method for its
+    long-lived webserver: one kept connection plus overflow, recycled hourly, no statement
+    timeout (a no-op on SQLite storages)."""
+    instance.optimize_for_webserver(
+        statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_OVERFLOW
+    )
 
 
 class MartsInstance(DagsterInstance):
-    """DagsterInstance that decides and tags a failed run's retry before its failure is seen."""
+    """DagsterInstance that decides and tags a failed run's retry before its failure is seen;
+    in a long-lived process (`long_lived`, set by the daemon's command) it keeps connections."""
+
+    long_lived = False  # set before the process opens its instance
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if MartsInstance.long_lived:
+            keep_connections(self)
 
     @classmethod
     def config_schema(cls) -> dict:
