@@ -6,24 +6,62 @@ backfill never finishes. On one host the answer is simple: the run worker logged
 it started ("Started process for run (pid: N)"); if that process is gone and the run is not
 finished, the worker failed. Run monitoring then marks the run failed and `run_retries`
 re-executes it, so the partition converges by policy.
+
+It starts run workers by forking them from a warm run host (`run_host.py` says why) rather
+than asking the code server to start a fresh interpreter for each, and cancels a run by
+signalling its worker, which Dagster's interrupt capture turns into the run's cancellation.
 """
 
 import json
+import os
+import signal
 import socket
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLauncher
 
-# Private: what `check_run_worker_health` returns; run monitoring calls that method on any
-# launcher, but its result types are not exported.
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+# Private: what `check_run_worker_health` returns and what `launch_run` is given; run
+# monitoring and the run coordinator call those methods on any launcher, but these types are
+# not exported.
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 
 from marts_project.core.processes import alive
+from marts_project.instance.run_host import RunHost
 
 GRPC_INFO_TAG = ".dagster/grpc_info"  # where the launcher records the code server it asked
 
 
 class LocalRunLauncher(DefaultRunLauncher):
-    """DefaultRunLauncher plus worker health checks for run workers on this host."""
+    """DefaultRunLauncher whose run workers are forked on this host, with health checks."""
+
+    @property
+    def _host(self) -> RunHost:
+        if "_run_host" not in self.__dict__:
+            self.__dict__["_run_host"] = RunHost()
+        return self.__dict__["_run_host"]
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        if run.job_code_origin is None:  # not from Python code this host can load
+            super().launch_run(context)
+            return
+        self._host.start_run(self._instance, run)
+        self._run_ids.add(run.run_id)
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return False
+        pid = self.worker_pid(self._instance, run_id)
+        if pid is None or not alive(pid):  # not started here (yet): the code server's way
+            return super().terminate(run_id)
+        self._instance.report_run_canceling(run)
+        os.kill(pid, signal.SIGINT)  # the worker cancels the run and reports it canceled
+        return True
+
+    def dispose(self) -> None:
+        if "_run_host" in self.__dict__:
+            self._host.close()
+        super().dispose()
 
     @property
     def supports_check_run_worker_health(self) -> bool:

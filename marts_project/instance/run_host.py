@@ -1,0 +1,122 @@
+"""Run workers forked from one warm process, instead of started cold by the code server.
+
+Why: Dagster's launcher asks the code server to start each run, and the code server starts a
+fresh interpreter for it (multiprocessing's spawn): every run imports Dagster, pyarrow,
+pyiceberg and DuckDB and builds the definitions again before its first step, 2 to 4 s on this
+machine and about 5 s of CPU (sampled: 8 s of 50 s of a one-worker cluster backfill went to
+each of its six runs' start, competing with the Celery worker for the two cores). The run
+host is started once by the launcher (in the daemon), imports and builds the definitions once,
+and forks a child per run: the child opens the instance and runs exactly what `dagster api
+execute_run` runs, so the run, its events, its retries and its monitoring are Dagster's own.
+The host is single-threaded when it forks (nothing it imports starts a thread; the daemon
+itself, which has threads and gRPC channels, never forks). It exits when its launcher goes
+(end of its input); runs already started go on, as the code server's do.
+
+Private API, isolated here: the body of `dagster api execute_run` (`dagster._cli.api.
+_execute_run_command_body`: the run's start event with its pid, which run monitoring reads,
+then `core_execute_run`) and its interrupt capture (`dagster._utils.interrupts`), which a
+termination signal turns into Dagster's own cancellation. If an upgrade moves them, every run
+fails to start with an error naming this module; the fallback is to delete `launch_run` and
+`terminate` in `run_launcher.py` (the code server's spawn, as Dagster does it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from dagster import DagsterInstance, DagsterRun
+
+# Private: `dagster api execute_run`'s body, run in the forked child (no public API runs an
+# existing run in this process).
+from dagster._cli.api import _execute_run_command_body
+
+# Private: the instance reference and code origin a launcher hands its run workers, as Dagster
+# serializes them.
+from dagster._serdes import deserialize_value, serialize_value
+
+# Private: loading a code location from a run's origin, as Dagster's run workers do.
+from dagster._utils.hosted_user_process import recon_repository_from_origin
+
+# Private: how Dagster's run workers turn SIGINT/SIGTERM into a cancellation of the run.
+from dagster._utils.interrupts import capture_interrupts
+
+
+class RunHostError(RuntimeError):
+    """The run host could not be started or told to start a run."""
+
+
+class RunHost:
+    """The launcher's handle on its run host: started on the first launch, again if it died."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen | None = None
+        self._lock = threading.Lock()  # the daemon launches runs from several threads
+
+    def start_run(self, instance: DagsterInstance, run: DagsterRun) -> None:
+        """Have the host fork a run worker for `run` (returns once the host has the order); a
+        host is started with the run's code location, which it loads before its first fork."""
+        order = json.dumps(
+            {"instance_ref": serialize_value(instance.get_ref()), "run_id": run.run_id}
+        )
+        location = serialize_value(run.job_code_origin.repository_origin)
+        with self._lock:
+            for _ in range(2):  # a host that died since the last run is started again, once
+                if self._process is None or self._process.poll() is not None:
+                    self._process = subprocess.Popen(
+                        [sys.executable, "-m", __name__, location], stdin=subprocess.PIPE
+                    )
+                try:
+                    self._process.stdin.write(order.encode() + b"\n")
+                    self._process.stdin.flush()
+                    return
+                except (BrokenPipeError, OSError):
+                    self._process = None
+        raise RunHostError(f"the run host ({__name__}) could not be started for run {run.run_id}")
+
+    def close(self) -> None:
+        """End the host (its input closes); the runs it started go on."""
+        with self._lock:
+            if self._process is not None and self._process.stdin is not None:
+                self._process.stdin.close()
+            self._process = None
+
+
+def _run(order: dict) -> None:
+    """In the forked child: run the ordered run as `dagster api execute_run` does."""
+    ref = deserialize_value(order["instance_ref"])
+    with DagsterInstance.from_ref(ref) as instance, capture_interrupts():
+        _execute_run_command_body(
+            order["run_id"],
+            instance,
+            write_stream_fn=lambda _: None,
+            set_exit_code_on_failure=False,
+        )
+
+
+def main(location: str) -> None:
+    """The host: load the code location once, then fork a run worker for each order read."""
+    recon_repository_from_origin(deserialize_value(location)).get_definition()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # run workers are reaped as they exit
+    while line := sys.stdin.buffer.readline():
+        order = json.loads(line)
+        if os.fork():
+            continue
+        status = 1
+        try:  # the run worker
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # its own subprocesses are waited for
+            os.close(0)  # the orders are the host's
+            _run(order)
+            status = 0
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)  # not the host's exit handlers
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,87 @@
+"""Run workers are forked from a warm run host: a launched run runs to its end in a process of
+its own, which run monitoring can see, and a terminated run is canceled by its worker."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, job, op, reconstructable
+
+from marts_project.core.processes import alive
+from marts_project.execution.runs import instance_for
+from marts_project.instance.run_launcher import LocalRunLauncher
+
+
+@op
+def one() -> int:
+    return 1
+
+
+@job
+def quick() -> None:
+    one()
+
+
+@op
+def a_minute() -> None:
+    for _ in range(600):
+        time.sleep(0.1)
+
+
+@job
+def long() -> None:
+    a_minute()
+
+
+def launched(instance: DagsterInstance, job_def) -> DagsterRun:
+    """A run of `job_def` launched the way the daemon launches a queued run."""
+    origin = reconstructable(job_def).get_python_origin()
+    run = instance.create_run_for_job(job_def, job_code_origin=origin)
+    instance.launch_run(run.run_id, workspace=None)
+    return run
+
+
+def wait_for(what: str, found, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := found():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {seconds} s")
+
+
+def test_a_launched_run_runs_in_a_worker_forked_from_the_run_host(tmp_path):
+    instance = instance_for(tmp_path)
+    assert isinstance(instance.run_launcher, LocalRunLauncher)
+    try:
+        run = launched(instance, quick)
+        done = wait_for("run finished", lambda: instance.get_run_by_id(run.run_id).is_finished)
+        assert done and instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
+        worker = LocalRunLauncher.worker_pid(instance, run.run_id)
+        assert worker is not None and worker != os.getpid()
+        wait_for("worker gone", lambda: not alive(worker), 10)  # reaped by the host
+
+        again = launched(instance, quick)  # the same host forks the next run's worker
+        wait_for("second run", lambda: instance.get_run_by_id(again.run_id).is_finished)
+        assert instance.get_run_by_id(again.run_id).status == DagsterRunStatus.SUCCESS
+        assert LocalRunLauncher.worker_pid(instance, again.run_id) not in (None, worker)
+    finally:
+        instance.run_launcher.dispose()
+
+
+def test_a_terminated_run_is_canceled_by_its_worker(tmp_path):
+    instance = instance_for(tmp_path)
+    try:
+        run = launched(instance, long)
+        wait_for(
+            "run started",
+            lambda: instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED,
+        )
+        worker = LocalRunLauncher.worker_pid(instance, run.run_id)
+        assert instance.run_launcher.terminate(run.run_id)
+        wait_for("run canceled", lambda: instance.get_run_by_id(run.run_id).is_finished, 30)
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
+        wait_for("worker gone", lambda: not alive(worker), 10)
+    finally:
+        instance.run_launcher.dispose()
