@@ -53,7 +53,7 @@ run_coordinator:
   config:
     max_concurrent_runs:
       env: MARTS_MAX_CONCURRENT_RUNS
-    dequeue_interval_seconds: 2
+    dequeue_interval_seconds: 1
 """
 QUEUED_FOUR = """\
 # Runs queue and up to four run at once.

@@ -45,6 +45,8 @@ from dagster._utils.hosted_user_process import recon_repository_from_origin
 # Private: how Dagster's run workers turn SIGINT/SIGTERM into a cancellation of the run.
 from dagster._utils.interrupts import capture_interrupts
 
+from marts_project.instance.marts_instance import MartsInstance
+
 
 class RunHostError(RuntimeError):
     """The run host could not be started or told to start a run."""
@@ -101,6 +103,7 @@ def _run(order: dict) -> None:
 def main(location: str) -> None:
     """The host: load the code location once, then fork a run worker for each order read."""
     recon_repository_from_origin(deserialize_value(location)).get_definition()
+    MartsInstance.long_lived = True  # a run worker reads and writes its run's events throughout
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # run workers are reaped as they exit
     while line := sys.stdin.buffer.readline():
         order = json.loads(line)
