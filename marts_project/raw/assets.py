@@ -99,26 +99,23 @@ def ingest(
     }
     # rows of own files that belong to earlier days, each counted on its file's day
     early = _count(parsed.valid.column("_source_file"), pc.and_(from_own, pc.invert(in_window)))
-    by_day = {
-        day.isoformat(): counts
-        for day, counts in _stats_by_day(
-            {
-                "rows_in": parsed.rows_in_by_day,
-                "rows_published": _count(published.column(spec.date_column)),
-                "rows_quarantined": _count(quarantine.column("partition_date")),
-                # late rows: published here from the files of later days (within late_days)
-                "rows_from_later_files": _count(dated, pc.and_(in_window, pc.invert(from_own))),
-                # rows of these days' files that belong to earlier days (published with those)
-                "rows_for_earlier_days": {file_day[f]: n for f, n in early.items()},
-                # rows kept with an invalid optional value set to null (why: `_value_issues`)
-                "values_nulled": _count(
-                    published.column(spec.date_column),
-                    pc.is_valid(published.column("_value_issues")),
-                ),
-            },
-            days,
-        ).items()
-    }
+    by_day = _stats_by_day(
+        {
+            "rows_in": parsed.rows_in_by_day,
+            "rows_published": _count(published.column(spec.date_column)),
+            "rows_quarantined": _count(quarantine.column("partition_date")),
+            # late rows: published here from the files of later days (within late_days)
+            "rows_from_later_files": _count(dated, pc.and_(in_window, pc.invert(from_own))),
+            # rows of these days' files that belong to earlier days (published with those)
+            "rows_for_earlier_days": {file_day[f]: n for f, n in early.items()},
+            # rows kept with an invalid optional value set to null (why: `_value_issues`)
+            "values_nulled": _count(
+                published.column(spec.date_column),
+                pc.is_valid(published.column("_value_issues")),
+            ),
+        },
+        days,
+    )
     ignored, carried = parsed.ignored_columns, parsed.carried_columns
     stats = {
         **{name: sum(c[name] for c in by_day.values()) for name in STEP_COUNTS},
@@ -161,9 +158,10 @@ def _count(values: pa.ChunkedArray, where: pa.ChunkedArray | None = None) -> dic
 
 def _stats_by_day(
     counts: dict[str, dict[dt.date, int]], days: list[dt.date]
-) -> dict[dt.date, dict[str, int]]:
-    """Each of `days` with every count of `counts` (count name -> day -> rows) on that day."""
-    return {day: {name: by.get(day, 0) for name, by in counts.items()} for day in days}
+) -> dict[str, dict[str, int]]:
+    """Each of `days` (its partition key) with every count of `counts` (count name -> day ->
+    rows) on that day."""
+    return {d.isoformat(): {name: by.get(d, 0) for name, by in counts.items()} for d in days}
 
 
 def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
@@ -212,11 +210,8 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
             )
         output = context.assets_def.get_output_name_for_asset_key(context.asset_key)
         over = files_over_share(spec, judged)  # a day that read one of them is blocked
-        blocked = {
-            day: sorted(set(read) & set(over))
-            for day, read in stats[LANDING_METADATA].data.items()
-            if set(read) & set(over)
-        }
+        read_by_day = stats[LANDING_METADATA].data
+        blocked = [day for day, read in read_by_day.items() if over.keys() & set(read)]
         share = quarantine_share_result(
             spec, judged, blocked, stats["rows_published"], stats["rows_quarantined"]
         )

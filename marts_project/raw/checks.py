@@ -34,13 +34,13 @@ def files_over_share(spec: SourceSpec, files: Mapping[str, tuple[int, int]]) -> 
 def quarantine_share_result(
     spec: SourceSpec,
     files: Mapping[str, tuple[int, int]],
-    blocked: Mapping[str, list[str]],
+    blocked: list[str],
     published: int,
     rejected: int,
 ) -> AssetCheckResult:
     """The check's result for a write that read `files` (file -> its rows quarantined, its
-    rows), published `published` rows and quarantined `rejected` of its own days; `blocked` is
-    each day written that read a file over the share. Each file is judged on its own (a bad
+    rows), published `published` rows and quarantined `rejected` of its own days; `blocked` are
+    the days written that read a file over the share. Each file is judged on its own (a bad
     file is not averaged away by the good ones a range run reads with it), so the verdict on a
     day is the same whichever run writes it."""
     over = files_over_share(spec, files)
