@@ -22,6 +22,7 @@ fails to start with an error naming this module; the fallback is to delete `laun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -85,6 +86,8 @@ class RunHost:
         with self._lock:
             if self._process is not None and self._process.stdin is not None:
                 self._process.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=5)  # it only waits for its next order
             self._process = None
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+from functools import cached_property
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLauncher
 
@@ -33,11 +34,9 @@ GRPC_INFO_TAG = ".dagster/grpc_info"  # where the launcher records the code serv
 class LocalRunLauncher(DefaultRunLauncher):
     """DefaultRunLauncher whose run workers are forked on this host, with health checks."""
 
-    @property
+    @cached_property
     def _host(self) -> RunHost:
-        if "_run_host" not in self.__dict__:
-            self.__dict__["_run_host"] = RunHost()
-        return self.__dict__["_run_host"]
+        return RunHost()
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
@@ -59,7 +58,7 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def dispose(self) -> None:
-        if "_run_host" in self.__dict__:
+        if "_host" in self.__dict__:  # started only by a launch
             self._host.close()
         super().dispose()
 
