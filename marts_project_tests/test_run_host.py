@@ -1,12 +1,22 @@
 """Run workers are forked from a warm run host: a launched run runs to its end in a process of
-its own, which run monitoring can see, and a terminated run is canceled by its worker."""
+its own, which run monitoring can see; a terminated run is canceled by its worker, and one
+terminated before its worker started never starts."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, job, op, reconstructable
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    job,
+    op,
+    reconstructable,
+)
+from dagster._core.launcher import LaunchRunContext
 
 from marts_project.core.processes import alive
 from marts_project.execution.runs import instance_for
@@ -83,5 +93,22 @@ def test_a_terminated_run_is_canceled_by_its_worker(tmp_path):
         wait_for("run canceled", lambda: instance.get_run_by_id(run.run_id).is_finished, 30)
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
         wait_for("worker gone", lambda: not alive(worker), 10)
+    finally:
+        instance.run_launcher.dispose()
+
+
+def test_a_run_terminated_before_its_worker_started_never_starts(tmp_path):
+    instance = instance_for(tmp_path)
+    origin = reconstructable(quick).get_python_origin()
+    run = instance.create_run_for_job(quick, job_code_origin=origin)  # queued, not launched
+    assert instance.run_launcher.terminate(run.run_id)
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
+    try:
+        instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+        wait_for("worker refused", lambda: LocalRunLauncher.worker_pid(instance, run.run_id), 30)
+        time.sleep(1)
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
+        steps = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
+        assert steps == []
     finally:
         instance.run_launcher.dispose()

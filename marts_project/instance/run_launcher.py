@@ -51,8 +51,9 @@ class LocalRunLauncher(DefaultRunLauncher):
         if run is None or run.is_finished:
             return False
         pid = self.worker_pid(self._instance, run_id)
-        if pid is None or not alive(pid):  # not started here (yet): the code server's way
-            return super().terminate(run_id)
+        if pid is None or not alive(pid):  # not started yet (its worker will see it canceled
+            self._instance.report_run_canceled(run)  # and not start it), or its worker is gone
+            return True
         self._instance.report_run_canceling(run)
         os.kill(pid, signal.SIGINT)  # the worker cancels the run and reports it canceled
         return True
