@@ -1,6 +1,7 @@
 """Run workers are forked from a warm run host: a launched run runs to its end in a process of
-its own, which run monitoring can see; a terminated run is canceled by its worker, and one
-terminated before its worker started never starts."""
+its own, which run monitoring can see; a terminated run is canceled by its worker, one
+terminated before its worker started never starts, and a run after an edit of the code runs
+the edited code."""
 
 from __future__ import annotations
 
@@ -110,5 +111,44 @@ def test_a_run_terminated_before_its_worker_started_never_starts(tmp_path):
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
         steps = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
         assert steps == []
+    finally:
+        instance.run_launcher.dispose()
+
+
+CODE = """
+from pathlib import Path
+from dagster import in_process_executor, job, op
+
+@op
+def write_version() -> None:
+    Path(__file__).parent.parent.joinpath("ran").write_text(VERSION)  # outside the package
+
+@job(executor_def=in_process_executor)  # as the embedded deployment runs: in the run worker
+def versioned() -> None:
+    write_version()
+
+VERSION = "{version}"
+"""
+
+
+def test_a_run_after_an_edit_of_the_code_runs_the_edited_code(tmp_path, monkeypatch):
+    """The host loads the code once: after an edit (a mart's SQL, say) the next run must run
+    the edited code, as a run started in a fresh process would."""
+    package = tmp_path / "code" / "edited_location"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text(CODE.format(version="first"))
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "code"))  # the host imports it too
+    from edited_location.jobs import versioned
+
+    instance = instance_for(tmp_path / "home")
+    try:
+        for version in ("first", "second, edited"):
+            (package / "jobs.py").write_text(CODE.format(version=version))
+            run = launched(instance, versioned)
+            wait_for("run finished", lambda r=run: instance.get_run_by_id(r.run_id).is_finished)
+            assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
+            assert (package.parent / "ran").read_text() == version
     finally:
         instance.run_launcher.dispose()

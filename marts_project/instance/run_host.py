@@ -8,9 +8,12 @@ each of its six runs' start, competing with the Celery worker for the two cores)
 host is started once by the launcher (in the daemon), imports and builds the definitions once,
 and forks a child per run: the child opens the instance and runs exactly what `dagster api
 execute_run` runs, so the run, its events, its retries and its monitoring are Dagster's own.
-The host is single-threaded when it forks (nothing it imports starts a thread; the daemon
-itself, which has threads and gRPC channels, never forks). It exits when its launcher goes
-(end of its input); runs already started go on, as the code server's do.
+A host is replaced when a file of its code location's package changed since it loaded it
+(size or modification time), so an edited mart SQL or contract runs from the next launch on,
+as with runs started cold. The host is single-threaded when it forks (nothing it imports
+starts a thread; the daemon itself, which has threads and gRPC channels, never forks). It
+exits when its launcher goes (end of its input); runs already started go on, as the code
+server's do.
 
 Private API, isolated here: the body of `dagster api execute_run` (`dagster._cli.api.
 _execute_run_command_body`: the run's start event with its pid, which run monitoring reads,
@@ -23,18 +26,24 @@ fails to start with an error naming this module; the fallback is to delete `laun
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRun
 
 # Private: `dagster api execute_run`'s body, run in the forked child (no public API runs an
 # existing run in this process).
 from dagster._cli.api import _execute_run_command_body
+
+# Private: where a run's code comes from (its module or file), as the run records it.
+from dagster._core.origin import RepositoryPythonOrigin
 
 # Private: the instance reference and code origin a launcher hands its run workers, as Dagster
 # serializes them.
@@ -54,29 +63,39 @@ class RunHostError(RuntimeError):
 
 
 class RunHost:
-    """The launcher's handle on its run host: started on the first launch, again if it died."""
+    """The launcher's handle on its run host: started on the first launch, again if it died,
+    and replaced when a file of its code location changed since it loaded it (an edited mart
+    SQL or contract runs from the next launch on, as with a run started cold)."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
+        self._loaded: tuple[str, str] | None = None  # (code location, its files' fingerprint)
         self._lock = threading.Lock()  # the daemon launches runs from several threads
 
-    def start_run(self, instance: DagsterInstance, run: DagsterRun) -> None:
-        """Have the host fork a run worker for `run` (returns once the host has the order); a
-        host is started with the run's code location, which it loads before its first fork."""
+    def start_run(self, instance: DagsterInstance, run: DagsterRun) -> bool:
+        """Have the host fork a run worker for `run` (returns once the host has the order);
+        False when the run's code is not a package the host can load and watch."""
+        origin = run.job_code_origin.repository_origin if run.job_code_origin else None
+        files = code_files(origin) if origin is not None else None
+        if files is None:
+            return False
+        wanted = (serialize_value(origin), _fingerprint(files))
         order = json.dumps(
             {"instance_ref": serialize_value(instance.get_ref()), "run_id": run.run_id}
         )
-        location = serialize_value(run.job_code_origin.repository_origin)
         with self._lock:
+            if self._loaded != wanted:  # another location, or its code changed: a new host
+                self._end()
             for _ in range(2):  # a host that died since the last run is started again, once
                 if self._process is None or self._process.poll() is not None:
                     self._process = subprocess.Popen(
-                        [sys.executable, "-m", __name__, location], stdin=subprocess.PIPE
+                        [sys.executable, "-m", __name__, wanted[0]], stdin=subprocess.PIPE
                     )
+                    self._loaded = wanted
                 try:
                     self._process.stdin.write(order.encode() + b"\n")
                     self._process.stdin.flush()
-                    return
+                    return True
                 except (BrokenPipeError, OSError):
                     self._process = None
         raise RunHostError(f"the run host ({__name__}) could not be started for run {run.run_id}")
@@ -84,11 +103,35 @@ class RunHost:
     def close(self) -> None:
         """End the host (its input closes); the runs it started go on."""
         with self._lock:
-            if self._process is not None and self._process.stdin is not None:
-                self._process.stdin.close()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._process.wait(timeout=5)  # it only waits for its next order
-            self._process = None
+            self._end()
+
+    def _end(self) -> None:
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)  # it only waits for its next order
+        self._process, self._loaded = None, None
+
+
+def code_files(origin: RepositoryPythonOrigin) -> list[Path] | None:
+    """The files of the code location's top-level package (its Python, SQL and contracts);
+    None when its code is not a package found from here (a single file, say)."""
+    module = getattr(origin.code_pointer, "module", None)
+    spec = importlib.util.find_spec(module.split(".")[0]) if module else None
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    if not folders:
+        return None
+    return [p for f in folders for p in Path(f).rglob("*") if "__pycache__" not in p.parts]
+
+
+def _fingerprint(files: list[Path]) -> str:
+    """Every file's name, size and modification time, hashed: any edit changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        with contextlib.suppress(OSError):  # gone meanwhile: its absence changes the digest
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _run(order: dict) -> None:

@@ -40,10 +40,9 @@ class LocalRunLauncher(DefaultRunLauncher):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
-        if run.job_code_origin is None:  # not from Python code this host can load
-            super().launch_run(context)
+        if not self._host.start_run(self._instance, run):  # not code the host can load
+            super().launch_run(context)  # and watch: the code server starts it
             return
-        self._host.start_run(self._instance, run)
         self._run_ids.add(run.run_id)
 
     def terminate(self, run_id: str) -> bool:
