@@ -1,11 +1,18 @@
 """A cluster worker process keeps one Dagster instance for all the steps it runs, on kept
 PostgreSQL connections, instead of a new instance and a new connection per read and write; so
-does the daemon; a cluster run sees its finished steps within 50 ms, not a second."""
+does the daemon; a cluster run sees its finished steps within 50 ms, not a second; and a
+worker runs a step on the code as it is now, not as it was when the worker first loaded it."""
 
 from __future__ import annotations
 
-from dagster import DagsterInstance
+import subprocess
+import threading
 
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, execute_job, reconstructable
+
+from marts_project.cluster import supervisor
+from marts_project.execution.runs import instance_for
 from marts_project.instance.celery_task import worker_instance
 from marts_project_tests.conftest import pg_connect
 
@@ -73,3 +80,72 @@ def test_the_daemon_keeps_its_postgresql_connections(database, tmp_path, monkeyp
     monkeypatch.setattr(daemon, "dagster_daemon", dagster_daemon)
     assert daemon.main() == 0
     assert seen and seen[0] >= 1
+
+
+CODE = """
+import os
+from pathlib import Path
+
+from dagster import job, op
+
+from marts_project.deployment import executor_for
+
+
+@op
+def write_version() -> None:
+    (Path(__file__).parent.parent / "ran").write_text(f"{{VERSION}} in {{os.getpid()}}")
+
+
+@job(executor_def=executor_for("celery"))  # as the cluster runs: each step on a Celery worker
+def versioned() -> None:
+    write_version()
+
+VERSION = "{version}"
+"""
+
+
+def run_to_its_end(job, instance: DagsterInstance, seconds: float = 180):
+    """Run `job` (its steps on the Celery workers); fail if it is not finished in time."""
+    done = []
+    runner = threading.Thread(target=lambda: done.append(execute_job(job, instance)), daemon=True)
+    runner.start()
+    runner.join(seconds)
+    assert done, f"the run did not finish within {seconds} s"
+    return done[0]
+
+
+@pytest.mark.system
+def test_a_worker_runs_each_step_on_the_code_as_edited(tmp_path, rabbitmq_vhost, monkeypatch):
+    """A Celery worker builds the definitions once per process: after an edit of a mart's SQL
+    or code, its steps must run the edited code, not the code it loaded first."""
+    package = tmp_path / "code" / "edited_cluster_code"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text(CODE.format(version="first"))
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "code"))  # the worker imports it too
+    monkeypatch.setenv(
+        "MARTS_CELERY_BROKER", f"pyamqp://guest:guest@127.0.0.1:5672/{rabbitmq_vhost}"
+    )
+    monkeypatch.setenv("MARTS_CELERY_BACKEND", "redis://127.0.0.1:6379/1")
+    from edited_cluster_code.jobs import versioned
+
+    instance = instance_for(tmp_path / "home")
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(  # the command line `marts cluster up` starts each worker with
+        supervisor.commands(workers=1, port=0)["worker-1"], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        ran = []
+        for version in ("first", "second, edited"):
+            (package / "jobs.py").write_text(CODE.format(version=version))
+            result = run_to_its_end(reconstructable(versioned), instance)
+            assert instance.get_run_by_id(result.run_id).status == DagsterRunStatus.SUCCESS
+            written, pid = (package.parent / "ran").read_text().rsplit(" in ", 1)
+            assert written == version
+            ran.append(pid)
+        assert ran[0] != ran[1]  # a new worker process loaded the edited code
+    finally:
+        worker.terminate()
+        worker.wait(60)
+        log.close()

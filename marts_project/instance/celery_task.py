@@ -9,7 +9,10 @@ A worker's instance is opened on its first step, in the worker's own process (ne
 fork), and switched to pooled connections with Dagster's own method for long-lived processes
 (`optimize_for_webserver`: one kept connection plus overflow, recycled hourly, no statement
 timeout). Everything else is dagster-celery's task as it is: the same name, arguments, plan,
-engine event and returned events, so the runs that submit steps are unchanged.
+engine event and returned events, so the runs that submit steps are unchanged. One addition:
+a worker process runs a step only on the code version it loaded (`leave_if_code_changed`);
+definitions are built once per process, so after an edit it would otherwise have run the
+code it loaded first until the cluster restarted.
 
 Private API, isolated here: the task's body is dagster-celery's (`dagster_celery.tasks.
 create_task`), which has no hook for the instance; it uses the step arguments, plan and
@@ -20,6 +23,7 @@ worker fails to start with an error naming this module; the fallback is to remov
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
@@ -47,9 +51,13 @@ from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
 from dagster_celery.core_execution_loop import DELEGATE_MARKER
 from dagster_celery.executor import CeleryExecutor
 
+from marts_project.instance.code_version import code_version
 from marts_project.instance.marts_instance import keep_connections
 
 _INSTANCES: dict[tuple[int, str], DagsterInstance] = {}  # (process id, instance ref) -> kept
+_LOADED: dict[tuple[int, str], str] = {}  # (process id, code location) -> its version loaded
+CODE_CHANGED = 75  # a worker process's exit status when it leaves to load edited code
+log = logging.getLogger(__name__)
 
 
 def worker_instance(ref) -> DagsterInstance:
@@ -62,6 +70,27 @@ def worker_instance(ref) -> DagsterInstance:
     return _INSTANCES[key]
 
 
+def leave_if_code_changed(job: ReconstructableJob) -> None:
+    """End this worker process, before the step starts, when the job's code changed since the
+    process loaded it (an edited mart SQL, contract or Python): the step is handed back to the
+    broker (the task is acknowledged only when it ends, and requeued when its process is lost)
+    and runs in a new worker process, which Celery forks from the worker's main process (which
+    never loads a code location) and which loads the edited code."""
+    pointer = job.repository.pointer
+    version = code_version(pointer)
+    if version is None:  # not a package this process can watch: as dagster-celery runs it
+        return
+    loaded = _LOADED.setdefault((os.getpid(), serialize_value(pointer)), version)
+    if loaded != version:
+        log.warning(
+            "the code of %s changed since this worker process loaded it: the process leaves "
+            "and its step is run again by a new one, on the edited code",
+            getattr(pointer, "module", pointer),
+        )
+        logging.shutdown()
+        os._exit(CODE_CHANGED)
+
+
 def register(app: Celery) -> None:
     """Make `app`'s step task this one (in place of dagster-celery's, under its name)."""
     app.tasks.unregister(TASK_EXECUTE_PLAN_NAME)
@@ -71,6 +100,7 @@ def register(app: Celery) -> None:
         args = unpack_value(execute_step_args_packed, as_type=ExecuteStepArgs)
         instance = worker_instance(args.instance_ref)
         job = ReconstructableJob.from_dict(executable_dict)
+        leave_if_code_changed(job)
         run = instance.get_run_by_id(args.run_id)
         if run is None:
             raise LookupError(f"run {args.run_id} is not in the instance this worker reads")

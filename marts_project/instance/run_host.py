@@ -26,24 +26,18 @@ fails to start with an error naming this module; the fallback is to delete `laun
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRun
 
 # Private: `dagster api execute_run`'s body, run in the forked child (no public API runs an
 # existing run in this process).
 from dagster._cli.api import _execute_run_command_body
-
-# Private: where a run's code comes from (its module or file), as the run records it.
-from dagster._core.origin import RepositoryPythonOrigin
 
 # Private: the instance reference and code origin a launcher hands its run workers, as Dagster
 # serializes them.
@@ -55,6 +49,7 @@ from dagster._utils.hosted_user_process import recon_repository_from_origin
 # Private: how Dagster's run workers turn SIGINT/SIGTERM into a cancellation of the run.
 from dagster._utils.interrupts import capture_interrupts
 
+from marts_project.instance.code_version import code_version
 from marts_project.instance.marts_instance import MartsInstance
 
 
@@ -69,17 +64,17 @@ class RunHost:
 
     def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
-        self._loaded: tuple[str, str] | None = None  # (code location, its files' fingerprint)
+        self._loaded: tuple[str, str] | None = None  # (code location, its code version)
         self._lock = threading.Lock()  # the daemon launches runs from several threads
 
     def start_run(self, instance: DagsterInstance, run: DagsterRun) -> bool:
         """Have the host fork a run worker for `run` (returns once the host has the order);
         False when the run's code is not a package the host can load and watch."""
         origin = run.job_code_origin.repository_origin if run.job_code_origin else None
-        files = code_files(origin) if origin is not None else None
-        if files is None:
+        version = code_version(origin.code_pointer) if origin is not None else None
+        if version is None:
             return False
-        wanted = (serialize_value(origin), _fingerprint(files))
+        wanted = (serialize_value(origin), version)
         order = json.dumps(
             {"instance_ref": serialize_value(instance.get_ref()), "run_id": run.run_id}
         )
@@ -111,27 +106,6 @@ class RunHost:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=5)  # it only waits for its next order
         self._process, self._loaded = None, None
-
-
-def code_files(origin: RepositoryPythonOrigin) -> list[Path] | None:
-    """The files of the code location's top-level package (its Python, SQL and contracts);
-    None when its code is not a package found from here (a single file, say)."""
-    module = getattr(origin.code_pointer, "module", None)
-    spec = importlib.util.find_spec(module.split(".")[0]) if module else None
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    if not folders:
-        return None
-    return [p for f in folders for p in Path(f).rglob("*") if "__pycache__" not in p.parts]
-
-
-def _fingerprint(files: list[Path]) -> str:
-    """Every file's name, size and modification time, hashed: any edit changes it."""
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        with contextlib.suppress(OSError):  # gone meanwhile: its absence changes the digest
-            stat = path.stat()
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 def _run(order: dict) -> None:
