@@ -152,3 +152,31 @@ def test_a_run_after_an_edit_of_the_code_runs_the_edited_code(tmp_path, monkeypa
             assert (package.parent / "ran").read_text() == version
     finally:
         instance.run_launcher.dispose()
+
+
+def test_a_run_after_an_edit_that_breaks_the_code_fails_with_the_error(tmp_path, monkeypatch):
+    """A run on code that no longer loads (a typo in an edited module) fails at once with the
+    error in its own log, as a run started cold does; it must not wait for run monitoring to
+    give up on a worker that never started."""
+    package = tmp_path / "code" / "broken_location"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text(CODE.format(version="first"))
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "code"))
+    from broken_location.jobs import versioned
+
+    instance = instance_for(tmp_path / "home")
+    try:
+        (package / "jobs.py").write_text(CODE.format(version="first") + "\nVERSION = (\n")
+        run = launched(instance, versioned)
+        wait_for("run finished", lambda: instance.get_run_by_id(run.run_id).is_finished, 60)
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+        logged = " ".join(
+            str(entry.dagster_event.engine_event_data.error or "")
+            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            if entry.dagster_event and entry.dagster_event.engine_event_data
+        )
+        assert "SyntaxError" in logged
+    finally:
+        instance.run_launcher.dispose()

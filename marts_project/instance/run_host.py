@@ -10,10 +10,11 @@ and forks a child per run: the child opens the instance and runs exactly what `d
 execute_run` runs, so the run, its events, its retries and its monitoring are Dagster's own.
 A host is replaced when a file of its code location's package changed since it loaded it
 (size or modification time), so an edited mart SQL or contract runs from the next launch on,
-as with runs started cold. The host is single-threaded when it forks (nothing it imports
-starts a thread; the daemon itself, which has threads and gRPC channels, never forks). It
-exits when its launcher goes (end of its input); runs already started go on, as the code
-server's do.
+as with runs started cold; when the code does not load, each run worker tries again and
+fails its run with the error in the run's log, as a run started cold does. The host is
+single-threaded when it forks (nothing it imports starts a thread; the daemon itself, which
+has threads and gRPC channels, never forks). It exits when its launcher goes (end of its
+input); runs already started go on, as the code server's do.
 
 Private API, isolated here: the body of `dagster api execute_run` (`dagster._cli.api.
 _execute_run_command_body`: the run's start event with its pid, which run monitoring reads,
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
 
 from dagster import DagsterInstance, DagsterRun
 
@@ -122,7 +124,10 @@ def _run(order: dict) -> None:
 
 def main(location: str) -> None:
     """The host: load the code location once, then fork a run worker for each order read."""
-    recon_repository_from_origin(deserialize_value(location)).get_definition()
+    try:
+        recon_repository_from_origin(deserialize_value(location)).get_definition()
+    except Exception:  # code that does not load (an edit with a typo): each run worker loads
+        traceback.print_exc()  # it again and fails its run with the error, as Dagster's do
     MartsInstance.long_lived = True  # a run worker reads and writes its run's events throughout
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # run workers are reaped as they exit
     while line := sys.stdin.buffer.readline():
