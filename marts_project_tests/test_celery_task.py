@@ -43,6 +43,28 @@ def test_a_worker_process_reuses_one_instance_and_keeps_its_connections(database
         first.dispose()
 
 
+def test_a_kept_connection_the_server_closed_is_replaced_before_use(database, tmp_path):
+    """After PostgreSQL restarts (or drops idle sessions), a worker's next read must work: a
+    kept connection that died is replaced, not used and failed with."""
+    (tmp_path / "dagster.yaml").write_text(
+        "storage:\n  postgres:\n    postgres_url: "
+        f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    with DagsterInstance.from_config(str(tmp_path)) as submitting:
+        worker = worker_instance(submitting.get_ref())
+        assert worker.get_run_by_id("no-such-run") is None
+        assert kept_connections(database) >= 1
+        with pg_connect() as admin, admin.cursor() as cur:  # what a restart does to sessions
+            cur.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                [database],
+            )
+        assert worker.get_run_by_id("no-such-run") is None
+        assert worker.get_runs(limit=1) == []
+        worker.dispose()
+
+
 def test_a_cluster_run_looks_for_finished_steps_many_times_a_second():
     """dagster-celery's run loop sleeps a second between looks for finished steps: every link
     of the asset graph waited up to that long before its next step was submitted."""
