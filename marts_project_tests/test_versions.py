@@ -317,3 +317,37 @@ def test_a_rebuild_on_the_same_landing_files_rebuilds_nothing_downstream(lake):
     ]
     assert planned(lake) == set()
     assert converge(lake.defs, lake.instance).outcomes == []
+
+
+def test_a_runs_checks_read_a_tables_records_once_and_again_after_it_is_written(tmp_path):
+    """The freshness checks of a run's marts share their lineage: its records are read once
+    per run, but never kept over a write of the table by this process."""
+    import pyarrow as pa
+
+    from marts_project.core.versions import build_properties
+    from marts_project.resources.iceberg import IcebergWarehouse
+
+    warehouse = IcebergWarehouse(
+        catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}", warehouse=tmp_path.as_uri()
+    )
+    rows = pa.table({"day": pa.array([DAY], pa.date32()), "n": [1]})
+
+    def write(code: str) -> None:
+        records = build_properties([DAY.isoformat()], code, None, "run-1", 1, 0.1)
+        warehouse.overwrite_days(
+            "staging.t", rows, "day", DAY, DAY + dt.timedelta(1), None, None, records
+        )
+
+    write("first")
+    assert warehouse.build_records("staging.t", "run-1")[DAY.isoformat()].code == "first"
+    write("second")  # the same run writes it again: what the checks read next is the new one
+    assert warehouse.build_records("staging.t", "run-1")[DAY.isoformat()].code == "second"
+    loads = []
+    catalog = warehouse.catalog()
+    original = catalog.load_table
+    catalog.load_table = lambda identifier: loads.append(identifier) or original(identifier)
+    for _ in range(3):
+        assert warehouse.build_records("staging.t", "run-1")[DAY.isoformat()].code == "second"
+    assert loads == []  # read once for the run
+    assert warehouse.build_records("staging.t", "run-2")[DAY.isoformat()].code == "second"
+    assert loads == ["staging.t"]  # another run reads it again

@@ -16,7 +16,8 @@ unfinished until run monitoring marks it failed, and its partitions to be rewrit
 write is idempotent), never a wrong record.
 
 Private API, isolated here: `ConsolidatedSqliteEventLogStorage` is a public class, but Dagster
-exports it only from `dagster._core.storage.event_log`, and the pool replaces its `_connect`.
+exports it only from `dagster._core.storage.event_log`, and the pool replaces its `_connect`
+(and remembers what `_has_asset_key_col_on_connection` found).
 If an upgrade changes either, the instance fails to load with an error naming this module;
 the fallback is to delete the `event_log_storage` block of `dagster.yaml` (Dagster's default).
 Production scale-out uses PostgreSQL storage, where Dagster pools connections itself.
@@ -68,6 +69,15 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
                 if self._engine.dialect.has_table(conn, table_name):
                     known.add(table_name)
         return table_name in known
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        """Whether the asset table has a column, reflected once: a column once there stays (a
+        migration only adds them). Dagster reflects the table's columns for each asset event
+        it stores and each partition status it reads (about 1 ms each on SQLite)."""
+        known = self.__dict__.setdefault("_asset_columns_seen", set())
+        if column_name not in known and super()._has_asset_key_col_on_connection(conn, column_name):
+            known.add(column_name)
+        return column_name in known
 
     def dispose(self) -> None:
         super().dispose()

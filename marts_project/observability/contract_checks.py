@@ -83,11 +83,14 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
                 latest = warehouse.latest_day(identifier)
                 yield check_result(audit_recency(contract, latest, now), clock[check.name], key)
             elif check.name == "partition_freshness":
+                run_id = context.run.run_id
                 failed = failed_in_lineage(
-                    contract.name, contract.partitions_def, context.instance, context.run.run_id
+                    contract.name, contract.partitions_def, context.instance, run_id
                 )
-                stale = stale_partitions(all_assets(), warehouse, serving, landing, of=key)
-                built = warehouse.build_records(identifier)
+                stale = stale_partitions(
+                    all_assets(), warehouse, serving, landing, of=key, run_id=run_id
+                )
+                built = warehouse.build_records(identifier, run_id)
                 yield _freshness_result(
                     mart, serving, landing, now, clock[check.name], key, failed, stale, built
                 )

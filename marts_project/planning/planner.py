@@ -154,10 +154,14 @@ def facts_of(assets: Iterable[AssetsDefinition]) -> dict[AssetKey, AssetFacts]:
 
 
 def lake_records(
-    warehouse: IcebergWarehouse, serving: ServingDatabase, facts: Mapping[AssetKey, AssetFacts]
+    warehouse: IcebergWarehouse,
+    serving: ServingDatabase,
+    facts: Mapping[AssetKey, AssetFacts],
+    run_id: str | None = None,
 ) -> dict:
     """Asset -> partition -> build record: a table's from its Iceberg properties (one table
-    load), a serving view's from its comment in the serving database."""
+    load; once per run with `run_id`, `IcebergWarehouse.build_records`), a serving view's from
+    its comment in the serving database."""
     records: dict = {}
     for key, asset in facts.items():
         identifier = ".".join(key.path)
@@ -166,7 +170,7 @@ def lake_records(
             record = BuildRecord.decode(text) if text else None
             records[key] = {None: record} if record else {}
         elif asset.stored:
-            records[key] = warehouse.build_records(identifier)
+            records[key] = warehouse.build_records(identifier, run_id)
     return records
 
 
@@ -190,14 +194,16 @@ def stale_partitions(
     serving: ServingDatabase,
     landing: LandingZone,
     of: AssetKey | None = None,
+    run_id: str | None = None,
 ) -> set[tuple[AssetKey, str | None]]:
     """Every out-of-date (asset, partition) now, of `of` and what it is computed from only
     when given (a mart's check reads its lineage's records, not the whole lake's): what
-    freshness judges a served day by."""
+    freshness judges a served day by. With `run_id`, each table's records are read once for
+    the run (the checks of one run)."""
     facts = facts_of(assets)
     if of is not None:
         facts = {k: facts[k] for k in _lineage(facts, of)}
-    records = lake_records(warehouse, serving, facts)
+    records = lake_records(warehouse, serving, facts, run_id)
     plan = make_plan(facts, records, landing.fingerprints(), columns_of=warehouse.column_names)
     return {(s.asset, s.partition) for s in plan.stale}
 

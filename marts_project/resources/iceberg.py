@@ -44,6 +44,14 @@ WRITE_PROPERTIES = {
     "write.parquet.dict-size-bytes": str(64 * 1024),
 }
 CATALOG_NAME = "marts"  # a SqlCatalog scopes its tables by name: never change it
+# run id -> table -> its build records as the run's checks first read them (one run's)
+_RECORDS_IN_RUN: dict[str, dict[str, dict[str | None, BuildRecord]]] = {}
+
+
+def _written(identifier: str) -> None:
+    """This process changed `identifier`: its records are read again when next asked."""
+    for memo in _RECORDS_IN_RUN.values():
+        memo.pop(identifier, None)
 
 
 class PartitionWindowError(ValueError):
@@ -171,9 +179,25 @@ class IcebergWarehouse(StorageAccess):
     def table_exists(self, identifier: str) -> bool:
         return _loaded(self.catalog(), identifier) is not None
 
-    def build_records(self, identifier: str) -> dict[str | None, BuildRecord]:
+    def build_records(
+        self, identifier: str, run_id: str | None = None
+    ) -> dict[str | None, BuildRecord]:
         """What each partition of a table was last built from (`versions.py`); empty for a
-        table not built yet."""
+        table not built yet.
+
+        With `run_id` (the checks of one run), a table's records are read once for the run and
+        read again after this process writes the table: the freshness checks of a run's marts
+        each read their lineage's records, most of them shared (81 of a one-day refresh's 207
+        table loads). A table a check reads is upstream of its mart, so the run wrote it before
+        the first check that reads it; what other runs write meanwhile, the next evaluation
+        sees (as with `failures.failed_in_lineage`)."""
+        if run_id is not None:
+            if run_id not in _RECORDS_IN_RUN:
+                _RECORDS_IN_RUN.clear()  # another run's: gone
+            memo = _RECORDS_IN_RUN.setdefault(run_id, {})
+            if identifier not in memo:
+                memo[identifier] = self.build_records(identifier)
+            return dict(memo[identifier])
 
         def load() -> dict[str | None, BuildRecord]:
             table = _loaded(self.catalog(), identifier)
@@ -370,7 +394,10 @@ class IcebergWarehouse(StorageAccess):
                 if not published:  # refused, failed or redone: the branch goes
                     _drop_branch(self.catalog().load_table(identifier), branch)
 
-        with_retries(attempt, f"write-audit-publish {identifier}")
+        try:
+            with_retries(attempt, f"write-audit-publish {identifier}")
+        finally:
+            _written(identifier)
         table = published[-1]
         ours = [s for s in table.snapshots() if (s.summary or {}).get("marts.write_id") == write_id]
         return _result(identifier, ours, data.num_rows)
@@ -436,7 +463,10 @@ class IcebergWarehouse(StorageAccess):
                 "refused it, or it is an intermediate step of a write); roll back only to a "
                 "snapshot `marts snapshots` marks as published"
             )
-        table.manage_snapshots().set_current_snapshot(snapshot_id=snapshot_id).commit()
+        try:
+            table.manage_snapshots().set_current_snapshot(snapshot_id=snapshot_id).commit()
+        finally:
+            _written(identifier)
 
     def replace_all(
         self,
@@ -491,7 +521,10 @@ class IcebergWarehouse(StorageAccess):
                 if snap.summary is not None and snap.summary.get("marts.write_id") == write_id
             ]
 
-        with_retries(attempt, f"write {identifier}", landed=lambda: bool(ours()))
+        try:
+            with_retries(attempt, f"write {identifier}", landed=lambda: bool(ours()))
+        finally:
+            _written(identifier)
         return _result(identifier, ours(committed[-1] if committed else None), data.num_rows)
 
     def _holds_nothing(self, identifier: str, row_filter: BooleanExpression) -> bool:
