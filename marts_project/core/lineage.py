@@ -1,16 +1,18 @@
 """What a SQL transform reads, and which input columns each output column comes from (sqlglot),
 so asset inputs and `dagster/column_lineage` are derived from the SQL, never hand-written."""
 
+from __future__ import annotations
+
 import functools
 import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import version
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
-import sqlglot
 from dagster import (
     AssetKey,
     TableColumnDep,
@@ -18,13 +20,14 @@ from dagster import (
     deserialize_value,
     serialize_value,
 )
-from sqlglot import exp
-from sqlglot.lineage import lineage
-from sqlglot.optimizer.pushdown_projections import pushdown_projections
-from sqlglot.optimizer.qualify import qualify
-from sqlglot.optimizer.scope import traverse_scope
 
 from marts_project.settings import cache_dir
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+# sqlglot is imported by the functions that parse, which run only when the file cache has no
+# answer (`_remembered`): importing it is 0.1 s of every command's start-up otherwise.
 
 # Table name prefix -> the layer / domain namespace (= asset key prefix) it lives in.
 NAMESPACES = {
@@ -59,12 +62,37 @@ def normalized_sql(sql: str) -> str:
     return _remembered("normalized", [sql], lambda: _normalize(sql), json.dumps, json.loads)
 
 
+@functools.cache
+def schema_qualified(sql: str) -> str:
+    """`sql` with each table it reads qualified by its namespace (`domain.mart`), as a serving
+    view reads the marts of its database; kept in the file cache like the inputs."""
+    key = [sql, sorted(NAMESPACES.items())]
+    return _remembered("qualified", key, lambda: _qualify(sql), json.dumps, json.loads)
+
+
+def _qualify(sql: str) -> str:
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, dialect="duckdb")
+    inputs = set(sql_inputs(sql))
+    for table in tree.find_all(exp.Table):
+        if table.name in inputs and not table.db:
+            table.set("db", exp.to_identifier(asset_key_for_table(table.name).path[0]))
+    return tree.sql(dialect="duckdb")
+
+
 def _normalize(sql: str) -> str:
+    import sqlglot
+
     statements = sqlglot.parse(sql, dialect="duckdb")
     return ";\n".join(s.sql(dialect="duckdb", comments=False) for s in statements if s)
 
 
 def _parse_inputs(sql: str) -> list[str]:
+    import sqlglot
+    from sqlglot import exp
+
     tree = sqlglot.parse_one(sql, dialect="duckdb")
     ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
     return sorted({t.name for t in tree.find_all(exp.Table)} - ctes)
@@ -86,6 +114,11 @@ def _cache_dir() -> Path:
 T = TypeVar("T")
 
 
+@functools.cache
+def _sqlglot_version() -> str:
+    return version("sqlglot")
+
+
 def _remembered(
     kind: str,
     key: list,
@@ -95,7 +128,7 @@ def _remembered(
 ) -> T:
     """`compute()`, or its answer from the file cache when this `key` was computed before by
     this sqlglot. A cache that cannot be read or written only costs the computation."""
-    digest = hashlib.sha256(json.dumps([sqlglot.__version__, *key]).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([_sqlglot_version(), *key]).encode()).hexdigest()
     path = _cache_dir() / kind / f"{digest}.json"
     try:
         return load(path.read_text())
@@ -130,6 +163,9 @@ def _column_lineage(
 def _walk_lineage(
     sql: str, inputs: tuple[tuple[str, tuple[str, ...]], ...], output_columns: tuple[str, ...]
 ) -> TableColumnLineage:
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
     schema = {name: dict.fromkeys(names, "unknown") for name, names in inputs}
     # every output column in one walk: the query is qualified once and shared sub-lineages
     # are computed once (a call per column re-qualified it each time, ~4x the cost)
@@ -193,6 +229,12 @@ def column_reads(sql: str, inputs: Mapping[str, Iterable[str]]) -> dict:
 
 
 def _column_reads(sql: str, inputs: dict[str, list[str]]) -> dict:
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.optimizer.pushdown_projections import pushdown_projections
+    from sqlglot.optimizer.qualify import qualify
+    from sqlglot.optimizer.scope import traverse_scope
+
     schema = {name: dict.fromkeys(names, "unknown") for name, names in inputs.items()}
     try:
         tree = qualify(
@@ -220,6 +262,8 @@ def _column_reads(sql: str, inputs: dict[str, list[str]]) -> dict:
 
 def _pruned(tree: exp.Select, projections: list[exp.Expression]) -> str:
     """A digest of `tree` selecting only `projections`, every CTE pruned to what they need."""
+    from sqlglot.optimizer.pushdown_projections import pushdown_projections
+
     one = tree.copy()
     one.set("expressions", projections)
     text = pushdown_projections(one).sql(dialect="duckdb", comments=False)

@@ -28,6 +28,7 @@ from marts_project.core.lineage import (
     asset_key_for_table,
     column_lineage,
     normalized_sql,
+    schema_qualified,
     sql_inputs,
 )
 from marts_project.core.partitions import (
@@ -289,7 +290,7 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
             return blocking_failures(contract, audits)
 
         record = build_properties(None, version, code, context.run_id, 0, 0.0)[BUILT]
-        rows = serving.create_view(identifier, _qualified(sql), audit, record)
+        rows = serving.create_view(identifier, schema_qualified(sql), audit, record)
         columns = serving.describe(identifier)
         return MaterializeResult(
             metadata={
@@ -302,16 +303,3 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         )
 
     return _view
-
-
-def _qualified(sql: str) -> str:
-    """The view's SQL with each mart it reads qualified by its schema in the serving database."""
-    import sqlglot
-    from sqlglot import exp
-
-    tree = sqlglot.parse_one(sql, dialect="duckdb")
-    inputs = set(sql_inputs(sql))
-    for table in tree.find_all(exp.Table):
-        if table.name in inputs and not table.db:
-            table.set("db", exp.to_identifier(asset_key_for_table(table.name).path[0]))
-    return tree.sql(dialect="duckdb")
