@@ -1,4 +1,4 @@
-"""The pyiceberg metadata cache changes how often metadata is computed, never what it is."""
+"""The pyiceberg fixes change how often metadata is computed or parsed, never what it is."""
 
 from __future__ import annotations
 
@@ -61,3 +61,22 @@ def test_a_write_is_split_by_partition_into_the_same_parts_as_pyiceberg_splits_i
     assert parts(ours, in_order) == parts(theirs, in_order)
     assert len(parts(ours, data)) == 3
     assert sorted(table.scan().to_arrow()["v"].to_pylist()) == list(range(len(days)))
+
+
+def test_a_tables_metadata_file_is_parsed_once_and_every_commit_is_seen(tmp_path):
+    """Loads of an unchanged table share one parse of its metadata file; a commit by another
+    writer (another process, here another catalog) is seen by the next load."""
+    warehouse = open_resource(Settings.local(tmp_path), "warehouse")
+    other = open_resource(Settings.local(tmp_path), "warehouse")  # its own catalog connection
+    day = dt.date(2026, 10, 5)
+    rows = pa.table({"d": [day], "v": [1]})
+    warehouse.overwrite_days("raw.t", rows, "d", day, day + dt.timedelta(days=1))
+    first = warehouse.load_table("raw.t")
+    again = warehouse.load_table("raw.t")
+    assert again.metadata is first.metadata  # the same file: parsed once
+    with other.load_table("raw.t").transaction() as tx:
+        tx.set_properties(owner="someone else")
+    seen = warehouse.load_table("raw.t")
+    assert seen.metadata_location != first.metadata_location
+    assert seen.properties["owner"] == "someone else"
+    assert seen.metadata.model_dump() != first.metadata.model_dump()

@@ -1,5 +1,6 @@
-"""The one place that touches pyiceberg internals: cache `Transaction.table_metadata`, and
-split a write by partition in one sort instead of one filter per partition.
+"""The one place that touches pyiceberg internals: cache `Transaction.table_metadata`, split
+a write by partition in one sort instead of one filter per partition, and parse a table's
+metadata file once per process.
 
 pyiceberg 0.12.0 recomputes `Transaction.table_metadata` on every read by replaying the staged
 updates and deep-copying the whole table metadata (snapshots included), and its overwrite reads
@@ -23,6 +24,15 @@ groups by row count across chunks, so combining them first (pyiceberg's `combine
 only a copy of the whole write (495 MB for a 314 MB landing file's day).
 Several partition fields keep pyiceberg's own path.
 
+Every catalog load of a table reads and parses its current metadata file (JSON into pydantic
+models: the schema, every snapshot kept, and the properties, which hold a build record per
+partition, about 1.3 KB each, `versions.py`); a one-day refresh loads tables 170 times, most of
+them unchanged since the last load, and each parse grows with the table's history. A metadata
+file is never rewritten (Iceberg names each version anew, with a UUID), so the parse of the
+latest file read for each table is kept and handed out again while the catalog still points
+at that file; the catalog is still asked every time, so a commit by any process is seen at
+once. One entry per table: the memory is one metadata per table, not one per version.
+
 Applied only to the pyiceberg version it was written and tested against; any other version
 keeps its own behaviour (and `test_pyiceberg_fix.py` says so).
 """
@@ -34,9 +44,11 @@ from importlib.metadata import version
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.io import InputFile
 from pyiceberg.io import pyarrow as pyiceberg_arrow
 from pyiceberg.partitioning import PartitionFieldValue, PartitionKey, PartitionSpec
 from pyiceberg.schema import Schema
+from pyiceberg.serializers import FromInputFile
 from pyiceberg.table import Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import update_table_metadata
@@ -86,12 +98,30 @@ def _determine_partitions(
         start = end
 
 
+_read_table_metadata = FromInputFile.table_metadata
+# a table's metadata folder -> (the metadata file last parsed there, its parse)
+_PARSED: dict[str, tuple[str, TableMetadata]] = {}
+
+
+def _table_metadata_once(input_file: InputFile, encoding: str = "utf-8") -> TableMetadata:
+    """`FromInputFile.table_metadata`, parsed once per metadata file (the latest per table)."""
+    location = input_file.location
+    folder = location.rsplit("/", 1)[0]
+    kept = _PARSED.get(folder)
+    if kept is not None and kept[0] == location:
+        return kept[1]
+    metadata = _read_table_metadata(input_file, encoding)
+    _PARSED[folder] = (location, metadata)
+    return metadata
+
+
 def apply() -> bool:
-    """Install both if this is the pyiceberg they were made for; True when installed."""
+    """Install them if this is the pyiceberg they were made for; True when installed."""
     if version("pyiceberg") != PATCHED_VERSION:
         return False
     Transaction.table_metadata = property(_table_metadata)  # type: ignore[method-assign]
     pyiceberg_arrow._determine_partitions = _determine_partitions
+    FromInputFile.table_metadata = staticmethod(_table_metadata_once)  # type: ignore[method-assign]
     return True
 
 
