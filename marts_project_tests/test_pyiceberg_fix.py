@@ -7,7 +7,6 @@ from importlib.metadata import version
 
 import pyarrow as pa
 import pytest
-from pyiceberg.table.update import update_table_metadata
 
 from marts_project.deployment import open_resource
 from marts_project.resources import pyiceberg_fix
@@ -32,7 +31,7 @@ def test_a_transaction_computes_its_metadata_once_per_state_and_equal_to_pyicebe
         tx.set_properties(owner="marts")
         staged = tx.table_metadata
         assert staged is not first and staged.properties["owner"] == "marts"
-        expected = update_table_metadata(table.metadata, tx._updates)
+        expected = pyiceberg_fix._copying_update_table_metadata(table.metadata, tx._updates)
         assert staged.model_dump(exclude={"last_updated_ms"}) == expected.model_dump(
             exclude={"last_updated_ms"}
         )
@@ -80,3 +79,31 @@ def test_a_tables_metadata_file_is_parsed_once_and_every_commit_is_seen(tmp_path
     assert seen.metadata_location != first.metadata_location
     assert seen.properties["owner"] == "someone else"
     assert seen.metadata.model_dump() != first.metadata.model_dump()
+
+
+def test_staged_updates_apply_as_pyiceberg_applies_them_and_leave_the_base_as_it_was(tmp_path):
+    """Without pyiceberg's final deep copy, the result is the same metadata and its base is
+    unchanged, whatever the updates (properties, a snapshot, a branch, a removal)."""
+    warehouse = open_resource(Settings.local(tmp_path), "warehouse")
+    day = dt.date(2026, 10, 5)
+    rows = pa.table({"d": [day, day], "v": [1, 2]})
+    warehouse.overwrite_days("raw.t", rows, "d", day, day + dt.timedelta(days=1))
+    table = warehouse.load_table("raw.t")
+    before = table.metadata.model_dump()
+    with table.transaction() as tx:
+        tx.set_properties(owner="marts", note="x")
+        tx.remove_properties("note")
+        tx.overwrite(rows, overwrite_filter=f"d = '{day}'")
+        updates = tx._updates
+        ours = pyiceberg_fix.update_table_metadata(table.metadata, updates)
+        theirs = pyiceberg_fix._copying_update_table_metadata(table.metadata, updates)
+        assert ours.model_dump(exclude={"last_updated_ms"}) == theirs.model_dump(
+            exclude={"last_updated_ms"}
+        )
+        assert table.metadata.model_dump() == before  # the base is untouched
+    snapshot = warehouse.load_table("raw.t").current_snapshot().snapshot_id
+    warehouse.load_table("raw.t").manage_snapshots().create_branch(snapshot, "audit").commit()
+    table = warehouse.load_table("raw.t")
+    assert table.metadata.refs["audit"].snapshot_id == snapshot
+    assert table.properties["owner"] == "marts" and "note" not in table.properties
+    assert table.scan().to_arrow().num_rows == 2
