@@ -73,10 +73,14 @@ def test_a_tables_metadata_file_is_parsed_once_and_every_commit_is_seen(tmp_path
     first = warehouse.load_table("raw.t")
     again = warehouse.load_table("raw.t")
     assert again.metadata is first.metadata  # the same file: parsed once
+    parsed = pyiceberg_fix._read_table_metadata(first.io.new_input(first.metadata_location))
+    assert first.metadata.model_dump() == parsed.model_dump()  # the commit's own: as a parse
     with other.load_table("raw.t").transaction() as tx:
         tx.set_properties(owner="someone else")
     seen = warehouse.load_table("raw.t")
     assert seen.metadata_location != first.metadata_location
+    parsed = pyiceberg_fix._read_table_metadata(seen.io.new_input(seen.metadata_location))
+    assert seen.metadata.model_dump() == parsed.model_dump()
     assert seen.properties["owner"] == "someone else"
     assert seen.metadata.model_dump() != first.metadata.model_dump()
 

@@ -39,7 +39,9 @@ them unchanged since the last load, and each parse grows with the table's histor
 file is never rewritten (Iceberg names each version anew, with a UUID), so the parse of the
 latest file read for each table is kept and handed out again while the catalog still points
 at that file; the catalog is still asked every time, so a commit by any process is seen at
-once. One entry per table: the memory is one metadata per table, not one per version.
+once. One entry per table: the memory is one metadata per table, not one per version. A
+commit of this process hands over the metadata it has just written (validated as a parse is),
+so a table's next load after its own write does not parse that file either.
 
 Applied only to the pyiceberg version it was written and tested against; any other version
 keeps its own behaviour (and `test_pyiceberg_fix.py` says so).
@@ -55,12 +57,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg import catalog as pyiceberg_catalog
 from pyiceberg import table as pyiceberg_table
+from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.io import InputFile
 from pyiceberg.io import pyarrow as pyiceberg_arrow
 from pyiceberg.partitioning import PartitionFieldValue, PartitionKey, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.serializers import FromInputFile
-from pyiceberg.table import Transaction
+from pyiceberg.table import CommitTableResponse, Table, Transaction
 from pyiceberg.table import update as pyiceberg_update
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 from pyiceberg.utils.datetime import datetime_to_millis
@@ -154,6 +157,19 @@ def _table_metadata_once(input_file: InputFile, encoding: str = "utf-8") -> Tabl
     return metadata
 
 
+_commit_table = SqlCatalog.commit_table
+
+
+def _commit_table_kept(
+    self: SqlCatalog, table: Table, requirements: tuple, updates: tuple
+) -> CommitTableResponse:
+    """`SqlCatalog.commit_table`, keeping the metadata it wrote as that file's parse."""
+    response = _commit_table(self, table, requirements, updates)
+    location = response.metadata_location
+    _PARSED[location.rsplit("/", 1)[0]] = (location, response.metadata)
+    return response
+
+
 def apply() -> bool:
     """Install them if this is the pyiceberg they were made for; True when installed."""
     if version("pyiceberg") != PATCHED_VERSION:
@@ -163,6 +179,7 @@ def apply() -> bool:
         module.update_table_metadata = update_table_metadata
     pyiceberg_arrow._determine_partitions = _determine_partitions
     FromInputFile.table_metadata = staticmethod(_table_metadata_once)  # type: ignore[method-assign]
+    SqlCatalog.commit_table = _commit_table_kept  # type: ignore[method-assign]
     return True
 
 
