@@ -75,13 +75,16 @@ def failed_of(
 ) -> dict[str, list[str]]:
     """Of `assets` (key -> its partitioning), the partitions failed and not repaired."""
     failed: dict[str, list[str]] = {}
+    keys_of: dict[int, list[str]] = {}  # id of a partitioning -> its keys (most assets share one)
     for key in sorted(assets):
         partitions_def = assets[key]
         if partitions_def is None:
             if _unpartitioned_failed(instance, key):
                 failed[key.to_user_string()] = [WHOLE_TABLE]
             continue
-        keys = partitions_def.get_partition_keys()
+        if id(partitions_def) not in keys_of:
+            keys_of[id(partitions_def)] = partitions_def.get_partition_keys()
+        keys = keys_of[id(partitions_def)]
         status = instance.get_status_by_partition(key, keys, partitions_def) or {}
         bad = [p for p, s in status.items() if s == AssetPartitionStatus.FAILED]
         if bad:
