@@ -239,3 +239,15 @@ def rabbitmq_vhost() -> Iterator[str]:
     ctl_run("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     yield name
     ctl_run("delete_vhost", name)
+
+
+def code_package(root: Path, name: str, jobs: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A code location package `name` under `root` whose `jobs.py` is `jobs`, importable here
+    and by the processes a test starts (PYTHONPATH): what a test edits as a user edits a mart."""
+    package = root / "code" / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text(jobs)
+    monkeypatch.syspath_prepend(str(root / "code"))
+    monkeypatch.setenv("PYTHONPATH", str(root / "code"))
+    return package

@@ -14,7 +14,7 @@ from dagster import DagsterInstance, DagsterRunStatus, execute_job, reconstructa
 from marts_project.cluster import supervisor
 from marts_project.execution.runs import instance_for
 from marts_project.instance.celery_task import worker_instance
-from marts_project_tests.conftest import pg_connect
+from marts_project_tests.conftest import code_package, pg_connect
 
 
 def kept_connections(database: str) -> int:
@@ -140,12 +140,9 @@ def run_to_its_end(job, instance: DagsterInstance, seconds: float = 180):
 def test_a_worker_runs_each_step_on_the_code_as_edited(tmp_path, rabbitmq_vhost, monkeypatch):
     """A Celery worker builds the definitions once per process: after an edit of a mart's SQL
     or code, its steps must run the edited code, not the code it loaded first."""
-    package = tmp_path / "code" / "edited_cluster_code"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "jobs.py").write_text(CODE.format(version="first"))
-    monkeypatch.syspath_prepend(str(tmp_path / "code"))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "code"))  # the worker imports it too
+    package = code_package(
+        tmp_path, "edited_cluster_code", CODE.format(version="first"), monkeypatch
+    )
     monkeypatch.setenv(
         "MARTS_CELERY_BROKER", f"pyamqp://guest:guest@127.0.0.1:5672/{rabbitmq_vhost}"
     )

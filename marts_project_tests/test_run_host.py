@@ -22,6 +22,7 @@ from dagster._core.launcher import LaunchRunContext
 from marts_project.core.processes import alive
 from marts_project.execution.runs import instance_for
 from marts_project.instance.run_launcher import LocalRunLauncher
+from marts_project_tests.conftest import code_package
 
 
 @op
@@ -134,12 +135,7 @@ VERSION = "{version}"
 def test_a_run_after_an_edit_of_the_code_runs_the_edited_code(tmp_path, monkeypatch):
     """The host loads the code once: after an edit (a mart's SQL, say) the next run must run
     the edited code, as a run started in a fresh process would."""
-    package = tmp_path / "code" / "edited_location"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "jobs.py").write_text(CODE.format(version="first"))
-    monkeypatch.syspath_prepend(str(tmp_path / "code"))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "code"))  # the host imports it too
+    package = code_package(tmp_path, "edited_location", CODE.format(version="first"), monkeypatch)
     from edited_location.jobs import versioned
 
     instance = instance_for(tmp_path / "home")
@@ -158,12 +154,7 @@ def test_a_run_after_an_edit_that_breaks_the_code_fails_with_the_error(tmp_path,
     """A run on code that no longer loads (a typo in an edited module) fails at once with the
     error in its own log, as a run started cold does; it must not wait for run monitoring to
     give up on a worker that never started."""
-    package = tmp_path / "code" / "broken_location"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "jobs.py").write_text(CODE.format(version="first"))
-    monkeypatch.syspath_prepend(str(tmp_path / "code"))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "code"))
+    package = code_package(tmp_path, "broken_location", CODE.format(version="first"), monkeypatch)
     from broken_location.jobs import versioned
 
     instance = instance_for(tmp_path / "home")
