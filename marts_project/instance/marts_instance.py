@@ -19,7 +19,7 @@ write (SQLAlchemy's NullPool) outside its webserver, 12.6 ms an event against 2.
 connection (measured here). The daemon writes every run's plan when it creates the run (one
 event per asset and partition: about 250 for a 7-day chunk, 3 s on new connections) and reads
 the storages on every tick of its loops. A kept connection is tested when it is taken from
-its pool (a `select 1`, about 0.1 ms) and replaced when it is dead: after PostgreSQL restarts
+its pool (a `select 1`, one round trip) and replaced when it is dead: after PostgreSQL restarts
 or drops idle sessions, the next query of every such process failed (a step or a run failed
 with "server closed the connection unexpectedly"), where a new connection per query did not.
 
