@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -251,3 +252,15 @@ def code_package(root: Path, name: str, jobs: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.syspath_prepend(str(root / "code"))
     monkeypatch.setenv("PYTHONPATH", str(root / "code"))
     return package
+
+
+def wait_for(what: str, found, seconds: float = 60, every: float = 0.1, log: Path | None = None):
+    """`found()`'s first truthy answer, asked every `every` s; fail naming `what` (and the tail
+    of `log`, when given) if none comes within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := found():
+            return value
+        time.sleep(every)
+    tail = f":\n{log.read_text()[-4000:]}" if log is not None else ""
+    raise AssertionError(f"{what}: not within {seconds:.0f} s{tail}")

@@ -23,7 +23,7 @@ from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.instance.run_launcher import LocalRunLauncher
 from marts_project.settings import REPO_ROOT, Settings
 from marts_project.simulator import SimConfig, land
-from marts_project_tests.conftest import FINAL, Lakehouse, free_port
+from marts_project_tests.conftest import FINAL, Lakehouse, free_port, wait_for
 from marts_project_tests.expected import expected_campaign_performance, mart_rows, mismatches
 from marts_project_tests.test_convergence import DAYS, SIM, D, close_of, deliver_late
 
@@ -140,12 +140,7 @@ def _graphql(base: str, query: str, variables: dict) -> dict:
 
 
 def _wait(what: str, condition, timeout: float, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(1)
-    raise AssertionError(f"{what} not reached in {timeout:.0f}s:\n{log.read_text()[-4000:]}")
+    return wait_for(what, condition, timeout, every=1, log=log)
 
 
 def test_a_backfill_resumes_after_the_daemon_is_killed_mid_run(tmp_path):

@@ -22,7 +22,7 @@ from dagster._core.launcher import LaunchRunContext
 from marts_project.core.processes import alive
 from marts_project.execution.runs import instance_for
 from marts_project.instance.run_launcher import LocalRunLauncher
-from marts_project_tests.conftest import code_package
+from marts_project_tests.conftest import code_package, wait_for
 
 
 @op
@@ -52,15 +52,6 @@ def launched(instance: DagsterInstance, job_def) -> DagsterRun:
     run = instance.create_run_for_job(job_def, job_code_origin=origin)
     instance.launch_run(run.run_id, workspace=None)
     return run
-
-
-def wait_for(what: str, found, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := found():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {seconds} s")
 
 
 def test_a_launched_run_runs_in_a_worker_forked_from_the_run_host(tmp_path):
