@@ -68,21 +68,51 @@ def _peak_gb(pids: set[int]) -> float:
     return peak / 1024**2
 
 
-def step_costs(instance: DagsterInstance) -> dict[str, float]:
-    """How many steps the runs executed and the median seconds of a step's body (its start to
-    its success, from the runs' events)."""
+def _union(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by the union of `spans`."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+def step_costs(instance: DagsterInstance, wall: tuple[float, float]) -> dict[str, float]:
+    """How many steps the runs executed, the median seconds of a step's body (its start to its
+    success, from the runs' events), and where the backfill's wall time `wall` (epoch seconds)
+    went: some step executing, a run in progress with no step executing (handing steps to
+    workers and their results back), and no run in progress (queueing and launching runs,
+    the backfill daemon's ticks, the CLI's start)."""
     bodies: list[float] = []
+    steps: list[tuple[float, float]] = []
+    runs: list[tuple[float, float]] = []
+    ends = (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE)
     for run in instance.get_runs():
         started: dict[str, float] = {}
+        stamps = []
         for entry in instance.all_logs(run.run_id):
+            stamps.append(entry.timestamp)
             event = entry.dagster_event
             if event is None or event.step_key is None:
                 continue
             if event.event_type == DagsterEventType.STEP_START:
                 started[event.step_key] = entry.timestamp
-            elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in started:
-                bodies.append(entry.timestamp - started.pop(event.step_key))
-    return {"steps": float(len(bodies)), "body": statistics.median(bodies) if bodies else 0.0}
+            elif event.event_type in ends and event.step_key in started:
+                begun = started.pop(event.step_key)
+                steps.append((begun, entry.timestamp))
+                if event.event_type == DagsterEventType.STEP_SUCCESS:
+                    bodies.append(entry.timestamp - begun)
+        if stamps:
+            runs.append((min(stamps), max(stamps)))
+    in_steps, in_runs = _union(steps), _union(runs)
+    return {
+        "steps": float(len(bodies)),
+        "body": statistics.median(bodies) if bodies else 0.0,
+        "in_steps": in_steps,
+        "between_steps": in_runs - in_steps,
+        "no_run": (wall[1] - wall[0]) - in_runs,
+    }
 
 
 def run_cluster(
@@ -113,7 +143,7 @@ def run_cluster(
     }
     try:
         supervisor.up(workers, max_runs, 3191, env)
-        started = time.perf_counter()
+        started, began = time.perf_counter(), time.time()
         out = subprocess.run(
             [MARTS, "backfill", "--start", str(days[0]), "--end", str(days[-1])],
             env=env,
@@ -131,7 +161,7 @@ def run_cluster(
                 pids |= {process.pid, *supervisor.descendants(process.pid)}
         os.environ["MARTS_DAGSTER_PG_URL"] = env["MARTS_DAGSTER_PG_URL"]  # the instance reads it
         with DagsterInstance.from_config(str(home)) as instance:
-            costs = step_costs(instance)
+            costs = step_costs(instance, (began, began + seconds))
         return seconds, _peak_gb(pids), costs
     finally:
         supervisor.down(home)
@@ -185,6 +215,7 @@ def main() -> None:
                 "MARTS_S3_ENDPOINT": endpoint,
             }
             embedded = root / "embedded"
+            began = time.time()
             base_s, base_gb = marts(
                 embedded,
                 "backfill",
@@ -195,17 +226,17 @@ def main() -> None:
                 env=same_storage,
             )
             with DagsterInstance.from_config(str(embedded / "dagster_home")) as instance:
-                base = step_costs(instance)
+                base = step_costs(instance, (began, began + base_s))
             print(
                 f"{len(days)} days x {args.rows_per_day:,} rows; embedded (one process, same S3 "
                 f"storage): {base_s:.1f} s, peak {base_gb:.2f} GB, {base['steps']:.0f} steps, "
-                f"median step body {base['body']:.2f} s"
+                f"median step body {base['body']:.2f} s; {_split(base)}"
             )
             print(
                 "| workers | wall | vs embedded | peak RSS per worker | steps | median step body "
-                "| wall beyond the embedded run, per step |"
+                "| wall beyond the embedded run, per step | where the wall went |"
             )
-            print("| --- | --- | --- | --- | --- | --- | --- |")
+            print("| --- | --- | --- | --- | --- | --- | --- | --- |")
             for workers in [int(w) for w in args.workers.split(",")]:
                 seconds, peak, costs = run_cluster(
                     root, endpoint, bucket, workers, args.max_runs, days
@@ -213,10 +244,17 @@ def main() -> None:
                 print(
                     f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x | {peak:.2f} GB "
                     f"| {costs['steps']:.0f} | {costs['body']:.2f} s "
-                    f"| {(seconds - base_s) / costs['steps']:.2f} s |"
+                    f"| {(seconds - base_s) / costs['steps']:.2f} s | {_split(costs)} |"
                 )
         finally:
             moto.terminate()
+
+
+def _split(costs: dict[str, float]) -> str:
+    return (
+        f"steps executing {costs['in_steps']:.1f} s, runs between steps "
+        f"{costs['between_steps']:.1f} s, no run in progress {costs['no_run']:.1f} s"
+    )
 
 
 def _boto(credentials: dict[str, str]) -> dict[str, str]:

@@ -11,9 +11,16 @@ import pytest
 from dagster import DagsterInstance
 
 from marts_project.cli import main
-from marts_project.core.partitions import daily_partitions, last_closed_day, weekly_partitions
+from marts_project.core.partitions import (
+    DayWindow,
+    daily_partitions,
+    last_closed_day,
+    period_of,
+    weekly_partitions,
+)
 from marts_project.execution.runs import materialize_days
-from marts_project.observability.failures import failed_days_in_lineage
+from marts_project.observability.failures import failed_days_in_lineage, keys_within
+from marts_project.observability.freshness import failures_window, judged_days
 from marts_project_tests.conftest import Lakehouse
 
 DAY = last_closed_day(dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
@@ -116,3 +123,19 @@ def test_the_days_a_failure_touches_follow_late_rows_and_the_marts_own_periods()
     whole = {"marketing/mkt_channel_dim": ["(whole table)"]}
     assert sorted(failed_days_in_lineage("mkt_channel_dim", None, whole, days, late)) == days
     assert failed_days_in_lineage("ops_orders_fact", daily_partitions, raw, days, late) == {}
+
+
+def test_a_freshness_check_reads_the_failures_of_the_partitions_holding_its_days_only():
+    """Its cost follows the days it judges, not the years of partitions a lake keeps."""
+    now = dt.datetime.now(dt.UTC)
+    days = judged_days(now)
+    window = failures_window(now)
+    # the judged days, and the ad platform's restatements up to 3 days after the last one
+    assert window == DayWindow(days[0], days[-1] + dt.timedelta(days=4))
+
+    daily = keys_within(daily_partitions, window)
+    assert daily[0] == str(days[0]) and daily[-1] <= str(days[-1] + dt.timedelta(days=3))
+    assert len(daily) < len(daily_partitions.get_partition_keys())
+    weekly = keys_within(weekly_partitions, window)  # the week holding the first day counts
+    assert weekly[0] == period_of(weekly_partitions, days[0]).start.isoformat()
+    assert keys_within(daily_partitions, None) == daily_partitions.get_partition_keys()

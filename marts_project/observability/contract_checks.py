@@ -24,7 +24,7 @@ from marts_project.core.contracts import CheckPolicy, Reconciliation
 from marts_project.core.lineage import asset_key_for_table, sql_inputs
 from marts_project.marts.common import Mart
 from marts_project.observability.failures import failed_in_lineage
-from marts_project.observability.freshness import partition_freshness
+from marts_project.observability.freshness import failures_window, partition_freshness
 from marts_project.observability.slo_history import mart_slo
 from marts_project.planning.planner import stale_partitions
 from marts_project.resources.iceberg import IcebergWarehouse
@@ -85,7 +85,11 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
             elif check.name == "partition_freshness":
                 run_id = context.run.run_id
                 failed = failed_in_lineage(
-                    contract.name, contract.partitions_def, context.instance, run_id
+                    contract.name,
+                    contract.partitions_def,
+                    context.instance,
+                    run_id,
+                    within=failures_window(now),
                 )
                 stale = stale_partitions(
                     all_assets(), warehouse, serving, landing, of=key, run_id=run_id

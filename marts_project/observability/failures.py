@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from marts_project.core.lineage import asset_key_for_table, upstream_tables
-from marts_project.core.partitions import daily_partitions, files_feeding, period_of
+from marts_project.core.partitions import DayWindow, daily_partitions, files_feeding, period_of
 
 WHOLE_TABLE = "(whole table)"
 
@@ -39,8 +39,8 @@ def failed_partitions(defs: Definitions, instance: DagsterInstance) -> dict[str,
     )
 
 
-# run id -> asset -> its failed partitions, as the run's first check read them (one run's)
-_READ_IN_RUN: dict[str, dict[AssetKey, list[str]]] = {}
+# (run id, days judged) -> asset -> its failed partitions, as the run's first check read them
+_READ_IN_RUN: dict[tuple[str, DayWindow | None], dict[AssetKey, list[str]]] = {}
 
 
 def failed_in_lineage(
@@ -48,9 +48,12 @@ def failed_in_lineage(
     partitions_def: PartitionsDefinition | None,
     instance: DagsterInstance,
     run_id: str | None = None,
+    within: DayWindow | None = None,
 ) -> dict[str, list[str]]:
     """`failed_partitions` of `table` and every table it is computed from (all of them
-    day-partitioned: raw, staging, intermediate), without loading the definitions.
+    day-partitioned: raw, staging, intermediate), without loading the definitions; with
+    `within`, only of the partitions holding a day of it (what a check judging those days
+    needs: its cost follows the days judged, not the lake's years of partitions).
 
     With `run_id` (the checks of one run), a table's failures are read once for the run: the
     marts of a run share most of their lineage (31 tables under 94 lineage entries). A table
@@ -60,20 +63,23 @@ def failed_in_lineage(
     keys = {asset_key_for_table(t): daily_partitions for t in upstream_tables(table)}
     assets = {**keys, asset_key_for_table(table): partitions_def}
     if run_id is None:
-        return failed_of(instance, assets)
-    if run_id not in _READ_IN_RUN:
+        return failed_of(instance, assets, within)
+    if not any(run == run_id for run, _ in _READ_IN_RUN):
         _READ_IN_RUN.clear()  # another run's reads: gone
-    known = _READ_IN_RUN.setdefault(run_id, {})
+    known = _READ_IN_RUN.setdefault((run_id, within), {})
     new = {key: d for key, d in assets.items() if key not in known}
-    read = failed_of(instance, new)
+    read = failed_of(instance, new, within)
     known.update({key: read.get(key.to_user_string(), []) for key in new})
     return {key.to_user_string(): known[key] for key in sorted(assets) if known[key]}
 
 
 def failed_of(
-    instance: DagsterInstance, assets: Mapping[AssetKey, PartitionsDefinition | None]
+    instance: DagsterInstance,
+    assets: Mapping[AssetKey, PartitionsDefinition | None],
+    within: DayWindow | None = None,
 ) -> dict[str, list[str]]:
-    """Of `assets` (key -> its partitioning), the partitions failed and not repaired."""
+    """Of `assets` (key -> its partitioning), the partitions failed and not repaired (with
+    `within`, of the partitions holding a day of it)."""
     failed: dict[str, list[str]] = {}
     keys_of: dict[int, list[str]] = {}  # id of a partitioning -> its keys (most assets share one)
     for key in sorted(assets):
@@ -83,13 +89,24 @@ def failed_of(
                 failed[key.to_user_string()] = [WHOLE_TABLE]
             continue
         if id(partitions_def) not in keys_of:
-            keys_of[id(partitions_def)] = partitions_def.get_partition_keys()
+            keys_of[id(partitions_def)] = keys_within(partitions_def, within)
         keys = keys_of[id(partitions_def)]
         status = instance.get_status_by_partition(key, keys, partitions_def) or {}
         bad = [p for p, s in status.items() if s == AssetPartitionStatus.FAILED]
         if bad:
             failed[key.to_user_string()] = sorted(bad)
     return failed
+
+
+def keys_within(partitions_def: PartitionsDefinition, within: DayWindow | None) -> list[str]:
+    """The partition keys of `partitions_def` holding a day of `within` (all without it).
+    Keys are their period's first day in ISO form, so they compare as dates."""
+    keys = partitions_def.get_partition_keys()
+    if within is None:
+        return keys
+    first = period_of(partitions_def, within.start).start.isoformat()
+    last = (within.end - dt.timedelta(days=1)).isoformat()
+    return [k for k in keys if first <= k <= last]
 
 
 def _unpartitioned_failed(instance: DagsterInstance, key: AssetKey) -> bool:

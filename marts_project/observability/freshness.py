@@ -15,7 +15,7 @@ from dagster import AssetKey
 
 from marts_project.checks.registry import FRESHNESS_WINDOW_DAYS
 from marts_project.core.lineage import upstream_sources
-from marts_project.core.partitions import files_feeding, last_closed_day, period_of
+from marts_project.core.partitions import DayWindow, files_feeding, last_closed_day, period_of
 from marts_project.core.versions import BuildRecord
 from marts_project.marts.common import Mart
 from marts_project.observability.failures import failed_days_in_lineage
@@ -44,6 +44,21 @@ def _files_feeding(source: str, day: dt.date) -> list[dt.date]:
     return files_feeding(day, source_specs()[source].late_days)
 
 
+def judged_days(now: dt.datetime, window_days: int = WINDOW_DAYS) -> list[dt.date]:
+    """The `window_days` closed days before `now`, oldest first: the days freshness judges."""
+    last = last_closed_day(now)
+    return [last - dt.timedelta(days=i) for i in reversed(range(window_days))]
+
+
+def failures_window(now: dt.datetime, window_days: int = WINDOW_DAYS) -> DayWindow:
+    """The days whose partitions can hold a failure that touches a judged day: the judged days
+    and, after them, the latest late file of any source (one window for every mart, so the
+    checks of a run share their reads)."""
+    days = judged_days(now, window_days)
+    late = max(spec.late_days for spec in source_specs().values())
+    return DayWindow(days[0], days[-1] + dt.timedelta(days=late + 1))
+
+
 def partition_freshness(
     mart: Mart,
     serving: ServingDatabase,
@@ -67,8 +82,8 @@ def partition_freshness(
     partitions, `failures.failed_partitions`) is `failed`, whatever the clocks say: the
     refresh its landing data needs did not happen."""
     contract = mart.contract
-    last = last_closed_day(now)
-    days = [last - dt.timedelta(days=i) for i in reversed(range(window_days))]
+    days = judged_days(now, window_days)
+    last = days[-1]
     first_period = period_of(contract.partitions_def, days[0]).start
     refreshed = serving.refreshed_by_day(
         table_identifier(mart.asset.key), contract.partition_column, first_period, last
