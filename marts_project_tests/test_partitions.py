@@ -7,12 +7,15 @@ import sys
 
 import pytest
 
+from marts_project.core import partitions
 from marts_project.core.partitions import (
     DayWindow,
+    closed_period_key,
     daily_partitions,
     default_partitions_start,
     last_closed_day,
     monthly_partitions,
+    partition_keys,
     partitions_start,
     period_of,
     weekly_partitions,
@@ -83,3 +86,34 @@ def test_a_day_window_lists_its_days_and_names_its_last():
 )
 def test_the_period_of_a_day_comes_from_its_partitions_definition(partitions_def, day, start, end):
     assert period_of(partitions_def, day) == DayWindow(start, end)
+
+
+def test_partition_keys_and_periods_are_dagsters_answers_kept_for_the_utc_day(monkeypatch):
+    for definition in (daily_partitions, weekly_partitions, monthly_partitions):
+        assert partition_keys(definition) == definition.get_partition_keys()
+    monday = weekly_partitions.get_partition_keys()[-2]  # a closed week
+    thursday = (dt.date.fromisoformat(monday) + dt.timedelta(days=3)).isoformat()
+    assert closed_period_key(weekly_partitions, thursday) == monday
+    assert closed_period_key(monthly_partitions, thursday) == thursday[:8] + "01"
+    assert closed_period_key(weekly_partitions, "1999-01-06") is None  # before the first
+    next_week = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=8)).isoformat()
+    assert closed_period_key(weekly_partitions, next_week) is None  # not started
+
+    asked = []
+    real = type(daily_partitions).get_partition_keys
+
+    def counted(self, *args, **kwargs):
+        asked.append(self)
+        return real(self, *args, **kwargs)
+
+    class Tomorrow(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return super().now(tz) + dt.timedelta(days=1)
+
+    monkeypatch.setattr(type(daily_partitions), "get_partition_keys", counted)
+    partition_keys(daily_partitions)
+    assert asked == []  # kept for the day
+    monkeypatch.setattr(partitions.dt, "datetime", Tomorrow)
+    partition_keys(daily_partitions)
+    assert asked == [daily_partitions]  # a new UTC day: asked again

@@ -15,6 +15,7 @@ from dagster import AssetKey, AssetSelection
 
 from marts_project.automation.loop import LoopState, converge
 from marts_project.core.partitions import daily_partitions
+from marts_project.core.versions import BuildRecord
 from marts_project.definitions import build_definitions
 from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.marts import ALL_MARTS
@@ -351,3 +352,20 @@ def test_a_runs_checks_read_a_tables_records_once_and_again_after_it_is_written(
     assert loads == []  # read once for the run
     assert warehouse.build_records("staging.t", "run-2")[DAY.isoformat()].code == "second"
     assert loads == ["staging.t"]  # another run reads it again
+
+
+@pytest.mark.quick
+def test_a_records_views_are_its_own_and_asking_for_them_changes_nothing_it_stores():
+    """A plan asks each record for its views once per reader partition: they are kept on the
+    record, which stays equal to and encodes like one never asked."""
+    at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    columns = {"a": "code-a", "b": "code-b", "(rows)": "code-rows"}
+    record = BuildRecord("c1", at, "run", inputs={"raw.x|2026-11-01": "v1"}, columns=columns)
+    twin = BuildRecord("c1", at, "run", inputs={"raw.x|2026-11-01": "v1"}, columns=columns)
+    other = BuildRecord("c1", at, "run", inputs={"raw.x|2026-11-01": "v2"}, columns=columns)
+
+    assert record.view(["a"]) == record.view(("a",)) == twin.view({"a"})
+    assert record.view(["a"]) != record.view(["b"])  # each column's code
+    assert record.view(["a"]) != other.view(["a"])  # what it was computed from
+    assert record == twin and record.encode() == twin.encode()
+    assert BuildRecord.decode(record.encode()) == record

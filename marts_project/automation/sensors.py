@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from marts_project.automation.audit_sensor import build_audit_sensor
-from marts_project.core.partitions import daily_partitions
+from marts_project.core.partitions import daily_partitions, partition_keys
 from marts_project.planning.planner import (
     Plan,
     Stale,
@@ -79,7 +79,7 @@ def build_sensors(interval_seconds: int = 30, running: bool = True) -> list:
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         facts = facts_of(set(context.repository_def.assets_defs_by_key.values()))
         current = landing.fingerprints()
-        known = set(daily_partitions.get_partition_keys())
+        known = set(partition_keys(daily_partitions))
         plan = make_plan(facts, lake_records(warehouse, serving, facts), current)
         cursor = {k: v for k, v in seen.items() if k.startswith(TOLD) and k[len(TOLD) :] in current}
         _warn_once(context, current, known, seen, cursor)

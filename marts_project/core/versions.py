@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from marts_project.core.lineage import ALL_COLUMNS, ROWS
 
@@ -69,7 +70,8 @@ def changed_parts(before: Mapping[str, str] | None, now: Mapping[str, str]) -> l
 
 @dataclass(frozen=True)
 class BuildRecord:
-    """What one partition of a table was last built from."""
+    """What one partition of a table was last built from. Immutable, so its digests (`source`,
+    `view`) are computed once per record: a plan asks for them once per reader partition."""
 
     code: str
     at: dt.datetime
@@ -86,7 +88,7 @@ class BuildRecord:
     # derived tables: `input_key(input, partition)` -> the input's `view` for those columns
     inputs: dict[str, str] | None = None
 
-    @property
+    @cached_property
     def source(self) -> str | None:
         """What this partition's rows were computed from: the landing file versions it read
         (raw), the views of its inputs it read (derived); None for a record without either."""
@@ -101,11 +103,17 @@ class BuildRecord:
         were computed from and their column-level code. Equal views are equal data (the same
         inputs through the same code), so a reader of only these columns need not rebuild when
         another column is added or changes. None when the record cannot say."""
+        wanted = frozenset(columns)
+        views = self.__dict__.setdefault("_views", {})  # not a field: eq and encode ignore it
+        if wanted not in views:
+            views[wanted] = self._view(wanted)
+        return views[wanted]
+
+    def _view(self, wanted: frozenset[str]) -> str | None:
         if (source := self.source) is None:
             return None
         if self.columns is None:  # no column-level code (raw tables): the whole table's
             return _digest([source, self.code])
-        wanted = set(columns)
         names = sorted(self.columns) if ALL_COLUMNS in wanted else sorted(wanted | {ROWS})
         fallback = self.columns.get(ALL_COLUMNS)
         return _digest([source, [(name, self.columns.get(name, fallback)) for name in names]])

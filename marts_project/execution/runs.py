@@ -22,7 +22,7 @@ from dagster import (
     RunsFilter,
 )
 
-from marts_project.core.partitions import CHUNK_DAYS, daily_partitions, range_tags
+from marts_project.core.partitions import CHUNK_DAYS, daily_partitions, partition_keys, range_tags
 from marts_project.core.processes import started_at
 from marts_project.execution.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
 from marts_project.instance import config as instance_config
@@ -69,7 +69,7 @@ def partition_range(start: dt.date, end: dt.date) -> tuple[str, str]:
         raise BadDateRangeError(
             f"range is reversed: --start {start} is after --end {end}; give the earlier day first"
         )
-    keys = set(daily_partitions.get_partition_keys())
+    keys = set(partition_keys(daily_partitions))
     for day in (start, end):
         if day.isoformat() not in keys:
             first, last = (

@@ -20,7 +20,13 @@ from dagster import (
 )
 
 from marts_project.core.lineage import asset_key_for_table, upstream_tables
-from marts_project.core.partitions import DayWindow, daily_partitions, files_feeding, period_of
+from marts_project.core.partitions import (
+    DayWindow,
+    daily_partitions,
+    files_feeding,
+    partition_keys,
+    period_of,
+)
 
 WHOLE_TABLE = "(whole table)"
 
@@ -101,7 +107,7 @@ def failed_of(
 def keys_within(partitions_def: PartitionsDefinition, within: DayWindow | None) -> list[str]:
     """The partition keys of `partitions_def` holding a day of `within` (all without it).
     Keys are their period's first day in ISO form, so they compare as dates."""
-    keys = partitions_def.get_partition_keys()
+    keys = partition_keys(partitions_def)
     if within is None:
         return keys
     first = period_of(partitions_def, within.start).start.isoformat()

@@ -33,10 +33,12 @@ from dagster import AssetKey, AssetsDefinition, RunRequest, TimeWindowPartitions
 from marts_project.core.lineage import column_reads, sql_inputs
 from marts_project.core.partitions import (
     PERIODS_PER_RUN,
+    closed_period_key,
     contiguous_key_ranges,
     daily_partitions,
     files_feeding,
     input_keys,
+    partition_keys,
     partitioning_of,
     range_tags,
 )
@@ -284,16 +286,6 @@ def _days_of(partitions_def: TimeWindowPartitionsDefinition, key: str) -> list[s
     return days
 
 
-def _period_of(partitions_def: TimeWindowPartitionsDefinition, day: str) -> str | None:
-    """The week or month partition holding `day`, None while it has not closed."""
-    start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC)
-    try:
-        key = partitions_def.get_partition_key_for_timestamp(start.timestamp())
-    except Exception:  # a day outside the partitions
-        return None
-    return key if partitions_def.has_partition_key(key) else None
-
-
 def make_plan(
     facts: Mapping[AssetKey, AssetFacts],
     records: Mapping[AssetKey, Mapping[str | None, BuildRecord]],
@@ -306,7 +298,7 @@ def make_plan(
     (key -> current version); `select` limits what is listed (its inputs still count);
     `columns_of` gives a table's columns now, to foresee which columns a code change alters
     (without it, a reader of a changed table is always out of date)."""
-    known = set(daily_partitions.get_partition_keys())
+    known = set(partition_keys(daily_partitions))
     stale: dict[tuple[AssetKey, str | None], Stale] = {}
     kept: list[Stale] = []
     universe: dict[AssetKey, set[str | None]] = {}
@@ -407,7 +399,7 @@ def _derived_partitions(
     if asset.partitions_def == daily_partitions:
         return sorted(set.intersection(*daily)) if daily else []
     days = set().union(*daily) if daily else set()
-    return sorted({p for d in days if d and (p := _period_of(asset.partitions_def, d))})
+    return sorted({p for d in days if d and (p := closed_period_key(asset.partitions_def, d))})
 
 
 def _inputs_of(
