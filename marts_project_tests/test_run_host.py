@@ -1,7 +1,7 @@
 """Run workers are forked from a warm run host: a launched run runs to its end in a process of
 its own, which run monitoring can see; a terminated run is canceled by its worker, one
 terminated before its worker started never starts, and a run after an edit of the code runs
-the edited code."""
+the edited code. A spare host the daemon starts before any run takes the first run."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from dagster._core.launcher import LaunchRunContext
 
 from marts_project.core.processes import alive
 from marts_project.execution.runs import instance_for
+from marts_project.instance import config, daemon, run_host
 from marts_project.instance.run_launcher import LocalRunLauncher
 from marts_project_tests.conftest import code_package, wait_for
 
@@ -71,6 +72,38 @@ def test_a_launched_run_runs_in_a_worker_forked_from_the_run_host(tmp_path):
         assert LocalRunLauncher.worker_pid(instance, again.run_id) not in (None, worker)
     finally:
         instance.run_launcher.dispose()
+
+
+def test_a_spare_host_started_before_any_run_takes_the_first_run(tmp_path):
+    run_host.start_spare()  # as the daemon does when it starts
+    spare = run_host._SPARES[-1]
+    instance = instance_for(tmp_path)
+    try:
+        run = launched(instance, quick)
+        wait_for("run finished", lambda: instance.get_run_by_id(run.run_id).is_finished)
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
+        assert run_host._SPARES == [] and spare.poll() is None  # taken, and now the host
+    finally:
+        instance.run_launcher.dispose()
+    assert spare.wait(timeout=10) == 0  # it goes with its launcher
+
+
+def test_a_spare_host_ends_with_the_daemon_that_started_it_before_any_run():
+    run_host.start_spare()
+    spare = run_host._SPARES.pop()
+    spare.stdin.close()  # the daemon's end: its pipe closes
+    assert spare.wait(timeout=30) == 0
+
+
+def test_the_daemon_starts_a_spare_host_only_for_an_instance_that_launches_from_one(
+    tmp_path, monkeypatch
+):
+    for deployment, expected in (("embedded", True), ("cluster", True), ("docker", False)):
+        home = tmp_path / deployment
+        home.mkdir()
+        (home / "dagster.yaml").write_text(config.render(deployment, home))
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        assert daemon._launches_from_a_run_host() is expected, deployment
 
 
 def test_a_terminated_run_is_canceled_by_its_worker(tmp_path):

@@ -8,6 +8,8 @@ each of its six runs' start, competing with the Celery worker for the two cores)
 host is started once by the launcher (in the daemon), imports and builds the definitions once,
 and forks a child per run: the child opens the instance and runs exactly what `dagster api
 execute_run` runs, so the run, its events, its retries and its monitoring are Dagster's own.
+The daemon starts a spare host when it starts, which imports the libraries every code location
+uses while it waits for the first run (`preload.py`), and is told its location by that run.
 A host is replaced when a file of its code location's package changed since it loaded it
 (size or modification time), so an edited mart SQL or contract runs from the next launch on,
 as with runs started cold; when the code does not load, each run worker tries again and
@@ -51,8 +53,21 @@ from dagster._utils.hosted_user_process import recon_repository_from_origin
 # Private: how Dagster's run workers turn SIGINT/SIGTERM into a cancellation of the run.
 from dagster._utils.interrupts import capture_interrupts
 
+from marts_project.instance import preload
 from marts_project.instance.code_version import code_version
 from marts_project.instance.marts_instance import MartsInstance
+
+_SPARES: list[subprocess.Popen] = []  # hosts started before any run, not yet given a location
+
+
+def start_spare() -> None:
+    """Start a host now, before any run: it imports the libraries while it waits to be told
+    its code location (the daemon does this when it starts; the first launch takes it)."""
+    _SPARES.append(_new_host())
+
+
+def _new_host() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE)
 
 
 class RunHostError(RuntimeError):
@@ -81,21 +96,26 @@ class RunHost:
             {"instance_ref": serialize_value(instance.get_ref()), "run_id": run.run_id}
         )
         with self._lock:
-            if self._loaded != wanted:  # another location, or its code changed: a new host
+            if self._loaded not in (None, wanted):  # another location, or its code changed
                 self._end()
             for _ in range(2):  # a host that died since the last run is started again, once
-                if self._process is None or self._process.poll() is not None:
-                    self._process = subprocess.Popen(
-                        [sys.executable, "-m", __name__, wanted[0]], stdin=subprocess.PIPE
-                    )
-                    self._loaded = wanted
                 try:
-                    self._process.stdin.write(order.encode() + b"\n")
-                    self._process.stdin.flush()
+                    if self._process is None or self._process.poll() is not None:
+                        spare = _SPARES.pop() if _SPARES else None
+                        alive = spare is not None and spare.poll() is None
+                        self._process, self._loaded = (spare if alive else _new_host()), None
+                    if self._loaded is None:  # a host not told its code location yet
+                        self._send(wanted[0])
+                        self._loaded = wanted
+                    self._send(order)
                     return True
                 except (BrokenPipeError, OSError):
-                    self._process = None
+                    self._process, self._loaded = None, None
         raise RunHostError(f"the run host ({__name__}) could not be started for run {run.run_id}")
+
+    def _send(self, line: str) -> None:
+        self._process.stdin.write(line.encode() + b"\n")
+        self._process.stdin.flush()
 
     def close(self) -> None:
         """End the host (its input closes); the runs it started go on."""
@@ -122,10 +142,15 @@ def _run(order: dict) -> None:
         )
 
 
-def main(location: str) -> None:
-    """The host: load the code location once, then fork a run worker for each order read."""
+def main() -> None:
+    """The host: import the libraries, read its code location (the first line of its input)
+    and load it once, then fork a run worker for each order read."""
+    preload.import_libraries()
+    location = sys.stdin.buffer.readline()
+    if not location:  # a spare whose daemon ended before any run
+        return
     try:
-        recon_repository_from_origin(deserialize_value(location)).get_definition()
+        recon_repository_from_origin(deserialize_value(location.decode())).get_definition()
     except Exception:  # code that does not load (an edit with a typo): each run worker loads
         traceback.print_exc()  # it again and fails its run with the error, as Dagster's do
     MartsInstance.long_lived = True  # a run worker reads and writes its run's events throughout
@@ -147,4 +172,4 @@ def main(location: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()
