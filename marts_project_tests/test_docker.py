@@ -169,6 +169,8 @@ def test_the_instance_config_is_valid_dagster_config_rendered_from_the_one_sourc
     assert (DOCKER / "dagster.yaml").read_text() == render("docker")
     monkeypatch.setenv("MARTS_DAGSTER_PG_URL", "postgresql://u:p@h:5432/d")
     config, _ = dagster_instance_config(str(DOCKER), "dagster.yaml")
-    assert "postgres" in config["storage"]
+    assert config["run_storage"]["class"] == "PostgresRunStorage"
+    assert config["event_log_storage"]["class"] == "TableAwarePostgresEventLogStorage"
+    assert config["schedule_storage"]["class"] == "PostgresScheduleStorage"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["instance_class"]["class"] == "MartsInstance"

@@ -32,9 +32,25 @@ concurrency:
     max_concurrent_runs: 1
 """
 POSTGRES = """\
-# Run, event and schedule storage on PostgreSQL, which takes concurrent writers.
-storage:
-  postgres:
+# Run, event and schedule storage on PostgreSQL, which takes concurrent writers. The event log
+# remembers which of its tables exist instead of opening a connection to ask before storing
+# each materialization (marts_project/instance/postgres_event_log.py says why).
+run_storage:
+  module: dagster_postgres.run_storage
+  class: PostgresRunStorage
+  config:
+    postgres_url:
+      env: MARTS_DAGSTER_PG_URL
+event_log_storage:
+  module: marts_project.instance.postgres_event_log
+  class: TableAwarePostgresEventLogStorage
+  config:
+    postgres_url:
+      env: MARTS_DAGSTER_PG_URL
+schedule_storage:
+  module: dagster_postgres.schedule_storage
+  class: PostgresScheduleStorage
+  config:
     postgres_url:
       env: MARTS_DAGSTER_PG_URL
 """

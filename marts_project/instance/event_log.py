@@ -42,7 +42,22 @@ from sqlalchemy.engine import Connection
 _OPEN: "weakref.WeakSet[PooledSqliteEventLogStorage]" = weakref.WeakSet()
 
 
-class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
+class RemembersTables:
+    """An event log storage that asks whether a table exists until it does, then remembers:
+    a table once there stays (a migration only adds them). Dagster asks before it writes each
+    materialization's indexed tags (its data and code versions)."""
+
+    def has_table(self, table_name: str) -> bool:
+        known = self.__dict__.setdefault("_tables_seen", set())
+        if table_name not in known and self._asks_has_table(table_name):
+            known.add(table_name)
+        return table_name in known
+
+    def _asks_has_table(self, table_name: str) -> bool:
+        return super().has_table(table_name)  # type: ignore[misc]
+
+
+class PooledSqliteEventLogStorage(RemembersTables, ConsolidatedSqliteEventLogStorage):
     """Consolidated SQLite event log whose connections come from one pool per process."""
 
     @cached_property
@@ -60,15 +75,10 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
-    def has_table(self, table_name: str) -> bool:
-        """Whether the database has a table, asked through the pool; a table once there stays
-        (Dagster asks before writing each materialization's tags: a new engine each time)."""
-        known = self.__dict__.setdefault("_tables_seen", set())
-        if table_name not in known:
-            with self._engine.connect() as conn:
-                if self._engine.dialect.has_table(conn, table_name):
-                    known.add(table_name)
-        return table_name in known
+    def _asks_has_table(self, table_name: str) -> bool:
+        """Asked through the pool: Dagster's own check builds a new engine each time."""
+        with self._engine.connect() as conn:
+            return bool(self._engine.dialect.has_table(conn, table_name))
 
     def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
         """Whether the asset table has a column, reflected once: a column once there stays (a
