@@ -145,9 +145,10 @@ def test_a_worker_stores_each_materialization_on_its_kept_connections(
         for day in range(2, 22):
             materialize(day)
         assert opened == []
-        assert worker.get_latest_materialization_event(AssetKey("fact")).tags[
-            "dagster/data_version"
-        ] == "v21"
+        assert (
+            worker.get_latest_materialization_event(AssetKey("fact")).tags["dagster/data_version"]
+            == "v21"
+        )
         worker.dispose()
 
 
