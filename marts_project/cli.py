@@ -51,6 +51,7 @@ from marts_project.resources.data_folder import foreign_warehouse, make_private
 from marts_project.resources.duck import connect
 from marts_project.resources.iceberg import CATALOG_NAME
 from marts_project.resources.iceberg_io import table_identifier
+from marts_project.resources.landing import LandingSnapshot
 from marts_project.resources.read_only_query import (
     QueryInterrupted,
 )
@@ -319,8 +320,9 @@ def freshness(as_json: bool) -> int:
     while a failed refresh is unrepaired."""
     settings = _settings()
     serving, landing = open_resource(settings, "serving"), open_resource(settings, "landing")
+    landing = landing.snapshot()  # one listing for the plan and every mart's days
     failed = _unrepaired(settings)
-    stale = _stale(settings)
+    stale = _stale(settings, landing)
     now = dt.datetime.now(dt.UTC)
     report = {
         m.contract.name: [
@@ -354,10 +356,12 @@ def _built(settings: Settings, mart) -> dict:
     return open_resource(settings, "warehouse").build_records(table_identifier(mart.asset.key))
 
 
-def _stale(settings: Settings) -> set:
-    """The out-of-date (asset, partition) pairs (`planning.planner.stale_partitions`)."""
+def _stale(settings: Settings, landing: LandingSnapshot | None = None) -> set:
+    """The out-of-date (asset, partition) pairs (`planning.planner.stale_partitions`), against
+    `landing` when the caller listed the landing zone already."""
     assets = build_definitions(settings).assets
-    warehouse, landing = open_resource(settings, "warehouse"), open_resource(settings, "landing")
+    warehouse = open_resource(settings, "warehouse")
+    landing = landing or open_resource(settings, "landing").snapshot()
     return stale_partitions(assets, warehouse, open_resource(settings, "serving"), landing)
 
 
@@ -597,14 +601,15 @@ def report(out: Path | None) -> None:
     )
 
     settings = _settings()
+    landing = open_resource(settings, "landing").snapshot()  # one listing for every mart
     data = build_report(
         instance_for(settings.instance_home),
         open_resource(settings, "serving"),
-        open_resource(settings, "landing"),
+        landing,
         open_resource(settings, "warehouse"),
         dt.datetime.now(dt.UTC),
         _unrepaired(settings),
-        _stale(settings),
+        _stale(settings, landing),
     )
     page, raw = write_report(data, out or settings.data_dir / "report")
     click.echo(f"wrote {page} and {raw}")

@@ -25,7 +25,9 @@ from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_c
 
 from marts_project.instance.event_log import RemembersTables
 
-if TYPE_CHECKING:  # the type Dagster passes; not imported at run time (a private module)
+if TYPE_CHECKING:
+    # Private: the type Dagster passes to `from_config_value`, exported nowhere public; for
+    # type checking only, never imported at run time.
     from dagster._serdes import ConfigurableClassData
 
 

@@ -29,7 +29,7 @@ from marts_project.observability.slo_history import mart_slo
 from marts_project.planning.planner import stale_partitions
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import table_identifier
-from marts_project.resources.landing import LandingZone
+from marts_project.resources.landing import LandingSnapshot, LandingZone
 from marts_project.resources.serving import ServingDatabase
 from marts_project.resources.sql import run_sql
 
@@ -91,12 +91,13 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
                     run_id,
                     within=failures_window(now),
                 )
+                files = landing.snapshot()  # one listing: the plan's versions and arrivals
                 stale = stale_partitions(
-                    all_assets(), warehouse, serving, landing, of=key, run_id=run_id
+                    all_assets(), warehouse, serving, files, of=key, run_id=run_id
                 )
                 built = warehouse.build_records(identifier, run_id)
                 yield _freshness_result(
-                    mart, serving, landing, now, clock[check.name], key, failed, stale, built
+                    mart, serving, files, now, clock[check.name], key, failed, stale, built
                 )
             else:
                 rec = reconciliations[check.name]
@@ -155,7 +156,7 @@ def _build_slo_check(mart: Mart) -> AssetChecksDefinition:
 def _freshness_result(
     mart: Mart,
     serving: ServingDatabase,
-    landing: LandingZone,
+    landing: LandingSnapshot,
     now: dt.datetime,
     policy: CheckPolicy,
     key: AssetKey,

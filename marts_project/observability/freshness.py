@@ -21,7 +21,7 @@ from marts_project.marts.common import Mart
 from marts_project.observability.failures import failed_days_in_lineage
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg_io import table_identifier
-from marts_project.resources.landing import LandingZone
+from marts_project.resources.landing import LandingSnapshot, LandingZone
 from marts_project.resources.serving import ServingDatabase
 
 WINDOW_DAYS = FRESHNESS_WINDOW_DAYS  # the days the partition_freshness check judges
@@ -62,7 +62,7 @@ def failures_window(now: dt.datetime, window_days: int = WINDOW_DAYS) -> DayWind
 def partition_freshness(
     mart: Mart,
     serving: ServingDatabase,
-    landing: LandingZone,
+    landing: LandingZone | LandingSnapshot,
     now: dt.datetime,
     window_days: int = WINDOW_DAYS,
     failed: Mapping[str, list[str]] | None = None,
@@ -80,7 +80,11 @@ def partition_freshness(
 
     A day that a failed run in the mart's lineage left unrepaired (`failed`: asset ->
     partitions, `failures.failed_partitions`) is `failed`, whatever the clocks say: the
-    refresh its landing data needs did not happen."""
+    refresh its landing data needs did not happen.
+
+    When each landing file was written comes from one listing of the zone (`landing`, or a
+    snapshot of it the caller took for several marts), not a request per file and day."""
+    files = landing if isinstance(landing, LandingSnapshot) else landing.snapshot()
     contract = mart.contract
     days = judged_days(now, window_days)
     last = days[-1]
@@ -100,7 +104,7 @@ def partition_freshness(
             t
             for s in sources
             for file_day in _files_feeding(s, day)
-            if (t := landing.modified_at(s, file_day)) is not None
+            if (t := files.modified_at(s, file_day)) is not None
         ]
         changed = max(stamps) if stamps else None
         period = period_of(contract.partitions_def, day).start

@@ -16,7 +16,7 @@ from marts_project.observability.freshness import partition_freshness
 from marts_project.observability.slo_history import mart_slo
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import table_identifier
-from marts_project.resources.landing import LandingZone
+from marts_project.resources.landing import LandingSnapshot, LandingZone
 from marts_project.resources.serving import ServingDatabase
 
 HISTORY = 60  # refreshes plotted per mart
@@ -77,7 +77,7 @@ def first_builds(instance: DagsterInstance, key: AssetKey, days: list[str]) -> d
 def build_report(
     instance: DagsterInstance,
     serving: ServingDatabase,
-    landing: LandingZone,
+    landing: LandingZone | LandingSnapshot,
     warehouse: IcebergWarehouse,
     now: dt.datetime,
     failed: dict[str, list[str]] | None = None,

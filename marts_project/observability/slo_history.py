@@ -43,7 +43,7 @@ from marts_project.raw.assets import QUARANTINE_TABLE
 from marts_project.raw.sources import raw_table, source_specs
 from marts_project.resources.iceberg import IcebergWarehouse, TableNotFoundError
 from marts_project.resources.iceberg_io import table_identifier
-from marts_project.resources.landing import LandingZone, parse_key
+from marts_project.resources.landing import LandingSnapshot, LandingZone, parse_key
 
 PAGE = 1000
 ALL_TIME = DayWindow(dt.date.min, dt.date.max)
@@ -147,7 +147,7 @@ def read_history(
     key: AssetKey,
     instance: DagsterInstance,
     warehouse: IcebergWarehouse,
-    landing: LandingZone,
+    landing: LandingZone | LandingSnapshot,
     since: dt.datetime,
     now: dt.datetime,
 ) -> History:
@@ -182,7 +182,7 @@ def read_history(
 def _arrivals(
     scope: Scope,
     instance: DagsterInstance,
-    landing: LandingZone,
+    landing: LandingZone | LandingSnapshot,
     since: dt.datetime,
     now: dt.datetime,
 ) -> list[Arrival]:
@@ -254,7 +254,7 @@ def mart_slo(
     mart: Mart,
     instance: DagsterInstance,
     warehouse: IcebergWarehouse,
-    landing: LandingZone,
+    landing: LandingZone | LandingSnapshot,
     now: dt.datetime,
 ) -> SloReport:
     """The mart's SLO report at `now`, measured from the records of its window."""

@@ -53,7 +53,7 @@ from marts_project.core.versions import (
 )
 from marts_project.raw.sources import source_specs
 from marts_project.resources.iceberg import IcebergWarehouse
-from marts_project.resources.landing import LandingZone, parse_key
+from marts_project.resources.landing import LandingSnapshot, LandingZone, parse_key
 from marts_project.resources.serving import ServingDatabase
 
 UPSTREAM_STALE = "upstream out of date"
@@ -194,7 +194,7 @@ def stale_partitions(
     assets: Iterable[AssetsDefinition],
     warehouse: IcebergWarehouse,
     serving: ServingDatabase,
-    landing: LandingZone,
+    landing: LandingZone | LandingSnapshot,
     of: AssetKey | None = None,
     run_id: str | None = None,
 ) -> set[tuple[AssetKey, str | None]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import fsspec
@@ -73,14 +75,16 @@ class LandingZone(StorageAccess):
 
         return with_retries(read, f"read {path}")
 
+    def snapshot(self) -> LandingSnapshot:
+        """Every file under the root as one listing finds it (a request per thousand files on
+        S3): what a check or report compares many files against, instead of a request each."""
+        return LandingSnapshot(
+            {key: (_fingerprint(info, at), at) for key, (info, at) in self._listing().items()}
+        )
+
     def versions(self) -> dict[str, tuple[str, dt.datetime]]:
-        """Every file under the root as {key relative to root: (its version as `fingerprints`
-        gives it, when it was last written)}: the versions on offer, with their arrival times."""
-        return {
-            key: (_fingerprint(info, at), at)
-            for key, (info, at) in self._listing().items()
-            if at is not None
-        }
+        """Every file's version and arrival time (`LandingSnapshot.versions`)."""
+        return self.snapshot().versions()
 
     def _listing(self) -> dict[str, tuple[dict, dt.datetime | None]]:
         fs = self.filesystem()
@@ -95,27 +99,20 @@ class LandingZone(StorageAccess):
         }
 
     def fingerprints(self) -> dict[str, str]:
-        """Every file under the root as {key relative to root: size/mtime/etag fingerprint}.
-
-        A rewritten file gets a new fingerprint, so restatements of past days are noticed.
-        """
-        return {key: _fingerprint(info, at) for key, (info, at) in self._listing().items()}
+        """Every file's fingerprint (`LandingSnapshot.fingerprints`)."""
+        return self.snapshot().fingerprints()
 
     def version(self, source: str, day: dt.date) -> tuple[str, dt.datetime | None] | None:
         """One file's version (as `fingerprints` gives it) and when it was last written, None
         if it is not there: what a raw partition records of each file it read, taken before
         reading it, so a file rewritten while it was read shows as changed afterwards."""
         fs, path = self.filesystem(), self.path(source, day)
-        info = with_retries(lambda: fs.info(path) if fs.exists(path) else None, f"stat {path}")
-        if not info:
+        try:  # one request: `exists` first was a second one on S3
+            info = with_retries(lambda: fs.info(path), f"stat {path}")
+        except FileNotFoundError:
             return None
         modified = file_modified_at(info)
         return _fingerprint(info, modified), modified
-
-    def modified_at(self, source: str, day: dt.date) -> dt.datetime | None:
-        """When the file of `source` for `day` was last (re)written, None if it is not there."""
-        found = self.version(source, day)
-        return found[1] if found else None
 
     def write_bytes(self, source: str, day: dt.date, payload: bytes) -> str:
         path = self.path(source, day)
@@ -125,6 +122,29 @@ class LandingZone(StorageAccess):
         with fs.open(path, "wb") as handle:
             handle.write(payload)
         return path
+
+
+@dataclass(frozen=True)
+class LandingSnapshot:
+    """The landing zone's files as one listing found them: {key relative to the root: (its
+    fingerprint, when it was last written)}."""
+
+    files: Mapping[str, tuple[str, dt.datetime | None]]
+
+    def fingerprints(self) -> dict[str, str]:
+        """{key: size/mtime/etag fingerprint}: a rewritten file gets a new one, so
+        restatements of past days are noticed."""
+        return {key: version for key, (version, _) in self.files.items()}
+
+    def versions(self) -> dict[str, tuple[str, dt.datetime]]:
+        """{key: (fingerprint, when it was last written)}: the versions on offer, with their
+        arrival times (a file without a modification time has none)."""
+        return {key: (version, at) for key, (version, at) in self.files.items() if at is not None}
+
+    def modified_at(self, source: str, day: dt.date) -> dt.datetime | None:
+        """When the file of `source` for `day` was last (re)written, None if it is not there."""
+        found = self.files.get(LandingZone.key(source, day))
+        return found[1] if found else None
 
 
 def _fingerprint(info: dict, modified: dt.datetime | None) -> str:
