@@ -85,6 +85,30 @@ def test_a_tables_metadata_file_is_parsed_once_and_every_commit_is_seen(tmp_path
     assert seen.metadata.model_dump() != first.metadata.model_dump()
 
 
+def test_a_commit_writes_its_new_metadata_file_without_asking_whether_it_exists(
+    tmp_path, monkeypatch
+):
+    """Its name is new by construction (version and UUID): on S3 the question was a HEAD
+    request per commit whose answer was always no."""
+    warehouse = open_resource(Settings.local(tmp_path), "warehouse")
+    day = dt.date(2026, 10, 5)
+    rows = pa.table({"d": [day], "v": [1]})
+    warehouse.overwrite_days("raw.t", rows, "d", day, day + dt.timedelta(days=1))
+    table = warehouse.load_table("raw.t")
+    before = table.metadata_location
+    asked: list[str] = []
+    output = type(table.io.new_output(table.metadata_location))
+    exists = output.exists
+    monkeypatch.setattr(output, "exists", lambda self: asked.append(self.location) or exists(self))
+    with table.transaction() as tx:
+        tx.set_properties(owner="marts")
+    assert [a for a in asked if a.endswith(".metadata.json")] == []
+    again = warehouse.load_table("raw.t")
+    assert again.metadata_location != before
+    assert again.properties["owner"] == "marts"
+    assert again.scan().to_arrow()["v"].to_pylist() == [1]
+
+
 def test_staged_updates_apply_as_pyiceberg_applies_them_and_leave_the_base_as_it_was(tmp_path):
     """Without pyiceberg's final deep copy, the result is the same metadata and its base is
     unchanged, whatever the updates (properties, a snapshot, a branch, a removal)."""

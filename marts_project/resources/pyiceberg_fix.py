@@ -1,6 +1,7 @@
 """The one place that touches pyiceberg internals: cache `Transaction.table_metadata`, apply
 staged updates without deep-copying the whole metadata, split a write by partition in one sort
-instead of one filter per partition, and parse a table's metadata file once per process.
+instead of one filter per partition, parse a table's metadata file once per process, and write
+a new metadata file without asking first whether it exists.
 
 pyiceberg 0.12.0 recomputes `Transaction.table_metadata` on every read by replaying the staged
 updates and deep-copying the whole table metadata (snapshots included), and its overwrite reads
@@ -43,6 +44,13 @@ once. One entry per table: the memory is one metadata per table, not one per ver
 commit of this process hands over the metadata it has just written (validated as a parse is),
 so a table's next load after its own write does not parse that file either.
 
+Each new metadata file was written only after asking whether it already exists
+(`MetastoreCatalog._write_metadata`: `create(overwrite=False)`): on S3 a HEAD request per
+commit, four for a mart's write-audit-publish, and the answer is always no, as the file's name
+is new by construction (the next version number and a random UUID). pyiceberg's own note calls
+the check racy, not a guard. The replacement writes the same bytes to the same new name without
+asking; a data file and a manifest were already written that way.
+
 Applied only to the pyiceberg version it was written and tested against; any other version
 keeps its own behaviour (and `test_pyiceberg_fix.py` says so).
 """
@@ -58,11 +66,11 @@ import pyarrow.compute as pc
 from pyiceberg import catalog as pyiceberg_catalog
 from pyiceberg import table as pyiceberg_table
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.io import InputFile
+from pyiceberg.io import FileIO, InputFile
 from pyiceberg.io import pyarrow as pyiceberg_arrow
 from pyiceberg.partitioning import PartitionFieldValue, PartitionKey, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.serializers import FromInputFile
+from pyiceberg.serializers import FromInputFile, ToOutputFile
 from pyiceberg.table import CommitTableResponse, Table, Transaction
 from pyiceberg.table import update as pyiceberg_update
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
@@ -170,6 +178,11 @@ def _commit_table_kept(
     return response
 
 
+def _write_new_metadata(metadata: TableMetadata, io: FileIO, metadata_path: str) -> None:
+    """`MetastoreCatalog._write_metadata` without asking first whether the new file exists."""
+    ToOutputFile.table_metadata(metadata, io.new_output(metadata_path), overwrite=True)
+
+
 def apply() -> bool:
     """Install them if this is the pyiceberg they were made for; True when installed."""
     if version("pyiceberg") != PATCHED_VERSION:
@@ -180,6 +193,8 @@ def apply() -> bool:
     pyiceberg_arrow._determine_partitions = _determine_partitions
     FromInputFile.table_metadata = staticmethod(_table_metadata_once)  # type: ignore[method-assign]
     SqlCatalog.commit_table = _commit_table_kept  # type: ignore[method-assign]
+    metastore = pyiceberg_catalog.MetastoreCatalog
+    metastore._write_metadata = staticmethod(_write_new_metadata)  # type: ignore[method-assign]
     return True
 
 
