@@ -40,28 +40,31 @@ def _rows(version: int, n: int = 300) -> pa.Table:
     return pa.table({"d": [DAY] * n, "k": list(range(n)), "version": [version] * n})
 
 
-def test_a_day_runs_through_ten_percent_s3_faults_and_equals_an_independent_recompute(
+def test_three_days_run_through_fifteen_percent_s3_faults_and_equal_an_independent_recompute(
     faulty_lakehouse: Lakehouse, proxy: FaultyS3Proxy, tmp_path
 ):
-    """The marketing fact and everything it reads (8 tables, about 600 S3 requests)."""
-    faulty_lakehouse.seed(DAY, 1)
-    with proxy.failing(0.10):
+    """The marketing fact and everything it reads (8 tables, three days in one run: about 240
+    S3 requests, so that each kind of fault is met several times)."""
+    first = DAY - dt.timedelta(days=2)
+    faulty_lakehouse.seed(first, 3)
+    with proxy.failing(0.15):
         outcome = materialize_lineage(
-            faulty_lakehouse.defs, faulty_lakehouse.instance, FACT, DAY, DAY
+            faulty_lakehouse.defs, faulty_lakehouse.instance, FACT, first, DAY
         )
-    assert outcome.success, f"run {outcome.run_id} failed under 10% S3 faults"
+    assert outcome.success, f"run {outcome.run_id} failed under 15% S3 faults"
+    print(f"\n15% faults: {dict(proxy.injected)} injected, {proxy.forwarded} forwarded")
     assert sum(proxy.injected.values()) >= 20, proxy.injected
-    print(f"\n10% faults: {dict(proxy.injected)} injected, {proxy.forwarded} forwarded")
     assert set(proxy.injected) == {"slowdown", "internal_error", "drop_before", "drop_after"}
 
-    expected = expected_campaign_performance(faulty_lakehouse.landing, [DAY], tmp_path / "x")
+    days = [first + dt.timedelta(days=i) for i in range(3)]
+    expected = expected_campaign_performance(faulty_lakehouse.landing, days, tmp_path / "x")
     assert mart_rows(faulty_lakehouse.mart()) == expected
-    # Every table holds what the same day gives on a local disk without faults: nothing lost,
+    # Every table holds what the same days give on a local disk without faults: nothing lost,
     # nothing doubled by a retried write whose first attempt had landed.
     with DagsterInstance.ephemeral() as instance:
         reference = Lakehouse(Settings.local(tmp_path / "reference"), instance)
-        reference.seed(DAY, 1)
-        assert materialize_lineage(reference.defs, instance, FACT, DAY, DAY).success
+        reference.seed(first, 3)
+        assert materialize_lineage(reference.defs, instance, FACT, first, DAY).success
     tables = reference.warehouse.table_identifiers()
     assert faulty_lakehouse.warehouse.table_identifiers() == tables
     for name in tables:
