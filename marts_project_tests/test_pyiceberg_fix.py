@@ -109,6 +109,28 @@ def test_a_commit_writes_its_new_metadata_file_without_asking_whether_it_exists(
     assert again.scan().to_arrow()["v"].to_pylist() == [1]
 
 
+def test_a_snapshots_manifest_list_is_read_once_and_a_new_snapshot_is_seen(tmp_path, monkeypatch):
+    """Scans of an unchanged table share one read of its manifest list (on S3 an `info` and a
+    read each time); a commit makes a new snapshot, whose list is read and whose rows are seen."""
+    warehouse = open_resource(Settings.local(tmp_path), "warehouse")
+    day = dt.date(2026, 10, 5)
+    next_day = day + dt.timedelta(days=1)
+    warehouse.overwrite_days("raw.t", pa.table({"d": [day], "v": [1]}), "d", day, next_day)
+    reads: list[str] = []
+    read = pyiceberg_fix._read_manifest_list
+    monkeypatch.setattr(
+        pyiceberg_fix, "_read_manifest_list", lambda io, path: reads.append(path) or read(io, path)
+    )
+    first = [warehouse.load_table("raw.t").scan().to_arrow() for _ in range(3)]
+    assert len(reads) == 1
+    assert all(t["v"].to_pylist() == [1] for t in first)
+    after = next_day + dt.timedelta(days=1)
+    warehouse.overwrite_days("raw.t", pa.table({"d": [next_day], "v": [2]}), "d", next_day, after)
+    rows = warehouse.load_table("raw.t").scan().to_arrow()
+    assert sorted(rows["v"].to_pylist()) == [1, 2]
+    assert len(set(reads)) == 2  # the new snapshot's list, read once it exists
+
+
 def test_staged_updates_apply_as_pyiceberg_applies_them_and_leave_the_base_as_it_was(tmp_path):
     """Without pyiceberg's final deep copy, the result is the same metadata and its base is
     unchanged, whatever the updates (properties, a snapshot, a branch, a removal)."""

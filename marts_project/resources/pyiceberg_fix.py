@@ -1,7 +1,7 @@
 """The one place that touches pyiceberg internals: cache `Transaction.table_metadata`, apply
 staged updates without deep-copying the whole metadata, split a write by partition in one sort
-instead of one filter per partition, parse a table's metadata file once per process, and write
-a new metadata file without asking first whether it exists.
+instead of one filter per partition, parse a table's metadata file and a snapshot's manifest
+list once per process, and write a new metadata file without asking first whether it exists.
 
 pyiceberg 0.12.0 recomputes `Transaction.table_metadata` on every read by replaying the staged
 updates and deep-copying the whole table metadata (snapshots included), and its overwrite reads
@@ -51,6 +51,12 @@ is new by construction (the next version number and a random UUID). pyiceberg's 
 the check racy, not a guard. The replacement writes the same bytes to the same new name without
 asking; a data file and a manifest were already written that way.
 
+A snapshot's manifest list was read again on every scan and commit that reached it (pyiceberg
+keeps the manifests it lists, not the list: "re-reading is cheap"): 98 reads of 49 lists in a
+one-day refresh at demo size, each an `info` and a read on S3. A manifest list is never
+rewritten either (named for its snapshot, with a UUID), so the last MANIFEST_LISTS_KEPT lists
+read are kept, as the tuple of pyiceberg's own shared `ManifestFile` objects it returns.
+
 Applied only to the pyiceberg version it was written and tested against; any other version
 keeps its own behaviour (and `test_pyiceberg_fix.py` says so).
 """
@@ -58,20 +64,24 @@ keeps its own behaviour (and `test_pyiceberg_fix.py` says so).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from importlib.metadata import version
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from cachetools import LRUCache
 from pyiceberg import catalog as pyiceberg_catalog
 from pyiceberg import table as pyiceberg_table
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.io import FileIO, InputFile
 from pyiceberg.io import pyarrow as pyiceberg_arrow
+from pyiceberg.manifest import ManifestFile
 from pyiceberg.partitioning import PartitionFieldValue, PartitionKey, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.serializers import FromInputFile, ToOutputFile
 from pyiceberg.table import CommitTableResponse, Table, Transaction
+from pyiceberg.table import snapshots as pyiceberg_snapshots
 from pyiceberg.table import update as pyiceberg_update
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 from pyiceberg.utils.datetime import datetime_to_millis
@@ -165,6 +175,23 @@ def _table_metadata_once(input_file: InputFile, encoding: str = "utf-8") -> Tabl
     return metadata
 
 
+MANIFEST_LISTS_KEPT = 256  # a few hundred tuples of shared objects: kilobytes
+_read_manifest_list = pyiceberg_snapshots._manifests
+_MANIFEST_LISTS: LRUCache[str, tuple[ManifestFile, ...]] = LRUCache(maxsize=MANIFEST_LISTS_KEPT)
+_MANIFEST_LISTS_LOCK = threading.Lock()
+
+
+def _manifests_once(io: FileIO, manifest_list: str) -> tuple[ManifestFile, ...]:
+    """pyiceberg's `_manifests`, read once per manifest list file (among the last kept)."""
+    with _MANIFEST_LISTS_LOCK:
+        kept = _MANIFEST_LISTS.get(manifest_list)
+    if kept is None:
+        kept = _read_manifest_list(io, manifest_list)
+        with _MANIFEST_LISTS_LOCK:
+            _MANIFEST_LISTS[manifest_list] = kept
+    return kept
+
+
 _commit_table = SqlCatalog.commit_table
 
 
@@ -193,6 +220,7 @@ def apply() -> bool:
     pyiceberg_arrow._determine_partitions = _determine_partitions
     FromInputFile.table_metadata = staticmethod(_table_metadata_once)  # type: ignore[method-assign]
     SqlCatalog.commit_table = _commit_table_kept  # type: ignore[method-assign]
+    pyiceberg_snapshots._manifests = _manifests_once  # where `Snapshot.manifests` calls it
     metastore = pyiceberg_catalog.MetastoreCatalog
     metastore._write_metadata = staticmethod(_write_new_metadata)  # type: ignore[method-assign]
     return True
