@@ -319,8 +319,8 @@ def freshness(as_json: bool) -> int:
     """Per-partition freshness of every partitioned mart (table, or JSON with --json); exits 1
     while a failed refresh is unrepaired."""
     settings = _settings()
-    serving, landing = open_resource(settings, "serving"), open_resource(settings, "landing")
-    landing = landing.snapshot()  # one listing for the plan and every mart's days
+    serving = open_resource(settings, "serving")
+    landing = open_resource(settings, "landing").snapshot()  # one listing for every mart
     failed = _unrepaired(settings)
     stale = _stale(settings, landing)
     now = dt.datetime.now(dt.UTC)
