@@ -26,7 +26,7 @@ from marts_project import commands
 from marts_project.cluster import supervisor
 from marts_project.commands import OperatorError, count
 from marts_project.core.contracts import DOMAINS
-from marts_project.core.partitions import CHUNK_DAYS, DayWindow, last_closed_day
+from marts_project.core.partitions import SIZED_CHUNK_MAX_DAYS, DayWindow, last_closed_day
 from marts_project.core.processes import alive
 from marts_project.definitions import build_definitions
 from marts_project.deployment import open_resource
@@ -127,9 +127,9 @@ def _run_options(command):
     return click.option(
         "--chunk-days",
         type=POSITIVE,
-        default=CHUNK_DAYS,
-        show_default=True,
-        help="days per daily run; bounds memory",
+        default=None,
+        help=f"at most N days per daily run (default: as many as MARTS_CHUNK_MB of landing "
+        f"files allow, up to {SIZED_CHUNK_MAX_DAYS}); a run holds its chunk in memory",
     )(command)
 
 
@@ -214,7 +214,7 @@ def seed(days: int, rows_per_day: int, seed: int, end: dt.date | None) -> None:
 def backfill(
     start: dt.date,
     end: dt.date | None,
-    chunk_days: int,
+    chunk_days: int | None,
     workers: int,
     log_level: str,
     selectors: tuple[str, ...],
@@ -233,7 +233,7 @@ cli.add_command(backfill, "materialize")
 @click.option("--days", type=POSITIVE, default=7, show_default=True, help="how many closed days")
 @_run_options
 def reprocess(
-    days: int, chunk_days: int, workers: int, log_level: str, selectors: tuple[str, ...]
+    days: int, chunk_days: int | None, workers: int, log_level: str, selectors: tuple[str, ...]
 ) -> int:
     """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
     start, end = _last_days(_yesterday(), days)
@@ -706,7 +706,7 @@ def demo(
     days: int,
     rows_per_day: int,
     seed: int,
-    chunk_days: int,
+    chunk_days: int | None,
     workers: int,
     log_level: str,
     selectors: tuple[str, ...],

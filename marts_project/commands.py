@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -19,7 +19,7 @@ from dagster import DagsterInstance, Definitions, deserialize_value, serialize_v
 from marts_project.automation import loop
 from marts_project.cluster import backfill as cluster_backfill
 from marts_project.core.lineage import asset_key_for_table
-from marts_project.core.partitions import CHUNK_DAYS, run_range
+from marts_project.core.partitions import CHUNK_BYTES, CHUNK_DAYS, SIZED_CHUNK_MAX_DAYS, run_range
 from marts_project.definitions import build_definitions
 from marts_project.deployment import open_resource
 from marts_project.execution.runs import ChunkWorkers, instance_for, partition_range, refresh_days
@@ -28,7 +28,7 @@ from marts_project.planning.selection import SelectionError, select
 from marts_project.raw.sources import raw_table, source_specs
 from marts_project.resources.audit_trail import audited
 from marts_project.resources.duck import connect
-from marts_project.resources.landing import LandingZone
+from marts_project.resources.landing import LandingSnapshot, LandingZone
 from marts_project.resources.read_only_query import QueryRefused, QueryTimeout, run_read_only
 from marts_project.resources.serving import ServingDatabase
 from marts_project.settings import Settings, acting_user
@@ -83,10 +83,11 @@ def selected(defs: Definitions, selectors: tuple[str, ...]):
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a backfill runs: days per daily run, daily runs side by side, Dagster's own log
-    level, and the `--select`ion (empty: everything)."""
+    """How a backfill runs: at most how many days per daily run (None: as many as
+    CHUNK_BYTES of landing files allow, up to SIZED_CHUNK_MAX_DAYS), daily runs side by side,
+    Dagster's own log level, and the `--select`ion (empty: everything)."""
 
-    chunk_days: int = CHUNK_DAYS
+    chunk_days: int | None = None
     workers: int = 1
     log_level: str = "WARNING"
     selectors: tuple[str, ...] = ()
@@ -100,14 +101,16 @@ def backfill_days(
     end: dt.date,
     options: RunOptions,
     echo: Echo,
+    day_bytes: Mapping[dt.date, int],
 ) -> int:
     """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions; of
     the `--select`ion only), printing each step and each run as it finishes, then a tally; 1 if
-    a run or an ERROR check failed."""
+    a run or an ERROR check failed. `day_bytes` (each day's landing bytes the selection reads)
+    sizes the daily runs."""
     chosen = selected(defs, options.selectors)
-    chunk_days, workers = options.chunk_days, options.workers
+    chunk_days, workers = options.chunk_days or SIZED_CHUNK_MAX_DAYS, options.workers
     if settings.cluster:
-        if chunk_days != CHUNK_DAYS or workers != 1:
+        if options.chunk_days is not None or workers != 1:
             raise OperatorError(
                 f"on the cluster a backfill's chunk is MARTS_CHUNK_DAYS ({CHUNK_DAYS} days), "
                 "which the daemon and the workers share, and the daemon decides how many run "
@@ -118,7 +121,8 @@ def backfill_days(
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     echo(
         f"backfilling {start} .. {end} ({what}): daily tables in runs of at most {chunk_days} "
-        f"days{side_by_side}, then weeks, months and dimensions"
+        f"days and {CHUNK_BYTES / 1e6:g} MB of landing files{side_by_side}, then weeks, "
+        "months and dimensions"
     )
     began = time.perf_counter()
 
@@ -141,6 +145,7 @@ def backfill_days(
         log_level=options.log_level.upper(),
         workers=ChunkWorkers(workers, partial(open_embedded, settings)),
         select=chosen,
+        day_bytes=day_bytes,
     )
     echo(tally(outcomes, time.perf_counter() - began))
     failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
@@ -188,20 +193,25 @@ def _cluster_backfill(
     return 0 if status in cluster_backfill.SUCCEEDED else 1
 
 
-def refuse_missing_landing(
-    settings: Settings, defs: Definitions, start: dt.date, end: dt.date, selectors: tuple[str, ...]
-) -> None:
-    """Refuse a backfill whose raw tables would read a landing file that is not there: the
-    days of every source it rebuilds (all, or those `--select` reaches)."""
+def backfill_sources(defs: Definitions, selectors: tuple[str, ...]) -> list[str]:
+    """The landing sources a backfill's raw tables read: all, or those `--select` reaches."""
     chosen = selected(defs, selectors)
-    sources = [
+    return [
         s for s in source_specs() if chosen is None or asset_key_for_table(raw_table(s)) in chosen
     ]
-    landing = open_resource(settings, "landing")
-    present = set(landing.fingerprints())
+
+
+def refuse_missing_landing(
+    settings: Settings, landing: LandingSnapshot, sources: list[str], start: dt.date, end: dt.date
+) -> None:
+    """Refuse a backfill whose raw tables would read a landing file that is not there: the
+    days of every source it rebuilds."""
     days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
     missing = [
-        LandingZone.key(s, d) for d in days for s in sources if LandingZone.key(s, d) not in present
+        LandingZone.key(s, d)
+        for d in days
+        for s in sources
+        if LandingZone.key(s, d) not in landing.files
     ]
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -218,16 +228,19 @@ def audited_backfill(
 ) -> int:
     """A backfill by hand, recorded in the audit trail with how it ended (or why it was
     refused)."""
-    params = {"start": start, "end": end, "chunk_days": options.chunk_days}
-    params |= {"workers": options.workers}
+    params = {"start": start, "end": end, "workers": options.workers}
+    params |= {"chunk_days": options.chunk_days} if options.chunk_days else {}
     params |= {"select": " ".join(options.selectors)} if options.selectors else {}
     instance = instance_of(settings)
     trail = open_resource(settings, "audit", instance)
     with audited(trail, action, f"{start}..{end}", params) as outcome:  # refusals on record too
         partition_range(start, end)  # refuse a bad range before touching anything
         defs = build_definitions(settings)
-        refuse_missing_landing(settings, defs, start, end, options.selectors)
-        code = backfill_days(settings, defs, instance, start, end, options, echo)
+        sources = backfill_sources(defs, options.selectors)
+        landing = open_resource(settings, "landing").snapshot()  # one listing for both
+        refuse_missing_landing(settings, landing, sources, start, end)
+        sizes = landing.day_bytes(sources)
+        code = backfill_days(settings, defs, instance, start, end, options, echo, sizes)
         outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
     return code
 

@@ -131,6 +131,19 @@ def chunk_days(environ: Mapping[str, str] | None = None) -> int:
     return days
 
 
+def chunk_megabytes(environ: Mapping[str, str] | None = None) -> float:
+    """MARTS_CHUNK_MB: megabytes of landing files a daily run of the CLI reads at most
+    (`core/partitions.py` says why)."""
+    value = _env(environ).get("MARTS_CHUNK_MB", "256")
+    try:
+        megabytes = float(value)
+    except ValueError:
+        raise ValueError(f"MARTS_CHUNK_MB={value!r} is not a number of megabytes") from None
+    if not 0 < megabytes < 1e9:  # also refuses nan and inf
+        raise ValueError(f"MARTS_CHUNK_MB={value}: a positive number of megabytes, please")
+    return megabytes
+
+
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where derived answers outlive the process: MARTS_CACHE_DIR, else the user's cache."""
     env = _env(environ)

@@ -66,3 +66,12 @@ def test_a_missing_file_has_no_version_and_no_arrival(zone: LandingZone):
     assert zone.version("crm", before) is None
     assert zone.snapshot().modified_at("crm", before) is None
     assert set(zone.snapshot().versions()) == set(zone.fingerprints())
+
+
+def test_a_snapshot_sums_each_days_bytes_over_the_sources_asked_for(zone: LandingZone):
+    """What sizes a backfill's chunks: the bytes a run of those days would read."""
+    snapshot = zone.snapshot()
+    size = {s: {d: len(f"{s},{d}\n") for d in DAYS} for s in SOURCES}
+    assert snapshot.day_bytes(["crm"]) == size["crm"]
+    assert snapshot.day_bytes(SOURCES) == {d: size["crm"][d] + size["ad_platform"][d] for d in DAYS}
+    assert snapshot.day_bytes(["not_a_source"]) == {}

@@ -117,3 +117,23 @@ def test_partition_keys_and_periods_are_dagsters_answers_kept_for_the_utc_day(mo
     monkeypatch.setattr(partitions.dt, "datetime", Tomorrow)
     partition_keys(daily_partitions)
     assert asked == [daily_partitions]  # a new UTC day: asked again
+
+
+def test_a_range_splits_into_chunks_of_at_most_n_days():
+    first = dt.date(2026, 10, 1)
+    chunks = partitions.day_chunks(first, first + dt.timedelta(days=9), 4)
+    assert [(a.day, b.day) for a, b in chunks] == [(1, 4), (5, 8), (9, 10)]
+
+
+def test_sized_chunks_hold_at_most_the_byte_budget_and_a_large_day_runs_alone():
+    """Days of 30 bytes under a budget of 100: three a chunk; a day of 250 bytes is larger than
+    the budget and runs on its own; the day cap still holds where the bytes would allow more."""
+    first = dt.date(2026, 10, 1)
+    days = [first + dt.timedelta(days=i) for i in range(8)]
+    sizes = dict.fromkeys(days, 30) | {days[4]: 250}
+    chunks = partitions.day_chunks(days[0], days[-1], 31, sizes, max_bytes=100)
+    assert [(a.day, b.day) for a, b in chunks] == [(1, 3), (4, 4), (5, 5), (6, 8)]
+    capped = partitions.day_chunks(days[0], days[-1], 2, dict.fromkeys(days, 1), max_bytes=100)
+    assert [(a.day, b.day) for a, b in capped] == [(1, 2), (3, 4), (5, 6), (7, 8)]
+    missing = partitions.day_chunks(days[0], days[-1], 31, {}, max_bytes=100)
+    assert missing == [(days[0], days[-1])]  # no files: nothing to hold, one run

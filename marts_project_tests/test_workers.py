@@ -11,8 +11,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from marts_project.core.partitions import daily_partitions
+from marts_project.core.partitions import daily_partitions, run_range
 from marts_project.execution.runs import instance_for, refresh_days
+from marts_project.raw.sources import source_specs
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, comparable_rows, days
 
@@ -62,3 +63,36 @@ def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Pa
             assert comparable_rows(parallel.warehouse, identifier, settings.landing) == (
                 comparable_rows(serial.warehouse, identifier, serial.settings.landing)
             ), identifier
+
+
+def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path: Path):
+    """Without --chunk-days a daily run holds as many days as MARTS_CHUNK_MB of landing files
+    allow: a budget of two and a half days' files runs five days as 2 + 2 + 1."""
+    settings = Settings.local(tmp_path / "data")
+    instance = instance_for(settings.data_dir / "dagster_home")
+    lake = Lakehouse(settings, instance)
+    window = days(DAY, 5)
+    lake.seed(window[0], len(window))
+    sizes = lake.landing.snapshot().day_bytes(source_specs())
+    assert min(sizes.values()) > 0.8 * max(sizes.values())  # any two days fit, no three
+    budget = (2 * max(sizes.values()) + 0.5 * min(sizes.values())) / 1e6
+    env = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
+    env |= {"MARTS_CHUNK_MB": f"{budget:.6f}"}
+    env.pop("DAGSTER_HOME", None)
+    marts = str(Path(sys.executable).with_name("marts"))
+    done = subprocess.run(
+        [marts, "backfill", "--start", str(window[0]), "--end", str(window[-1])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "MB of landing files" in done.stdout
+    daily = sorted(
+        run_range(r.dagster_run.tags)
+        for r in instance.get_run_records()
+        if r.dagster_run.job_name == "daily_assets_job"
+    )
+    d = [day.isoformat() for day in window]
+    assert daily == [(d[0], d[1]), (d[2], d[3]), (d[4], d[4])]

@@ -24,7 +24,7 @@ from dagster import (
     WeeklyPartitionsDefinition,
 )
 
-from marts_project.settings import chunk_days, partitions_start_setting
+from marts_project.settings import chunk_days, chunk_megabytes, partitions_start_setting
 
 
 def default_partitions_start(today: dt.date) -> dt.date:
@@ -133,6 +133,15 @@ days_of_period = TimeWindowPartitionMapping(allow_nonexistent_upstream_partition
 # MARTS_CHUNK_DAYS sets it per deployment (read when the assets are defined: a backfill policy
 # is part of an asset's definition, so the daemon, the UI and the workers must agree on it).
 CHUNK_DAYS = chunk_days()
+# Where marts itself splits a range (`marts backfill`, `reprocess`, `demo`), it knows how large
+# each day's landing files are, so a chunk is sized by what it reads instead of by a day count:
+# consecutive days whose landing files add up to at most CHUNK_BYTES (MARTS_CHUNK_MB, default
+# 256 MB; a run's peak RSS is about 4 to 7 times the landing bytes it reads, plus about 0.3 GB
+# of code), at most SIZED_CHUNK_MAX_DAYS days, a day larger than the budget in a run of its own.
+# Small lineages then run a month in one run (each run has a fixed cost: planning, a commit per
+# table, checks over its window), and memory follows the bytes, not the calendar.
+CHUNK_BYTES = int(chunk_megabytes() * 1_000_000)
+SIZED_CHUNK_MAX_DAYS = 31
 # Weeks and months are chunked too, so a long range never puts all its periods in one run: the
 # monthly P&L reads every order of its months, and a year of months would hold a year of orders.
 PERIODS_PER_RUN: dict[str, int] = {"daily": CHUNK_DAYS, "weekly": 4, "monthly": 1}
@@ -164,16 +173,27 @@ def contiguous_key_ranges(
 
 
 def day_chunks(
-    start: dt.date, end: dt.date, chunk_days: int = CHUNK_DAYS
+    start: dt.date,
+    end: dt.date,
+    chunk_days: int = CHUNK_DAYS,
+    day_bytes: Mapping[dt.date, int] | None = None,
+    max_bytes: int = CHUNK_BYTES,
 ) -> list[tuple[dt.date, dt.date]]:
-    """The days [start, end] as consecutive (first, last) chunks of at most `chunk_days`."""
+    """The days [start, end] as consecutive (first, last) chunks of at most `chunk_days` days
+    and, with `day_bytes` (each day's landing bytes), of at most `max_bytes` (a larger day
+    alone)."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days must be at least 1, got {chunk_days}")
-    chunks = []
-    while start <= end:
-        last = min(end, start + dt.timedelta(days=chunk_days - 1))
-        chunks.append((start, last))
-        start = last + dt.timedelta(days=1)
+    chunks: list[tuple[dt.date, dt.date]] = []
+    held = 0  # landing bytes of the last chunk
+    for offset in range((end - start).days + 1):
+        day = start + dt.timedelta(days=offset)
+        size = day_bytes.get(day, 0) if day_bytes is not None else 0
+        if chunks and (day - chunks[-1][0]).days < chunk_days and held + size <= max_bytes:
+            chunks[-1], held = (chunks[-1][0], day), held + size
+        else:
+            chunks.append((day, day))
+            held = size
     return chunks
 
 

@@ -5,7 +5,7 @@ path, `--workers`, the cluster launcher and the schedules all ask `refresh_runs`
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,9 +98,11 @@ def refresh_runs(
     chunk_days: int = CHUNK_DAYS,
     select: Collection[AssetKey] | None = None,
     jobs: Collection = tuple(REFRESH_JOBS),
+    day_bytes: Mapping[dt.date, int] | None = None,
 ) -> list[RefreshRun]:
     """The runs that refresh everything the days [start, end] feed, in the order they must
-    run: the daily job in chunks of at most `chunk_days` days, then the weeks and months
+    run: the daily job in chunks of at most `chunk_days` days (and, with `day_bytes`, of at
+    most CHUNK_BYTES of landing files: `day_chunks`), then the weeks and months
     holding those days (PERIODS_PER_RUN a run), then the unpartitioned marts. With `select`,
     only those assets (a job none of them is in does not run)."""
     runs: list[RefreshRun] = []
@@ -122,7 +124,7 @@ def refresh_runs(
         if partitions_def is None:
             runs.append(RefreshRun(job, None, assets))
         elif partitions_def == daily_partitions:
-            for first, last in day_chunks(start, end, chunk_days):
+            for first, last in day_chunks(start, end, chunk_days, day_bytes):
                 runs.append(RefreshRun(job, (first.isoformat(), last.isoformat()), assets))
         else:
             keys = keys_covering(partitions_def, start, end)

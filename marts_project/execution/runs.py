@@ -7,7 +7,7 @@ import gc
 import multiprocessing
 import os
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -322,12 +322,13 @@ def refresh_days(
     log_level: str = "WARNING",
     workers: ChunkWorkers | None = None,
     select: Collection[AssetKey] | None = None,
+    day_bytes: Mapping[dt.date, int] | None = None,
 ) -> list[RunOutcome]:
     """Everything the days [start, end] feed (of `select` only, when given), run as
-    `jobs.refresh_runs` plans it: the daily job over chunks of at most `chunk_days` days (one
-    run each, so memory is bounded by a chunk, not by the range; with `workers`, that many
-    chunks run at once), then the weeks and months containing them, then the dimensions and
-    views; checks included.
+    `jobs.refresh_runs` plans it: the daily job over chunks of at most `chunk_days` days and,
+    with `day_bytes`, at most CHUNK_BYTES of landing files (one run each, so memory is bounded
+    by a chunk, not by the range; with `workers`, that many chunks run at once), then the weeks
+    and months containing them, then the dimensions and views; checks included.
 
     Later runs are skipped once one fails, so nothing builds on a failed partition.
     `on_outcome` hears of each run as it finishes; `progress` prints each step as it finishes.
@@ -342,7 +343,9 @@ def refresh_days(
             on_outcome(outcome)
         return outcome.success
 
-    runs = refresh_runs(defs.resolve_asset_graph(), start, end, chunk_days, select)
+    runs = refresh_runs(
+        defs.resolve_asset_graph(), start, end, chunk_days, select, day_bytes=day_bytes
+    )
     chunks = [r for r in runs if r.job is daily_assets_job]
     if workers and workers.count > 1 and len(chunks) > 1:
         if not _chunks_side_by_side(chunks, workers, options, record):

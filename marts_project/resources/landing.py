@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import fsspec
@@ -78,8 +78,10 @@ class LandingZone(StorageAccess):
     def snapshot(self) -> LandingSnapshot:
         """Every file under the root as one listing finds it (a request per thousand files on
         S3): what a check or report compares many files against, instead of a request each."""
+        listing = self._listing()
         return LandingSnapshot(
-            {key: (_fingerprint(info, at), at) for key, (info, at) in self._listing().items()}
+            {key: (_fingerprint(info, at), at) for key, (info, at) in listing.items()},
+            {key: int(info.get("size") or 0) for key, (info, _) in listing.items()},
         )
 
     def versions(self) -> dict[str, tuple[str, dt.datetime]]:
@@ -127,9 +129,10 @@ class LandingZone(StorageAccess):
 @dataclass(frozen=True)
 class LandingSnapshot:
     """The landing zone's files as one listing found them: {key relative to the root: (its
-    fingerprint, when it was last written)}."""
+    fingerprint, when it was last written)}, and their sizes in bytes."""
 
     files: Mapping[str, tuple[str, dt.datetime | None]]
+    sizes: Mapping[str, int] = field(default_factory=dict)
 
     def fingerprints(self) -> dict[str, str]:
         """{key: size/mtime/etag fingerprint}: a rewritten file gets a new one, so
@@ -140,6 +143,16 @@ class LandingSnapshot:
         """{key: (fingerprint, when it was last written)}: the versions on offer, with their
         arrival times (a file without a modification time has none)."""
         return {key: (version, at) for key, (version, at) in self.files.items() if at is not None}
+
+    def day_bytes(self, sources: Collection[str]) -> dict[dt.date, int]:
+        """{day: bytes of the files of `sources` for that day}: what a run of those days
+        reads, which is what sizes a backfill's chunks."""
+        total: dict[dt.date, int] = {}
+        for key, size in self.sizes.items():
+            found = parse_key(key)
+            if found and found[0] in sources:
+                total[found[1]] = total.get(found[1], 0) + size
+        return total
 
     def modified_at(self, source: str, day: dt.date) -> dt.datetime | None:
         """When the file of `source` for `day` was last (re)written, None if it is not there."""
