@@ -117,6 +117,8 @@ def backfill_days(
                 "at once; --chunk-days and --workers are for the embedded deployment"
             )
         return _cluster_backfill(settings, instance, start, end, defs, echo, chosen)
+    if options.chunk_days is None and workers > 1:  # at least a chunk for every worker
+        chunk_days = min(chunk_days, -(-((end - start).days + 1) // workers))
     side_by_side = f", {workers} at a time" if workers > 1 else ""
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     echo(

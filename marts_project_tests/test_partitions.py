@@ -137,3 +137,16 @@ def test_sized_chunks_hold_at_most_the_byte_budget_and_a_large_day_runs_alone():
     assert [(a.day, b.day) for a, b in capped] == [(1, 2), (3, 4), (5, 6), (7, 8)]
     missing = partitions.day_chunks(days[0], days[-1], 31, {}, max_bytes=100)
     assert missing == [(days[0], days[-1])]  # no files: nothing to hold, one run
+
+
+def test_sized_chunks_are_as_even_as_their_count_allows():
+    """45 days of 10 bytes under a budget of 220 need three chunks: 15 days each, not
+    22 + 22 + 1 (no chunk holds more than it must)."""
+    first = dt.date(2026, 9, 1)
+    days = [first + dt.timedelta(days=i) for i in range(45)]
+    chunks = partitions.day_chunks(days[0], days[-1], 31, dict.fromkeys(days, 10), max_bytes=220)
+    assert [(b - a).days + 1 for a, b in chunks] == [15, 15, 15]
+    uneven = dict.fromkeys(days, 10) | {days[0]: 100}  # a heavy first day: fewer days with it
+    chunks = partitions.day_chunks(days[0], days[-1], 31, uneven, max_bytes=220)
+    held = [sum(uneven[d] for d in days if a <= d <= b) for a, b in chunks]
+    assert len(chunks) == 3 and max(held) <= 190 and sum(held) == sum(uneven.values())

@@ -4,6 +4,7 @@ processes on the embedded deployment, and the lake ends exactly as one serial bu
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Pa
     marts = str(Path(sys.executable).with_name("marts"))
     argv = ["backfill", "--start", str(WINDOW[0]), "--end", str(WINDOW[-1])]
     done = subprocess.run(
-        [marts, *argv, "--chunk-days", "2", "--workers", "2"],
+        [marts, *argv, "--workers", "2"],
         env=env,
         capture_output=True,
         text=True,
@@ -40,7 +41,7 @@ def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Pa
     assert "2 at a time" in done.stdout
 
     daily = [r for r in instance.get_run_records() if r.dagster_run.job_name == "daily_assets_job"]
-    assert len(daily) == 3  # six days in chunks of two
+    assert len(daily) == 2  # six small days fit one chunk, cut in two for the two workers
     spans = sorted((r.start_time, r.end_time) for r in daily)
     overlapping = [b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)]
     assert any(overlapping), f"no two chunks ran at once: {spans}"
@@ -67,7 +68,8 @@ def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Pa
 
 def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path: Path):
     """Without --chunk-days a daily run holds as many days as MARTS_CHUNK_MB of landing files
-    allow: a budget of two and a half days' files runs five days as 2 + 2 + 1."""
+    allow: a budget of two and a half days' files runs five days in three runs (two days, two
+    days and one, in some order)."""
     settings = Settings.local(tmp_path / "data")
     instance = instance_for(settings.data_dir / "dagster_home")
     lake = Lakehouse(settings, instance)
@@ -94,5 +96,11 @@ def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path
         for r in instance.get_run_records()
         if r.dagster_run.job_name == "daily_assets_job"
     )
-    d = [day.isoformat() for day in window]
-    assert daily == [(d[0], d[1]), (d[2], d[3]), (d[4], d[4])]
+    covered = [dt.date.fromisoformat(first) for first, _ in daily]
+    lengths = [
+        (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1
+        for first, last in daily
+    ]
+    assert len(daily) == 3 and sorted(lengths) == [1, 2, 2]  # no fewer runs fit the budget
+    assert covered[0] == window[0] and sum(lengths) == len(window)
+    assert all(a[1] < b[0] for a, b in zip(daily, daily[1:], strict=False))  # each day once

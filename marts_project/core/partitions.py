@@ -181,14 +181,38 @@ def day_chunks(
 ) -> list[tuple[dt.date, dt.date]]:
     """The days [start, end] as consecutive (first, last) chunks of at most `chunk_days` days
     and, with `day_bytes` (each day's landing bytes), of at most `max_bytes` (a larger day
-    alone)."""
+    alone), as even as that many chunks can be: 45 days that need three chunks run as three
+    of 15, not 22 + 22 + 1, so no chunk holds more than it must."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days must be at least 1, got {chunk_days}")
+    if day_bytes is None:
+        return _greedy_chunks(start, end, chunk_days, {}, 0)
+    count = len(_greedy_chunks(start, end, chunk_days, day_bytes, max_bytes))
+    low, high = 0, max_bytes  # the smallest byte cap that still needs only `count` chunks
+    while low < high:
+        middle = (low + high) // 2
+        if len(_greedy_chunks(start, end, chunk_days, day_bytes, middle)) == count:
+            high = middle
+        else:
+            low = middle + 1
+    days = (end - start).days + 1
+    fewest_days = next(  # then the smallest day cap that does
+        d
+        for d in range(min(chunk_days, -(-days // count)), chunk_days + 1)
+        if len(_greedy_chunks(start, end, d, day_bytes, high)) == count
+    )
+    return _greedy_chunks(start, end, fewest_days, day_bytes, high)
+
+
+def _greedy_chunks(
+    start: dt.date, end: dt.date, chunk_days: int, day_bytes: Mapping[dt.date, int], max_bytes: int
+) -> list[tuple[dt.date, dt.date]]:
+    """Each chunk filled with days while both caps allow (a day over `max_bytes` alone)."""
     chunks: list[tuple[dt.date, dt.date]] = []
     held = 0  # landing bytes of the last chunk
     for offset in range((end - start).days + 1):
         day = start + dt.timedelta(days=offset)
-        size = day_bytes.get(day, 0) if day_bytes is not None else 0
+        size = day_bytes.get(day, 0)
         if chunks and (day - chunks[-1][0]).days < chunk_days and held + size <= max_bytes:
             chunks[-1], held = (chunks[-1][0], day), held + size
         else:
