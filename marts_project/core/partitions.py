@@ -136,10 +136,11 @@ CHUNK_DAYS = chunk_days()
 # Where marts itself splits a range (`marts backfill`, `reprocess`, `demo`), it knows how large
 # each day's landing files are, so a chunk is sized by what it reads instead of by a day count:
 # consecutive days whose landing files add up to at most CHUNK_BYTES (MARTS_CHUNK_MB, default
-# 256 MB; a run's peak RSS is about 4 to 7 times the landing bytes it reads, plus about 0.3 GB
-# of code), at most SIZED_CHUNK_MAX_DAYS days, a day larger than the budget in a run of its own.
-# Small lineages then run a month in one run (each run has a fixed cost: planning, a commit per
-# table, checks over its window), and memory follows the bytes, not the calendar.
+# 256 MB), at most SIZED_CHUNK_MAX_DAYS days, a day larger than the budget in a run of its own.
+# A daily run's peak RSS stays under about 0.3 GB of code plus 5 times the landing bytes it
+# reads (1.4 GB for 250 MB at 100,000 rows a day, BENCHMARKS.md). Small lineages then run a
+# month in one run (each run has a fixed cost: planning, a commit per table, checks over its
+# window), and memory follows the bytes, not the calendar.
 CHUNK_BYTES = int(chunk_megabytes() * 1_000_000)
 SIZED_CHUNK_MAX_DAYS = 31
 # Weeks and months are chunked too, so a long range never puts all its periods in one run: the
