@@ -195,9 +195,16 @@ def _cluster_backfill(
     return 0 if status in cluster_backfill.SUCCEEDED else 1
 
 
-def backfill_sources(defs: Definitions, selectors: tuple[str, ...]) -> list[str]:
-    """The landing sources a backfill's raw tables read: all, or those `--select` reaches."""
+def backfill_sources(
+    defs: Definitions, selectors: tuple[str, ...], upstream: bool = False
+) -> list[str]:
+    """The landing sources whose raw tables a backfill rebuilds: all, or those `--select`
+    reaches; with `upstream`, also those the selected tables are computed from (whose days
+    its runs read, from Iceberg: what sizes its chunks)."""
     chosen = selected(defs, selectors)
+    if chosen is not None and upstream:
+        graph = defs.resolve_asset_graph()
+        chosen = chosen.union(*(graph.get_ancestor_asset_keys(key) for key in chosen))
     return [
         s for s in source_specs() if chosen is None or asset_key_for_table(raw_table(s)) in chosen
     ]
@@ -238,10 +245,10 @@ def audited_backfill(
     with audited(trail, action, f"{start}..{end}", params) as outcome:  # refusals on record too
         partition_range(start, end)  # refuse a bad range before touching anything
         defs = build_definitions(settings)
-        sources = backfill_sources(defs, options.selectors)
         landing = open_resource(settings, "landing").snapshot()  # one listing for both
-        refuse_missing_landing(settings, landing, sources, start, end)
-        sizes = landing.day_bytes(sources)
+        rebuilt = backfill_sources(defs, options.selectors)
+        refuse_missing_landing(settings, landing, rebuilt, start, end)
+        sizes = landing.day_bytes(backfill_sources(defs, options.selectors, upstream=True))
         code = backfill_days(settings, defs, instance, start, end, options, echo, sizes)
         outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
     return code

@@ -78,3 +78,17 @@ def test_cli_refuses_to_run_on_s3_without_credentials(capsys, tmp_path, monkeypa
     assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set" in err
     assert "Traceback" not in err
     assert not any(tmp_path.iterdir())  # nothing written, not even Dagster's home
+
+
+def test_a_backfill_of_a_mart_alone_is_sized_by_the_sources_it_is_computed_from():
+    """A backfill of the fact alone rebuilds no raw table (nothing to refuse for a missing
+    file) but reads its inputs' days, so the sources under it size its runs."""
+    from marts_project.commands import backfill_sources
+    from marts_project.definitions import defs
+
+    built = defs()
+    assert backfill_sources(built, ("mkt_campaign_performance_fact",)) == []
+    sizing = backfill_sources(built, ("mkt_campaign_performance_fact",), upstream=True)
+    assert sorted(sizing) == ["mkt_ad_stats", "mkt_campaigns", "mkt_crm_leads"]
+    assert backfill_sources(built, ("raw_shop_orders",), upstream=True) == ["shop_orders"]
+    assert backfill_sources(built, ()) == backfill_sources(built, (), upstream=True)

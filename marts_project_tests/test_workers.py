@@ -21,23 +21,30 @@ from marts_project_tests.conftest import DAY, Lakehouse, comparable_rows, days
 WINDOW = days(DAY, 6)
 
 
-def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Path):
-    settings = Settings.local(tmp_path / "parallel")
-    instance = instance_for(settings.data_dir / "dagster_home")  # the one the CLI opens
-    parallel = Lakehouse(settings, instance)
-    parallel.seed(WINDOW[0], len(WINDOW))
-    env = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
-    env.pop("DAGSTER_HOME", None)
-    marts = str(Path(sys.executable).with_name("marts"))
-    argv = ["backfill", "--start", str(WINDOW[0]), "--end", str(WINDOW[-1])]
+def backfill(
+    settings: Settings, window: list[dt.date], *options: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`marts backfill` of `window` as an operator runs it, on `settings`' data folder."""
+    environ = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
+    environ.pop("DAGSTER_HOME", None)  # the data folder's own instance
+    argv = ["backfill", "--start", str(window[0]), "--end", str(window[-1]), *options]
     done = subprocess.run(
-        [marts, *argv, "--workers", "2"],
-        env=env,
+        [str(Path(sys.executable).with_name("marts")), *argv],
+        env={**environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Path):
+    settings = Settings.local(tmp_path / "parallel")
+    instance = instance_for(settings.data_dir / "dagster_home")  # the one the CLI opens
+    parallel = Lakehouse(settings, instance)
+    parallel.seed(WINDOW[0], len(WINDOW))
+    done = backfill(settings, WINDOW, "--workers", "2")
     assert "2 at a time" in done.stdout
 
     daily = [r for r in instance.get_run_records() if r.dagster_run.job_name == "daily_assets_job"]
@@ -78,18 +85,7 @@ def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path
     sizes = lake.landing.snapshot().day_bytes(source_specs())
     assert min(sizes.values()) > 0.8 * max(sizes.values())  # any two days fit, no three
     budget = (2 * max(sizes.values()) + 0.5 * min(sizes.values())) / 1e6
-    env = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
-    env |= {"MARTS_CHUNK_MB": f"{budget:.6f}"}
-    env.pop("DAGSTER_HOME", None)
-    marts = str(Path(sys.executable).with_name("marts"))
-    done = subprocess.run(
-        [marts, "backfill", "--start", str(window[0]), "--end", str(window[-1])],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = backfill(settings, window, env={"MARTS_CHUNK_MB": f"{budget:.6f}"})
     assert "MB of landing files" in done.stdout
     daily = sorted(
         run_range(r.dagster_run.tags)
