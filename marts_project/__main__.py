@@ -14,6 +14,7 @@ import os
 import sys
 
 from marts_project import process
+from marts_project.settings import SettingError
 
 
 def run() -> None:
@@ -26,6 +27,9 @@ def run() -> None:
             gc.freeze()
             gc.enable()
         command()
+    except SettingError as exc:  # read while the definitions import: one line, not a traceback
+        sys.stderr.write(f"marts: error: {exc}\n")
+        os._exit(2)
     except KeyboardInterrupt:  # Ctrl-C before a command set up its own handling: one line
         sys.stderr.write("marts: interrupted\n")
         os._exit(130)

@@ -119,29 +119,32 @@ def partitions_start_setting(environ: Mapping[str, str] | None = None) -> str:
     return _env(environ).get("MARTS_PARTITIONS_START", "").strip()
 
 
+class SettingError(ValueError):
+    """A variable marts reads from the environment holds a value it cannot use (named)."""
+
+
+def _positive(environ: Mapping[str, str] | None, name: str, default: str, kind: type, unit: str):
+    """The variable `name` as a positive number of `kind` (`default` when unset), or a
+    SettingError naming it."""
+    value = _env(environ).get(name, default)
+    try:
+        number = kind(value)
+    except ValueError:
+        raise SettingError(f"{name}={value!r} is not a number of {unit}") from None
+    if not 0 < number < 1e9:  # also refuses nan and inf
+        raise SettingError(f"{name}={value}: a positive number of {unit}, please")
+    return number
+
+
 def chunk_days(environ: Mapping[str, str] | None = None) -> int:
     """MARTS_CHUNK_DAYS: days per run of a long range (`core/partitions.py` says why)."""
-    value = _env(environ).get("MARTS_CHUNK_DAYS", "7")
-    try:
-        days = int(value)
-    except ValueError:
-        raise ValueError(f"MARTS_CHUNK_DAYS={value!r} is not a number of days") from None
-    if days < 1:
-        raise ValueError(f"MARTS_CHUNK_DAYS={days}: a chunk holds at least one day")
-    return days
+    return _positive(environ, "MARTS_CHUNK_DAYS", "7", int, "days")
 
 
 def chunk_megabytes(environ: Mapping[str, str] | None = None) -> float:
     """MARTS_CHUNK_MB: megabytes of landing files a daily run of the CLI reads at most
     (`core/partitions.py` says why)."""
-    value = _env(environ).get("MARTS_CHUNK_MB", "256")
-    try:
-        megabytes = float(value)
-    except ValueError:
-        raise ValueError(f"MARTS_CHUNK_MB={value!r} is not a number of megabytes") from None
-    if not 0 < megabytes < 1e9:  # also refuses nan and inf
-        raise ValueError(f"MARTS_CHUNK_MB={value}: a positive number of megabytes, please")
-    return megabytes
+    return _positive(environ, "MARTS_CHUNK_MB", "256", float, "megabytes")
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:

@@ -44,6 +44,33 @@ def test_a_setting_names_the_first_partition_and_a_bad_one_is_refused_by_name():
         partitions_start({"MARTS_PARTITIONS_START": "2025-13-01"})
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MARTS_CHUNK_MB", "x", "MARTS_CHUNK_MB='x' is not a number of megabytes"),
+        ("MARTS_CHUNK_MB", "nan", "MARTS_CHUNK_MB=nan: a positive number of megabytes"),
+        ("MARTS_CHUNK_DAYS", "0", "MARTS_CHUNK_DAYS=0: a positive number of days"),
+        ("MARTS_PARTITIONS_START", "2025-13-01", "MARTS_PARTITIONS_START='2025-13-01' is not"),
+    ],
+)
+def test_a_bad_chunk_or_partition_setting_is_one_line_naming_it_not_a_traceback(
+    name, value, message, tmp_path
+):
+    """They are read when the definitions import, before any command runs: still a refusal
+    (exit 2) that names the variable, as every other bad setting gets."""
+    env = {**os.environ, name: value, "MARTS_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "marts_project", "backfill", "--start", "2026-10-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"marts: error: {message}")
+    assert "Traceback" not in done.stderr
+
+
 def test_a_new_deployment_shows_months_of_partitions_not_every_day_since_a_fixed_year():
     env = {k: v for k, v in os.environ.items() if k != "MARTS_PARTITIONS_START"}
     probe = (

@@ -24,7 +24,12 @@ from dagster import (
     WeeklyPartitionsDefinition,
 )
 
-from marts_project.settings import chunk_days, chunk_megabytes, partitions_start_setting
+from marts_project.settings import (
+    SettingError,
+    chunk_days,
+    chunk_megabytes,
+    partitions_start_setting,
+)
 
 
 def default_partitions_start(today: dt.date) -> dt.date:
@@ -48,7 +53,7 @@ def partitions_start(environ: Mapping[str, str] | None = None, today: dt.date | 
         try:
             return dt.date.fromisoformat(value).isoformat()
         except ValueError:
-            raise ValueError(
+            raise SettingError(
                 f"MARTS_PARTITIONS_START={value!r} is not a date (expected YYYY-MM-DD)"
             ) from None
     return default_partitions_start(today or dt.datetime.now(dt.UTC).date()).isoformat()
