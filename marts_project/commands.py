@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import duckdb
-from dagster import DagsterInstance, Definitions, deserialize_value, serialize_value
+from dagster import AssetKey, DagsterInstance, Definitions, deserialize_value, serialize_value
 
 from marts_project.automation import loop
 from marts_project.cluster import backfill as cluster_backfill
@@ -102,12 +102,12 @@ def backfill_days(
     options: RunOptions,
     echo: Echo,
     day_bytes: Mapping[dt.date, int],
+    chosen: set[AssetKey] | None,
 ) -> int:
     """Refresh a day range everywhere it flows (daily tables, weeks, months, dimensions; of
-    the `--select`ion only), printing each step and each run as it finishes, then a tally; 1 if
-    a run or an ERROR check failed. `day_bytes` (each day's landing bytes the selection reads)
-    sizes the daily runs."""
-    chosen = selected(defs, options.selectors)
+    the `--select`ion `chosen` only), printing each step and each run as it finishes, then a
+    tally; 1 if a run or an ERROR check failed. `day_bytes` (each day's landing bytes the
+    selection reads) sizes the daily runs."""
     chunk_days, workers = options.chunk_days or SIZED_CHUNK_MAX_DAYS, options.workers
     if settings.cluster:
         if options.chunk_days is not None or workers != 1:
@@ -196,12 +196,11 @@ def _cluster_backfill(
 
 
 def backfill_sources(
-    defs: Definitions, selectors: tuple[str, ...], upstream: bool = False
+    defs: Definitions, chosen: set[AssetKey] | None, upstream: bool = False
 ) -> list[str]:
-    """The landing sources whose raw tables a backfill rebuilds: all, or those `--select`
-    reaches; with `upstream`, also those the selected tables are computed from (whose days
-    its runs read, from Iceberg: what sizes its chunks)."""
-    chosen = selected(defs, selectors)
+    """The landing sources whose raw tables a backfill rebuilds: all, or those of the
+    selection `chosen`; with `upstream`, also those the selected tables are computed from
+    (whose days its runs read, from Iceberg: what sizes its chunks)."""
     if chosen is not None and upstream:
         graph = defs.resolve_asset_graph()
         chosen = chosen.union(*(graph.get_ancestor_asset_keys(key) for key in chosen))
@@ -246,10 +245,10 @@ def audited_backfill(
         partition_range(start, end)  # refuse a bad range before touching anything
         defs = build_definitions(settings)
         landing = open_resource(settings, "landing").snapshot()  # one listing for both
-        rebuilt = backfill_sources(defs, options.selectors)
-        refuse_missing_landing(settings, landing, rebuilt, start, end)
-        sizes = landing.day_bytes(backfill_sources(defs, options.selectors, upstream=True))
-        code = backfill_days(settings, defs, instance, start, end, options, echo, sizes)
+        chosen = selected(defs, options.selectors)
+        refuse_missing_landing(settings, landing, backfill_sources(defs, chosen), start, end)
+        sizes = landing.day_bytes(backfill_sources(defs, chosen, upstream=True))
+        code = backfill_days(settings, defs, instance, start, end, options, echo, sizes, chosen)
         outcome["result"] = "ok" if code == 0 else "failed: a run or an ERROR check failed"
     return code
 

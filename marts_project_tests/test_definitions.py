@@ -83,12 +83,14 @@ def test_cli_refuses_to_run_on_s3_without_credentials(capsys, tmp_path, monkeypa
 def test_a_backfill_of_a_mart_alone_is_sized_by_the_sources_it_is_computed_from():
     """A backfill of the fact alone rebuilds no raw table (nothing to refuse for a missing
     file) but reads its inputs' days, so the sources under it size its runs."""
-    from marts_project.commands import backfill_sources
+    from marts_project.commands import backfill_sources, selected
     from marts_project.definitions import defs
 
     built = defs()
-    assert backfill_sources(built, ("mkt_campaign_performance_fact",)) == []
-    sizing = backfill_sources(built, ("mkt_campaign_performance_fact",), upstream=True)
+    fact = selected(built, ("mkt_campaign_performance_fact",))
+    assert backfill_sources(built, fact) == []
+    sizing = backfill_sources(built, fact, upstream=True)
     assert sorted(sizing) == ["mkt_ad_stats", "mkt_campaigns", "mkt_crm_leads"]
-    assert backfill_sources(built, ("raw_shop_orders",), upstream=True) == ["shop_orders"]
-    assert backfill_sources(built, ()) == backfill_sources(built, (), upstream=True)
+    raw = selected(built, ("raw_shop_orders",))
+    assert backfill_sources(built, raw, upstream=True) == ["shop_orders"]
+    assert backfill_sources(built, None) == backfill_sources(built, None, upstream=True)
