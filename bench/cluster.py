@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--rows-per-day", type=int, default=50_000)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--max-runs", type=int, default=3)
+    parser.add_argument("--max-runs", type=int, help="runs at once (default: one per worker)")
     args = parser.parse_args()
     days = days_before(END, args.days)
     cfg = SimConfig(seed=7, rows_per_day=args.rows_per_day)
@@ -239,7 +239,7 @@ def main() -> None:
             print("| --- | --- | --- | --- | --- | --- | --- | --- |")
             for workers in [int(w) for w in args.workers.split(",")]:
                 seconds, peak, costs = run_cluster(
-                    root, endpoint, bucket, workers, args.max_runs, days
+                    root, endpoint, bucket, workers, args.max_runs or workers, days
                 )
                 print(
                     f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x | {peak:.2f} GB "

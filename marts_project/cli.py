@@ -730,11 +730,14 @@ def cluster() -> None:
 @cluster.command("up")
 @click.option("--workers", type=POSITIVE, default=2, show_default=True, help="Celery workers")
 @click.option(
-    "--max-runs", type=POSITIVE, default=3, show_default=True, help="runs at once (queued beyond)"
+    "--max-runs",
+    type=POSITIVE,
+    help="runs at once, at most one per worker (queued beyond)  [default: one per worker]",
 )
 @click.option("--port", type=POSITIVE, default=3000, show_default=True, help="webserver port")
-def cluster_up(workers: int, max_runs: int, port: int) -> None:
+def cluster_up(workers: int, max_runs: int | None, port: int) -> None:
     """Start the cluster (settings from the environment) and wait until it is ready."""
+    max_runs = max_runs or workers
     try:
         started = supervisor.up(workers, max_runs, port)
     except supervisor.ClusterError as exc:

@@ -13,7 +13,6 @@ from dagster import (
     multiprocess_executor,
 )
 
-from marts_project.cluster.celery_options import CELERY_OPTIONS
 from marts_project.governance.access import serving_plan
 from marts_project.marts import ALL_MARTS
 from marts_project.resources.audit_trail import AuditTrail
@@ -51,7 +50,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "audit": AuditTrail(root=settings.audit_root, anchor=settings.catalog_uri, **audit_s3),
         "warehouse": warehouse,
         "serving": serving,
-        "iceberg_io": IcebergIOManager(warehouse=warehouse, outputs_outlive_steps=settings.cluster),
+        "iceberg_io": IcebergIOManager(warehouse=warehouse),
         "landing": LandingZone(root=settings.landing, **s3),
         # Every connection is pinned to UTC: day boundaries are UTC days on any machine.
         "duckdb": UtcDuckDB(database=":memory:"),
@@ -85,24 +84,12 @@ def open_resource(settings: Settings, key: str, instance: DagsterInstance | None
 
 
 def executor_for(name: str) -> ExecutorDefinition:
-    """The executor of a deployment; Celery's broker and result backend URLs (credentials
-    included) are read from the environment when a run starts, never stored in code."""
+    """The executor of a deployment's runs: the cluster's (`celery`) runs its steps in process
+    too, as each run is one Celery task (`instance/celery_task.py`)."""
     if name == "in_process":
         return in_process_executor
     if name == "multiprocess":
         return multiprocess_executor
-    if name == "celery":
-        from dagster_celery import celery_executor  # the cluster deployment's dependency
-
-        from marts_project.instance.celery_poll import poll_often
-
-        poll_often()  # a finished step is seen within 50 ms, not up to a second later
-        return celery_executor.configured(
-            {
-                "broker": {"env": "MARTS_CELERY_BROKER"},
-                "backend": {"env": "MARTS_CELERY_BACKEND"},
-                "config_source": CELERY_OPTIONS,
-            },
-            name="celery",
-        )
+    if name == "celery":  # the cluster: a run is a Celery task, its steps run in its process
+        return in_process_executor
     raise ValueError(f"MARTS_EXECUTOR={name!r}: expected one of {', '.join(EXECUTORS)}")

@@ -1,26 +1,29 @@
-"""A cluster worker process keeps one Dagster instance for all the steps it runs, on kept
+"""A cluster worker process keeps one Dagster instance for all the runs it runs, on kept
 PostgreSQL connections, instead of a new instance and a new connection per read and write; so
-does the daemon; a cluster run sees its finished steps within 50 ms, not a second; and a
-worker runs a step on the code as it is now, not as it was when the worker first loaded it."""
+does the daemon; and a worker runs a run on the code as it is now, not as it was when the
+worker first loaded it."""
 
 from __future__ import annotations
 
 import subprocess
-import threading
+import time
 
 import pytest
 from dagster import (
     AssetKey,
     AssetMaterialization,
     DagsterInstance,
-    DagsterRunStatus,
-    execute_job,
+    DagsterRun,
     reconstructable,
 )
 
+# Private: the instance reference a run's task carries, as the cluster's launcher sends it.
+from dagster._serdes import serialize_value
+
 from marts_project.cluster import supervisor
+from marts_project.cluster.celery_app import client
 from marts_project.execution.runs import instance_for
-from marts_project.instance.celery_task import worker_instance
+from marts_project.instance.celery_task import QUEUE, TASK_EXECUTE_RUN, worker_instance
 from marts_project.instance.config import POSTGRES
 from marts_project_tests.conftest import code_package, pg_connect
 
@@ -71,18 +74,6 @@ def test_a_kept_connection_the_server_closed_is_replaced_before_use(database, tm
         assert worker.get_run_by_id("no-such-run") is None
         assert worker.get_runs(limit=1) == []
         worker.dispose()
-
-
-def test_a_cluster_run_looks_for_finished_steps_many_times_a_second():
-    """dagster-celery's run loop sleeps a second between looks for finished steps: every link
-    of the asset graph waited up to that long before its next step was submitted."""
-    from dagster_celery import core_execution_loop
-
-    from marts_project.deployment import executor_for
-
-    core_execution_loop.TICK_SECONDS = 1  # what a process has before the executor is built
-    executor_for("celery")
-    assert core_execution_loop.TICK_SECONDS <= 0.1
 
 
 def test_the_daemon_keeps_its_postgresql_connections(database, tmp_path, monkeypatch):
@@ -166,7 +157,7 @@ def write_version() -> None:
     (Path(__file__).parent.parent / "ran").write_text(f"{{VERSION}} in {{os.getpid()}}")
 
 
-@job(executor_def=executor_for("celery"))  # as the cluster runs: each step on a Celery worker
+@job(executor_def=executor_for("celery"))  # as the cluster runs it: in the worker's process
 def versioned() -> None:
     write_version()
 
@@ -174,20 +165,26 @@ VERSION = "{version}"
 """
 
 
-def run_to_its_end(job, instance: DagsterInstance, seconds: float = 180):
-    """Run `job` (its steps on the Celery workers); fail if it is not finished in time."""
-    done = []
-    runner = threading.Thread(target=lambda: done.append(execute_job(job, instance)), daemon=True)
-    runner.start()
-    runner.join(seconds)
-    assert done, f"the run did not finish within {seconds} s"
-    return done[0]
+def run_on_the_cluster(job, instance: DagsterInstance, seconds: float = 180) -> DagsterRun:
+    """Send a run of `job` to the Celery workers, as the cluster's launcher does, and wait for
+    it; fail if it is not finished in time."""
+    run = instance.create_run_for_job(
+        job_def=job.get_definition(), job_code_origin=job.get_python_origin()
+    )
+    client().send_task(
+        TASK_EXECUTE_RUN, args=[serialize_value(instance.get_ref()), run.run_id], queue=QUEUE
+    )
+    deadline = time.monotonic() + seconds
+    while not (run := instance.get_run_by_id(run.run_id)).is_finished:
+        assert time.monotonic() < deadline, f"the run did not finish within {seconds} s"
+        time.sleep(0.2)
+    return run
 
 
 @pytest.mark.system
-def test_a_worker_runs_each_step_on_the_code_as_edited(tmp_path, rabbitmq_vhost, monkeypatch):
+def test_a_worker_runs_each_run_on_the_code_as_edited(tmp_path, rabbitmq_vhost, monkeypatch):
     """A Celery worker builds the definitions once per process: after an edit of a mart's SQL
-    or code, its steps must run the edited code, not the code it loaded first."""
+    or code, its runs must run the edited code, not the code it loaded first."""
     package = code_package(
         tmp_path, "edited_cluster_code", CODE.format(version="first"), monkeypatch
     )
@@ -206,8 +203,7 @@ def test_a_worker_runs_each_step_on_the_code_as_edited(tmp_path, rabbitmq_vhost,
         ran = []
         for version in ("first", "second, edited"):
             (package / "jobs.py").write_text(CODE.format(version=version))
-            result = run_to_its_end(reconstructable(versioned), instance)
-            assert instance.get_run_by_id(result.run_id).status == DagsterRunStatus.SUCCESS
+            assert run_on_the_cluster(reconstructable(versioned), instance).is_success
             written, pid = (package.parent / "ran").read_text().rsplit(" in ", 1)
             assert written == version
             ran.append(pid)

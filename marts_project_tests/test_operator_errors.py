@@ -137,6 +137,16 @@ def test_the_cluster_refuses_to_start_without_its_settings(tmp_path, monkeypatch
     assert "MARTS_CELERY_BROKER and MARTS_CELERY_BACKEND" in capsys.readouterr().err
 
 
+def test_the_cluster_refuses_more_runs_at_once_than_workers(tmp_path, monkeypatch, capsys):
+    """Each run takes a worker: a run launched with no worker free would wait in Celery's queue
+    and be failed by run monitoring after its start timeout, as if it had been lost."""
+    monkeypatch.setenv("MARTS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["cluster", "up", "--workers", "2", "--max-runs", "3"]) == 2
+    assert "--max-runs 3 is more than the 2 workers" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "cluster").exists()
+
+
 def test_the_cluster_rewrites_its_own_older_instance_but_never_another_deployments(tmp_path):
     """An upgrade's instance settings reach a home an earlier `marts cluster up` wrote (in this
     version's words or an earlier one's); the embedded deployment's home (its run history) is

@@ -98,7 +98,7 @@ def test_a_spare_host_ends_with_the_daemon_that_started_it_before_any_run():
 def test_the_daemon_starts_a_spare_host_only_for_an_instance_that_launches_from_one(
     tmp_path, monkeypatch
 ):
-    for deployment, expected in (("embedded", True), ("cluster", True), ("docker", False)):
+    for deployment, expected in (("embedded", True), ("cluster", False), ("docker", False)):
         home = tmp_path / deployment
         home.mkdir()
         (home / "dagster.yaml").write_text(config.render(deployment, home))

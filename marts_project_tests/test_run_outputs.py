@@ -1,6 +1,6 @@
-"""A run's next steps read what it just published from memory: until the run ends where one
-process runs the whole run, and across steps where each step is a task of a long-lived worker
-(Celery tears resources down after every step)."""
+"""A run's next steps read what it just published from memory, until the run ends: the process
+that runs it (the `marts` command, a run worker, a cluster worker) holds no run's tables after
+it."""
 
 from __future__ import annotations
 
@@ -37,13 +37,6 @@ def published(run_id: str) -> pa.Table:
     return table
 
 
-def test_a_worker_running_one_step_per_task_keeps_the_runs_outputs_after_each_step():
-    table = published("run-a")
-    manager = IcebergIOManager(warehouse=None, outputs_outlive_steps=True)
-    manager.teardown_after_execution(SimpleNamespace(run_id="run-a"))  # a step ended
-    assert read_in_run("run-a", NoScans(), TABLE, start=DAY, end=NEXT)[0] is table
-
-
 def test_a_process_running_the_whole_run_drops_its_outputs_when_the_run_ends():
     published("run-b")
     manager = IcebergIOManager(warehouse=None)
@@ -55,7 +48,7 @@ def test_a_process_running_the_whole_run_drops_its_outputs_when_the_run_ends():
 
 def test_another_runs_write_drops_the_outputs_a_worker_kept():
     published("run-c")
-    published("run-d")  # the worker's next task belongs to another run
+    published("run-d")  # the process's next run wrote
     assert read_in_run("run-c", Scans(), TABLE, start=DAY, end=NEXT)[0]["from"][0].as_py() == (
         "iceberg"
     )

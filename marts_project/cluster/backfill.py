@@ -113,7 +113,7 @@ def wait(
     instance: DagsterInstance,
     backfill_id: str,
     on_run: Callable[[DagsterRun], None],
-    poll_seconds: float = 2,
+    poll_seconds: float = 0.5,
 ) -> str:
     """Wait until the backfill ends, telling `on_run` of each of its runs as it finishes;
     the backfill's final status."""

@@ -1,10 +1,12 @@
-"""How Celery runs a step, the same for the runs that submit steps and the workers that run them."""
+"""How Celery hands out runs, the same for the launcher that sends them and the workers."""
 
-# Celery options shared by the run workers that submit steps and the Celery workers that run
-# them. A step's task is acknowledged only when it has finished (`task_acks_late`), so a worker
-# killed mid-step (SIGKILL, OOM, a lost host) leaves its task on the broker, which hands it to
-# another worker; every write replaces its own partitions under a write id, so running a step
-# again is safe. One task per worker process at a time: a step is seconds to minutes of work.
+# A run's task is acknowledged only when it has finished (`task_acks_late`), and a worker takes
+# one task at a time (prefetch 1): an idle worker gets the next run, rather than a busy one
+# reserving it. A task whose worker was lost (SIGKILL, OOM, a lost host) is handed to another
+# worker: a run that had not started starts there; one that had is ignored by Dagster and
+# failed by run monitoring, then retried as a new run (`instance/celery_task.py`). RabbitMQ
+# closes a delivery unacknowledged for longer than its `consumer_timeout` (30 minutes by
+# default): a deployment whose runs take longer raises it (docs/scaling.md).
 CELERY_OPTIONS: dict[str, object] = {
     "task_acks_late": True,
     "task_reject_on_worker_lost": True,

@@ -98,7 +98,7 @@ def commands(workers: int, port: int) -> dict[str, list[str]]:
             "-A",
             "marts_project.cluster.celery_app",
             "worker",
-            "--concurrency=1",  # one step at a time per worker; add workers to add steps
+            "--concurrency=1",  # one run at a time per worker; add workers to add runs
             f"--hostname=marts-worker-{i}@%h",
             "--queues=dagster",
             "--without-gossip",
@@ -122,6 +122,11 @@ def up(workers: int, max_runs: int, port: int, env: dict[str, str] | None = None
     """Start the cluster's supervisor, which starts every process of the cluster and restarts
     any that dies; wait until the webserver answers and every worker is ready."""
     env = dict(os.environ if env is None else env)
+    if max_runs > workers:  # a run waiting for a worker would be failed by run monitoring
+        raise ClusterError(  # after its start timeout, as if it had been lost
+            f"--max-runs {max_runs} is more than the {workers} workers: each run takes a worker "
+            "(runs beyond wait in Dagster's queue, not Celery's)"
+        )
     if missing := [name for name in REQUIRED_ENV if not env.get(name)]:
         raise ClusterError(f"the cluster needs {', '.join(missing)} in the environment")
     home = Path(env["DAGSTER_HOME"])

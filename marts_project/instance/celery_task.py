@@ -1,24 +1,38 @@
-"""The cluster's step task: dagster-celery's `execute_plan`, except that each worker process
-keeps one Dagster instance, on pooled PostgreSQL connections, for every step it runs.
+"""The cluster's run task: a Celery worker process runs whole runs, one after another, in its own
+process, as the embedded deployment runs them in the `marts` command's.
 
-Why: dagster-celery's task opens a new instance for every step (`DagsterInstance.from_ref`:
-new storages and engines, about 0.1 s), and Dagster's PostgreSQL storages open a new
-connection for every read and write (SQLAlchemy's NullPool: 20 ms a query against 3 ms on a
-kept connection, measured on this machine); a step reads its run and stores 10 to 40 events.
-A worker's instance is opened on its first step, in the worker's own process (never before a
-fork), and switched to pooled connections with Dagster's own method for long-lived processes
-(`optimize_for_webserver`: one kept connection plus overflow, recycled hourly, no statement
-timeout). Everything else is dagster-celery's task as it is: the same name, arguments, plan,
-engine event and returned events, so the runs that submit steps are unchanged. One addition:
-a worker process runs a step only on the code version it loaded (`leave_if_code_changed`);
-definitions are built once per process, so after an edit it would otherwise have run the
-code it loaded first until the cluster restarted.
+Why runs, not steps: with a task per step (dagster-celery's executor) every step paid a fixed
+cost on top of its work: its result back through Redis, the run's loop looking for it, the
+next task through RabbitMQ, and the step's own set-up in the worker (the job's subset, its
+resources, its plan: about 0.1 s). Measured on one worker, 7 days x 300 rows, both on the same
+S3 storage: 2.1x to 2.5x the embedded deployment, a third of it between steps. A run's steps
+depend on each other (raw, staging, intermediate, marts), so spreading one run's steps over
+workers gained little; a backfill's runs (daily chunks, then weeks, months and dimensions) are
+what can go at once. So a task is a run, its steps in process with their outputs kept in
+memory between them; a worker with `--concurrency=1` is one run at a time, and workers add runs
+at once. Why in the worker process and not in a process forked per run: a process keeps its
+catalog and storage connections and the table metadata it parsed from one run to the next
+(a run forked afresh read them all again: 1 to 1.5 s for a run of two or three steps at demo
+size, against 0.3 s in a process that ran the runs before it).
 
-Private API, isolated here: the task's body is dagster-celery's (`dagster_celery.tasks.
-create_task`), which has no hook for the instance; it uses the step arguments, plan and
-execution functions Dagster exports only from private modules. If an upgrade moves them, the
-worker fails to start with an error naming this module; the fallback is to remove the
-`register` call in `cluster/celery_app.py` (dagster-celery's own task).
+What stays Dagster's: the run's status, events, retries and monitoring. The task runs exactly
+what `dagster api execute_run` runs (`_execute_run_command_body`): the run worker logs its pid
+(this process's) when it starts, which run monitoring reads (`LocalRunLauncher.
+check_run_worker_health`: the workers run on the daemon's host in this deployment), and a
+SIGINT from `terminate` cancels the run (`capture_interrupts`). A run whose worker was killed
+is failed by run monitoring and re-executed from its failure by `run_retries`. A task is
+acknowledged only when it ends, so one whose worker was killed before its run started is
+handed to another worker; one whose run had started is ignored by Dagster when delivered again
+(the run is no longer NOT_STARTED or STARTING, and run monitoring owns it).
+
+A worker process keeps one Dagster instance on pooled PostgreSQL connections
+(`worker_instance`), and runs a run only on the code version it loaded (`leave_if_code_changed`):
+definitions are built once per process, so after an edit it would otherwise run the code it
+loaded first until the cluster restarted.
+
+Private API, isolated here: the body of `dagster api execute_run` and its interrupt capture, as
+in `run_host.py`; if an upgrade moves them, the worker fails to start with an error naming this
+module.
 """
 
 from __future__ import annotations
@@ -26,37 +40,39 @@ from __future__ import annotations
 import logging
 import os
 
-from celery import Celery
-from dagster import DagsterInstance
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from dagster import DagsterInstance, DagsterRun
 
-# Private: the run's job as the task receives it (a reconstructable job's dict); dagster-celery
-# rebuilds it the same way, and no public API takes that dict.
-from dagster._core.definitions.reconstruct import ReconstructableJob
+# Private: `dagster api execute_run`'s body (no public API runs an existing run in this
+# process).
+from dagster._cli.api import _execute_run_command_body
 
-# Private: the payload of the engine event that marks a step handed to a worker; the event is
+# Private: the payload of the engine event that records the worker a run went to; the event is
 # public, its payload class is not exported.
 from dagster._core.events import EngineEventData
 
-# Private: planning and running a step of an existing run, what every executor calls; the
-# public API runs whole jobs only.
-from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
+# Private: where a run's code comes from, and loading it as Dagster's run workers do.
+from dagster._core.code_pointer import CodePointer, ModuleCodePointer
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-# Private: the arguments a run's executor sends with each step (dagster-celery's wire format).
-from dagster._grpc.types import ExecuteStepArgs
+# Private: the instance reference the launcher sends, as Dagster serializes it.
+from dagster._serdes import deserialize_value, serialize_value
 
-# Private: the serialization of those arguments and of the events returned, as dagster-celery
-# does it (the run's executor unpacks them).
-from dagster._serdes import serialize_value, unpack_value
-from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
-from dagster_celery.core_execution_loop import DELEGATE_MARKER
-from dagster_celery.executor import CeleryExecutor
+# Private: how Dagster's run workers turn SIGINT into a cancellation of the run.
+from dagster._utils.interrupts import capture_interrupts
 
 from marts_project.instance.code_version import code_version
 from marts_project.instance.marts_instance import keep_connections
 
+TASK_EXECUTE_RUN = "marts.execute_run"
+QUEUE = "dagster"  # the queue the cluster's workers read (`--queues`)
+WORKER = "Celery worker"  # the metadata key of the worker a run went to
+CODE_CHANGED = 75  # a worker process's exit status when it leaves to load edited code
+
 _INSTANCES: dict[tuple[int, str], DagsterInstance] = {}  # (process id, instance ref) -> kept
 _LOADED: dict[tuple[int, str], str] = {}  # (process id, code location) -> its version loaded
-CODE_CHANGED = 75  # a worker process's exit status when it leaves to load edited code
+LOCATION = ModuleCodePointer("marts_project.definitions", "defs", None)  # what the cluster runs
 log = logging.getLogger(__name__)
 
 
@@ -70,65 +86,68 @@ def worker_instance(ref) -> DagsterInstance:
     return _INSTANCES[key]
 
 
-def leave_if_code_changed(job: ReconstructableJob) -> None:
-    """End this worker process, before the step starts, when the job's code changed since the
-    process loaded it (an edited mart SQL, contract or Python): the step is handed back to the
-    broker (the task is acknowledged only when it ends, and requeued when its process is lost)
-    and runs in a new worker process, which Celery forks from the worker's main process (which
-    never loads a code location) and which loads the edited code."""
-    pointer = job.repository.pointer
-    version = code_version(pointer)
-    if version is None:  # not a package this process can watch: as dagster-celery runs it
+def leave_if_code_changed(run: DagsterRun) -> None:
+    """End this worker process, before the run starts, when its code changed since the process
+    loaded it (an edited mart SQL, contract or Python): the task is handed back to the broker
+    (it is acknowledged only when it ends, and requeued when its process is lost) and runs in a
+    new worker process, which Celery forks from the worker's main process (which never loads a
+    code location) and which loads the edited code."""
+    origin = run.job_code_origin.repository_origin if run.job_code_origin else None
+    pointer = origin.code_pointer if origin is not None else None
+    version = code_version(pointer) if pointer is not None else None
+    if version is None:  # not a package this process can watch: loaded as Dagster loads it
         return
-    loaded = _LOADED.setdefault((os.getpid(), serialize_value(pointer)), version)
+    loaded = _LOADED.setdefault((os.getpid(), _location(pointer)), version)
     if loaded != version:
         log.warning(
             "the code of %s changed since this worker process loaded it: the process leaves "
-            "and its step is run again by a new one, on the edited code",
+            "and its run is started by a new one, on the edited code",
             getattr(pointer, "module", pointer),
         )
         logging.shutdown()
         os._exit(CODE_CHANGED)
 
 
-def register(app: Celery) -> None:
-    """Make `app`'s step task this one (in place of dagster-celery's, under its name)."""
-    app.tasks.unregister(TASK_EXECUTE_PLAN_NAME)
+def _location(pointer: CodePointer) -> str:
+    return getattr(pointer, "module", None) or serialize_value(pointer)
 
-    @app.task(bind=True, name=TASK_EXECUTE_PLAN_NAME)
-    def execute_plan(self, execute_step_args_packed: dict, executable_dict: dict) -> list[str]:
-        args = unpack_value(execute_step_args_packed, as_type=ExecuteStepArgs)
-        instance = worker_instance(args.instance_ref)
-        job = ReconstructableJob.from_dict(executable_dict)
-        leave_if_code_changed(job)
-        run = instance.get_run_by_id(args.run_id)
-        if run is None:
-            raise LookupError(f"run {args.run_id} is not in the instance this worker reads")
-        plan = create_execution_plan(
-            job,
-            run.run_config,
-            step_keys_to_execute=args.step_keys_to_execute,
-            known_state=args.known_state,
+
+def warm_up(**_) -> None:
+    """Load the cluster's code location in a new worker process before its first run (about a
+    second), with the version it loaded; a location that does not load is left for the run,
+    which fails with the error."""
+    version = code_version(LOCATION)
+    try:
+        ReconstructableRepository(LOCATION).get_definition()
+    except Exception:  # noqa: BLE001 - the run loads it again and reports the error
+        log.exception("the code location did not load; its runs will fail with this error")
+        return
+    if version is not None:
+        _LOADED.setdefault((os.getpid(), _location(LOCATION)), version)
+
+
+def execute_run(task: Task, instance_ref: str, run_id: str) -> str:
+    """Run `run_id` in this process, as `dagster api execute_run` does, after recording which
+    worker took it (the run's log says so in the UI); its final status."""
+    instance = worker_instance(deserialize_value(instance_ref))
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise LookupError(f"run {run_id} is not in the instance this worker reads")
+    leave_if_code_changed(run)
+    worker = task.request.hostname
+    instance.report_engine_event(
+        f"Run taken by Celery worker {worker}",
+        run,
+        EngineEventData({WORKER: worker}),
+    )
+    with capture_interrupts():
+        _execute_run_command_body(
+            run_id, instance, write_stream_fn=lambda _: None, set_exit_code_on_failure=False
         )
-        step_keys = ", ".join(args.step_keys_to_execute or [])
-        events = [
-            instance.report_engine_event(
-                f"Executing steps {step_keys} in celery worker",
-                run,
-                EngineEventData(
-                    {"step_keys": step_keys, "Celery worker": self.request.hostname},
-                    marker_end=DELEGATE_MARKER,
-                ),
-                CeleryExecutor,
-                step_key=plan.step_handle_for_single_step_plans().to_key(),
-            )
-        ]
-        events += execute_plan_iterator(
-            execution_plan=plan,
-            job=job,
-            dagster_run=run,
-            instance=instance,
-            retry_mode=args.retry_mode,
-            run_config=run.run_config,
-        )
-        return [serialize_value(event) for event in events]
+    return instance.get_run_by_id(run_id).status.value
+
+
+def register(app: Celery) -> None:
+    """Give `app` the run task, and its worker processes their code location when they start."""
+    app.task(name=TASK_EXECUTE_RUN, bind=True)(execute_run)
+    worker_process_init.connect(warm_up, weak=False)

@@ -89,6 +89,17 @@ run_monitoring:
   enabled: true
   poll_interval_seconds: 10
 """
+CELERY_LAUNCHER = """\
+# Each run is a task on the cluster's Celery queue, run by a worker in a run worker forked
+# from its own run host (marts_project/instance/celery_task.py says why runs, not steps). The
+# workers run on the daemon's host, so run monitoring notices a run whose worker died.
+run_launcher:
+  module: marts_project.instance.run_launcher
+  class: CeleryRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 10
+"""
 REMOTE_MONITORING = """\
 # Run workers start on the code server (Dagster's default launcher, over gRPC), in another
 # container than the daemon, which cannot see their processes: a run whose worker died is
@@ -126,7 +137,7 @@ DEPLOYMENTS: dict[str, tuple[str, ...]] = {
         RETRIES,
         POOLED_EVENT_LOG,
     ),
-    "cluster": (POSTGRES, INSTANCE_CLASS, QUEUED_FROM_ENV, LOCAL_LAUNCHER, RETRIES),
+    "cluster": (POSTGRES, INSTANCE_CLASS, QUEUED_FROM_ENV, CELERY_LAUNCHER, RETRIES),
     "docker": (POSTGRES, INSTANCE_CLASS, QUEUED_FOUR, REMOTE_MONITORING, RETRIES),
 }
 

@@ -12,9 +12,9 @@ backfills to work on; with one in progress, evaluating it every 2 s is the point
 loop sleeps what remains of the tick, so an evaluation longer than 2 s (a backfill of
 thousands of partitions) is followed by the next at once, on the daemon's backfill thread.
 
-When its instance launches runs from a run host (`LocalRunLauncher`), it starts a spare host
-first, so the first run after the daemon starts does not wait for the host's imports
-(`run_host.start_spare`).
+When its instance launches runs from a run host (`LocalRunLauncher`; the cluster's runs go to
+Celery workers instead), it starts a spare host first, so the first run after the daemon
+starts does not wait for the host's imports (`run_host.start_spare`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLau
 # not exported.
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 
+# Private: the instance reference a run worker opens, as Dagster serializes it.
+from dagster._serdes import serialize_value
+
 from marts_project.core.processes import alive
 from marts_project.instance.run_host import RunHost
 
@@ -90,3 +93,28 @@ class LocalRunLauncher(DefaultRunLauncher):
             if data and data.metadata.get("pid") is not None:
                 return int(data.metadata["pid"].value)
         return None
+
+
+class CeleryRunLauncher(LocalRunLauncher):
+    """The cluster's launcher: each run is a task on the cluster's queue, which a Celery worker
+    runs in a run worker forked from its own run host (`celery_task.py` says why runs, not
+    steps). Health checks and cancellation are `LocalRunLauncher`'s: the workers run on the
+    daemon's host, and a run worker logs its pid when it starts."""
+
+    @cached_property
+    def _celery(self):
+        from marts_project.cluster.celery_app import client
+
+        return client()
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        from marts_project.instance.celery_task import QUEUE, TASK_EXECUTE_RUN
+
+        run = context.dagster_run
+        ref = serialize_value(self._instance.get_ref())
+        self._celery.send_task(TASK_EXECUTE_RUN, args=[ref, run.run_id], queue=QUEUE)
+
+    def dispose(self) -> None:
+        if "_celery" in self.__dict__:
+            self._celery.close()
+        super().dispose()

@@ -151,16 +151,10 @@ class IcebergIOManager(ConfigurableIOManager):
     through it: each publishes itself (write-audit-publish, serving; `marts/common.py`)."""
 
     warehouse: ResourceDependency[IcebergWarehouse]
-    # Where steps are tasks of long-lived worker processes (Celery), resources are torn down
-    # after every step: the run's outputs then stay for its next steps on the same worker
-    # (until another run writes there), instead of being dropped after each step.
-    outputs_outlive_steps: bool = False
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         """Drop the run's kept outputs when it ends: a process that runs the next chunk of a
         backfill must not hold this one's tables while it reads its own."""
-        if self.outputs_outlive_steps:
-            return
         for key in [k for k in _RUN_CACHE if k[0] == context.run_id]:
             del _RUN_CACHE[key]
 
