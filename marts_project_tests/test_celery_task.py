@@ -5,6 +5,7 @@ worker first loaded it."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 
@@ -14,6 +15,8 @@ from dagster import (
     AssetMaterialization,
     DagsterInstance,
     DagsterRun,
+    job,
+    op,
     reconstructable,
 )
 
@@ -212,3 +215,36 @@ def test_a_worker_runs_each_run_on_the_code_as_edited(tmp_path, rabbitmq_vhost, 
         worker.terminate()
         worker.wait(60)
         log.close()
+
+
+@op
+def nothing() -> None:
+    """A step that does nothing."""
+
+
+@job
+def tiny() -> None:
+    nothing()
+
+
+def test_run_monitoring_judges_only_runs_a_worker_on_its_own_host_took(tmp_path):
+    """The daemon sees the processes of its own host: a run whose worker there died is failed
+    (its retry follows); one taken by a worker on another host is not judged by pid at all."""
+    from dagster._core.events import EngineEventData
+    from dagster._core.launcher import WorkerStatus
+
+    from marts_project.instance.celery_task import HOST, WORKER
+    from marts_project.instance.run_launcher import CeleryRunLauncher
+
+    instance = instance_for(tmp_path / "home")
+    launcher = CeleryRunLauncher()
+    launcher.register_instance(instance)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for host, expected in ((socket.gethostname(), WorkerStatus.FAILED), ("elsewhere", None)):
+        run = instance.create_run_for_job(job_def=tiny)
+        taken = EngineEventData({WORKER: f"marts-worker-1@{host}", HOST: host})
+        instance.report_engine_event("Run taken", run, taken)
+        instance.report_engine_event("Started", run, EngineEventData({"pid": gone.pid}))
+        health = launcher.check_run_worker_health(run)
+        assert health.status == (expected or WorkerStatus.UNKNOWN), health

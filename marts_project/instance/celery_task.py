@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
@@ -48,13 +49,13 @@ from dagster import DagsterInstance, DagsterRun
 # process).
 from dagster._cli.api import _execute_run_command_body
 
-# Private: the payload of the engine event that records the worker a run went to; the event is
-# public, its payload class is not exported.
-from dagster._core.events import EngineEventData
-
 # Private: where a run's code comes from, and loading it as Dagster's run workers do.
 from dagster._core.code_pointer import CodePointer, ModuleCodePointer
 from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+# Private: the payload of the engine event that records the worker a run went to; the event is
+# public, its payload class is not exported.
+from dagster._core.events import EngineEventData
 
 # Private: the instance reference the launcher sends, as Dagster serializes it.
 from dagster._serdes import deserialize_value, serialize_value
@@ -68,6 +69,7 @@ from marts_project.instance.marts_instance import keep_connections
 TASK_EXECUTE_RUN = "marts.execute_run"
 QUEUE = "dagster"  # the queue the cluster's workers read (`--queues`)
 WORKER = "Celery worker"  # the metadata key of the worker a run went to
+HOST = "host"  # and of the host it runs on
 CODE_CHANGED = 75  # a worker process's exit status when it leaves to load edited code
 
 _INSTANCES: dict[tuple[int, str], DagsterInstance] = {}  # (process id, instance ref) -> kept
@@ -138,7 +140,7 @@ def execute_run(task: Task, instance_ref: str, run_id: str) -> str:
     instance.report_engine_event(
         f"Run taken by Celery worker {worker}",
         run,
-        EngineEventData({WORKER: worker}),
+        EngineEventData({WORKER: worker, HOST: socket.gethostname()}),
     )
     with capture_interrupts():
         _execute_run_command_body(

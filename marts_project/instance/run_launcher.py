@@ -97,9 +97,10 @@ class LocalRunLauncher(DefaultRunLauncher):
 
 class CeleryRunLauncher(LocalRunLauncher):
     """The cluster's launcher: each run is a task on the cluster's queue, which a Celery worker
-    runs in a run worker forked from its own run host (`celery_task.py` says why runs, not
-    steps). Health checks and cancellation are `LocalRunLauncher`'s: the workers run on the
-    daemon's host, and a run worker logs its pid when it starts."""
+    process runs in itself (`celery_task.py` says why runs, not steps). Health checks and
+    cancellation are `LocalRunLauncher`'s (the worker logs its pid when the run starts) for a
+    worker on the daemon's host, as `marts cluster up` starts them. Celery and the task are
+    imported on first use: the embedded deployment's processes load this module too."""
 
     @cached_property
     def _celery(self):
@@ -118,3 +119,17 @@ class CeleryRunLauncher(LocalRunLauncher):
         if "_celery" in self.__dict__:
             self._celery.close()
         super().dispose()
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        """`LocalRunLauncher`'s check for a run a worker on this host took; UNKNOWN for one on
+        another host, whose processes this daemon cannot see (run monitoring's
+        `max_runtime_seconds` then bounds it)."""
+        from marts_project.instance.celery_task import HOST, WORKER
+
+        for entry in self._instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
+            metadata = entry.dagster_event.engine_event_data.metadata
+            if WORKER in metadata and metadata[HOST].value != socket.gethostname():
+                return CheckRunHealthResult(
+                    WorkerStatus.UNKNOWN, f"run taken by {metadata[WORKER].value} on another host"
+                )
+        return super().check_run_worker_health(run)
