@@ -7,11 +7,11 @@ starts. Both deployments keep their warehouse and read their landing files on th
 configuration gets a fresh database, RabbitMQ virtual host and warehouse prefix; the landing
 files are seeded once and shared. Wall time is `marts backfill` as a user runs it (launch
 through the webserver, wait for the daemon's runs); peak RSS is the largest high-water mark of
-a worker's processes (its pool process executes the steps). Per step, from the runs' events:
-the median step body (start to success) against the embedded deployment's, and the cluster's
-wall time beyond the embedded run divided by the steps it ran: what a step costs on the
-cluster beyond its work (the task's set-up: a PostgreSQL instance and the step's plan; its
-events written to PostgreSQL; its share of the runs' process starts and the daemon's ticks).
+a worker's processes (its pool process executes the runs it takes). Per step, from the runs'
+events: the median step body (start to success) against the embedded deployment's, and the
+cluster's wall time beyond the embedded run divided by the steps it ran: what a step costs on
+the cluster beyond its work (its events written to PostgreSQL, its commits to the PostgreSQL
+catalog; its share of the runs' hand-off to a worker and the daemon's ticks).
 
     .venv/bin/python -m bench.cluster --days 60 --rows-per-day 50000 --workers 1,2,4
 """
@@ -81,8 +81,8 @@ def _union(spans: list[tuple[float, float]]) -> float:
 def step_costs(instance: DagsterInstance, wall: tuple[float, float]) -> dict[str, float]:
     """How many steps the runs executed, the median seconds of a step's body (its start to its
     success, from the runs' events), and where the backfill's wall time `wall` (epoch seconds)
-    went: some step executing, a run in progress with no step executing (handing steps to
-    workers and their results back), and no run in progress (queueing and launching runs,
+    went: some step executing, a run in progress with no step executing (a run's start and end,
+    a launched run waiting for a worker), and no run in progress (queueing and launching runs,
     the backfill daemon's ticks, the CLI's start)."""
     bodies: list[float] = []
     steps: list[tuple[float, float]] = []
