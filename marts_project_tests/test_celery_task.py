@@ -24,9 +24,8 @@ from dagster import (
 from dagster._serdes import serialize_value
 
 from marts_project.cluster import supervisor
-from marts_project.cluster.celery_app import client
 from marts_project.execution.runs import instance_for
-from marts_project.instance.celery_task import QUEUE, TASK_EXECUTE_RUN, worker_instance
+from marts_project.instance.celery_task import QUEUE, TASK_EXECUTE_RUN, client, worker_instance
 from marts_project.instance.config import POSTGRES
 from marts_project_tests.conftest import code_package, pg_connect
 

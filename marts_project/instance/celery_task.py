@@ -49,8 +49,10 @@ from dagster import DagsterInstance, DagsterRun
 # process).
 from dagster._cli.api import _execute_run_command_body
 
-# Private: where a run's code comes from, and loading it as Dagster's run workers do.
+# Private: where a run's code comes from (a module or a file), as runs carry it.
 from dagster._core.code_pointer import CodePointer, ModuleCodePointer
+
+# Private: loading a code location from its pointer, as Dagster's run workers do.
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 # Private: the payload of the engine event that records the worker a run went to; the event is
@@ -65,6 +67,7 @@ from dagster._utils.interrupts import capture_interrupts
 
 from marts_project.instance.code_version import code_version
 from marts_project.instance.marts_instance import keep_connections
+from marts_project.settings import celery_urls
 
 TASK_EXECUTE_RUN = "marts.execute_run"
 QUEUE = "dagster"  # the queue the cluster's workers read (`--queues`)
@@ -72,10 +75,33 @@ WORKER = "Celery worker"  # the metadata key of the worker a run went to
 HOST = "host"  # and of the host it runs on
 CODE_CHANGED = 75  # a worker process's exit status when it leaves to load edited code
 
+# A run's task is acknowledged only when it has finished (`task_acks_late`), and a worker takes
+# one task at a time (prefetch 1): an idle worker gets the next run, rather than a busy one
+# reserving it. A task whose worker was lost (SIGKILL, OOM, a lost host) is handed to another
+# worker: a run that had not started starts there; one that had is ignored by Dagster and
+# failed by run monitoring, then retried as a new run (above). RabbitMQ
+# closes a delivery unacknowledged for longer than its `consumer_timeout` (30 minutes by
+# default): a deployment whose runs take longer raises it (docs/scaling.md).
+CELERY_OPTIONS: dict[str, object] = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "broker_connection_retry_on_startup": True,
+}
+
 _INSTANCES: dict[tuple[int, str], DagsterInstance] = {}  # (process id, instance ref) -> kept
 _LOADED: dict[tuple[int, str], str] = {}  # (process id, code location) -> its version loaded
 LOCATION = ModuleCodePointer("marts_project.definitions", "defs", None)  # what the cluster runs
 log = logging.getLogger(__name__)
+
+
+def client() -> Celery:
+    """An app on this deployment's broker and result backend (read from the environment),
+    with the cluster's options: what the launcher sends runs with, and what a worker runs."""
+    broker, backend = celery_urls()
+    app = Celery("marts", broker=broker, backend=backend)
+    app.conf.update(**CELERY_OPTIONS)
+    return app
 
 
 def worker_instance(ref) -> DagsterInstance:

@@ -104,7 +104,7 @@ class CeleryRunLauncher(LocalRunLauncher):
 
     @cached_property
     def _celery(self):
-        from marts_project.cluster.celery_app import client
+        from marts_project.instance.celery_task import client
 
         return client()
 
