@@ -5,9 +5,13 @@ Services: the PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and a moto S3 server t
 starts. Both deployments keep their warehouse and read their landing files on that S3 server
 (the embedded one keeps its catalog in its SQLite file, as it does in production). Each
 configuration gets a fresh database, RabbitMQ virtual host and warehouse prefix; the landing
-files are seeded once and shared. Wall time is `marts backfill` as a user runs it (launch
-through the webserver, wait for the daemon's runs); peak RSS is the largest high-water mark of
-a worker's processes (its pool process executes the runs it takes). Per step, from the runs'
+files are seeded once and shared. The embedded deployment is measured twice: as users run it
+(daily runs sized by their landing bytes) and in the cluster's runs (`--chunk-days
+MARTS_CHUNK_DAYS`, what the cluster's backfill policy cuts a range into), so the cluster's
+ratio to each separates what the deployment costs from what its smaller runs cost. Wall time
+is `marts backfill` as a user runs it (launch through the webserver, wait for the daemon's
+runs); peak RSS is the largest high-water mark of a worker's processes (its pool process
+executes the runs it takes). Per step, from the runs'
 events: the median step body (start to success) against the embedded deployment's, and the
 cluster's wall time beyond the embedded run divided by the steps it ran: what a step costs on
 the cluster beyond its work (its events written to PostgreSQL, its commits to the PostgreSQL
@@ -115,6 +119,20 @@ def step_costs(instance: DagsterInstance, wall: tuple[float, float]) -> dict[str
     }
 
 
+def embedded_backfill(
+    folder: Path, days: list[dt.date], env: dict[str, str], *options: str
+) -> tuple[float, dict[str, float]]:
+    """The embedded deployment's `marts backfill` of `days` (with `options`) on `env`'s
+    storage: its wall seconds, and its step costs with its peak RSS (`peak_gb`)."""
+    began = time.time()
+    seconds, peak = marts(
+        folder, "backfill", "--start", str(days[0]), "--end", str(days[-1]), *options, env=env
+    )
+    with DagsterInstance.from_config(str(folder / "dagster_home")) as instance:
+        costs = step_costs(instance, (began, began + seconds))
+    return seconds, {**costs, "peak_gb": peak}
+
+
 def run_cluster(
     root: Path, endpoint: str, bucket: str, workers: int, max_runs: int, days: list[dt.date]
 ) -> tuple[float, float, dict[str, float]]:
@@ -214,35 +232,35 @@ def main() -> None:
                 "MARTS_LANDING": f"s3://{bucket}/landing",
                 "MARTS_S3_ENDPOINT": endpoint,
             }
-            embedded = root / "embedded"
-            began = time.time()
-            base_s, base_gb = marts(
-                embedded,
-                "backfill",
-                "--start",
-                str(days[0]),
-                "--end",
-                str(days[-1]),
-                env=same_storage,
+            base_s, base = embedded_backfill(root / "embedded", days, same_storage)
+            chunked_s, chunked = embedded_backfill(
+                root / "embedded-chunked",
+                days,
+                {**same_storage, "MARTS_WAREHOUSE": f"s3://{bucket}/embedded-chunked"},
+                "--chunk-days",
+                str(Settings.from_env().chunk_days),
             )
-            with DagsterInstance.from_config(str(embedded / "dagster_home")) as instance:
-                base = step_costs(instance, (began, began + base_s))
             print(
                 f"{len(days)} days x {args.rows_per_day:,} rows; embedded (one process, same S3 "
-                f"storage): {base_s:.1f} s, peak {base_gb:.2f} GB, {base['steps']:.0f} steps, "
-                f"median step body {base['body']:.2f} s; {_split(base)}"
+                f"storage): {base_s:.1f} s, peak {base['peak_gb']:.2f} GB, {base['steps']:.0f} "
+                f"steps, median step body {base['body']:.2f} s; {_split(base)}. The same in "
+                f"the cluster's runs (`--chunk-days {Settings.from_env().chunk_days}`, as its "
+                f"backfill policy cuts them): {chunked_s:.1f} s, {chunked['steps']:.0f} steps; "
+                f"{_split(chunked)}"
             )
             print(
-                "| workers | wall | vs embedded | peak RSS per worker | steps | median step body "
+                "| workers | wall | vs embedded | vs embedded in the cluster's runs "
+                "| peak RSS per worker | steps | median step body "
                 "| wall beyond the embedded run, per step | where the wall went |"
             )
-            print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
             for workers in [int(w) for w in args.workers.split(",")]:
                 seconds, peak, costs = run_cluster(
                     root, endpoint, bucket, workers, args.max_runs or workers, days
                 )
                 print(
-                    f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x | {peak:.2f} GB "
+                    f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x "
+                    f"| {seconds / chunked_s:.2f}x | {peak:.2f} GB "
                     f"| {costs['steps']:.0f} | {costs['body']:.2f} s "
                     f"| {(seconds - base_s) / costs['steps']:.2f} s | {_split(costs)} |"
                 )
