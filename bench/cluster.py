@@ -39,6 +39,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from bench.common import END, MARTS, days_before, marts
 from marts_project.cluster import supervisor
+from marts_project.core.partitions import CHUNK_DAYS
 from marts_project.deployment import open_resource
 from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, SimConfig, land
@@ -238,13 +239,13 @@ def main() -> None:
                 days,
                 {**same_storage, "MARTS_WAREHOUSE": f"s3://{bucket}/embedded-chunked"},
                 "--chunk-days",
-                str(Settings.from_env().chunk_days),
+                str(CHUNK_DAYS),
             )
             print(
                 f"{len(days)} days x {args.rows_per_day:,} rows; embedded (one process, same S3 "
                 f"storage): {base_s:.1f} s, peak {base['peak_gb']:.2f} GB, {base['steps']:.0f} "
                 f"steps, median step body {base['body']:.2f} s; {_split(base)}. The same in "
-                f"the cluster's runs (`--chunk-days {Settings.from_env().chunk_days}`, as its "
+                f"the cluster's runs (`--chunk-days {CHUNK_DAYS}`, as its "
                 f"backfill policy cuts them): {chunked_s:.1f} s, {chunked['steps']:.0f} steps; "
                 f"{_split(chunked)}"
             )
