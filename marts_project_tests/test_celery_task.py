@@ -15,6 +15,7 @@ from dagster import (
     AssetMaterialization,
     DagsterInstance,
     DagsterRun,
+    DagsterRunStatus,
     job,
     op,
     reconstructable,
@@ -147,6 +148,7 @@ def test_a_worker_stores_each_materialization_on_its_kept_connections(
 
 CODE = """
 import os
+import time
 from pathlib import Path
 
 from dagster import job, op
@@ -163,30 +165,44 @@ def write_version() -> None:
 def versioned() -> None:
     write_version()
 
+
+@op
+def wait_a_minute() -> None:
+    time.sleep(60)
+
+
+@job(executor_def=executor_for("celery"))
+def slow() -> None:
+    wait_a_minute()
+
 VERSION = "{version}"
 """
 
 
-def run_on_the_cluster(job, instance: DagsterInstance, seconds: float = 180) -> DagsterRun:
-    """Send a run of `job` to the Celery workers, as the cluster's launcher does, and wait for
-    it; fail if it is not finished in time."""
+def send_to_the_cluster(job, instance: DagsterInstance) -> DagsterRun:
+    """Send a run of `job` to the Celery workers, as the cluster's launcher does."""
     run = instance.create_run_for_job(
         job_def=job.get_definition(), job_code_origin=job.get_python_origin()
     )
     client().send_task(
         TASK_EXECUTE_RUN, args=[serialize_value(instance.get_ref()), run.run_id], queue=QUEUE
     )
+    return run
+
+
+def wait_until(instance: DagsterInstance, run_id: str, done, seconds: float = 180) -> DagsterRun:
+    """The run once `done(run)`; fail if that takes longer than `seconds`."""
     deadline = time.monotonic() + seconds
-    while not (run := instance.get_run_by_id(run.run_id)).is_finished:
-        assert time.monotonic() < deadline, f"the run did not finish within {seconds} s"
+    while not done(run := instance.get_run_by_id(run_id)):
+        assert time.monotonic() < deadline, f"run {run_id} not there within {seconds} s: {run}"
         time.sleep(0.2)
     return run
 
 
-@pytest.mark.system
-def test_a_worker_runs_each_run_on_the_code_as_edited(tmp_path, rabbitmq_vhost, monkeypatch):
-    """A Celery worker builds the definitions once per process: after an edit of a mart's SQL
-    or code, its runs must run the edited code, not the code it loaded first."""
+@pytest.fixture
+def worker(tmp_path, rabbitmq_vhost, monkeypatch):
+    """One Celery worker, started as `marts cluster up` starts each, on a fresh virtual host,
+    with a code package it may run (`edited_cluster_code.jobs`, as CODE says) and an instance."""
     package = code_package(
         tmp_path, "edited_cluster_code", CODE.format(version="first"), monkeypatch
     )
@@ -194,26 +210,55 @@ def test_a_worker_runs_each_run_on_the_code_as_edited(tmp_path, rabbitmq_vhost, 
         "MARTS_CELERY_BROKER", f"pyamqp://guest:guest@127.0.0.1:5672/{rabbitmq_vhost}"
     )
     monkeypatch.setenv("MARTS_CELERY_BACKEND", "redis://127.0.0.1:6379/1")
-    from edited_cluster_code.jobs import versioned
-
-    instance = instance_for(tmp_path / "home")
     log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(  # the command line `marts cluster up` starts each worker with
+    process = subprocess.Popen(
         supervisor.commands(workers=1, port=0)["worker-1"], stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        ran = []
-        for version in ("first", "second, edited"):
-            (package / "jobs.py").write_text(CODE.format(version=version))
-            assert run_on_the_cluster(reconstructable(versioned), instance).is_success
-            written, pid = (package.parent / "ran").read_text().rsplit(" in ", 1)
-            assert written == version
-            ran.append(pid)
-        assert ran[0] != ran[1]  # a new worker process loaded the edited code
+        yield package, instance_for(tmp_path / "home")
     finally:
-        worker.terminate()
-        worker.wait(60)
+        process.terminate()
+        process.wait(60)
         log.close()
+
+
+@pytest.mark.system
+def test_a_worker_runs_each_run_on_the_code_as_edited(worker):
+    """A Celery worker builds the definitions once per process: after an edit of a mart's SQL
+    or code, its runs must run the edited code, not the code it loaded first."""
+    package, instance = worker
+    from edited_cluster_code.jobs import versioned
+
+    ran = []
+    for version in ("first", "second, edited"):
+        (package / "jobs.py").write_text(CODE.format(version=version))
+        run = send_to_the_cluster(reconstructable(versioned), instance)
+        assert wait_until(instance, run.run_id, lambda r: r.is_finished).is_success
+        written, pid = (package.parent / "ran").read_text().rsplit(" in ", 1)
+        assert written == version
+        ran.append(pid)
+    assert ran[0] != ran[1]  # a new worker process loaded the edited code
+
+
+@pytest.mark.system
+def test_a_run_a_worker_is_running_is_canceled_when_terminated(worker):
+    """Terminating a run (the UI's *Terminate*) stops it in the worker: the run ends CANCELED
+    within seconds, not after its step's minute, and the worker takes the next run."""
+    from edited_cluster_code.jobs import slow, versioned
+
+    from marts_project.instance.run_launcher import CeleryRunLauncher
+
+    _, instance = worker
+    launcher = CeleryRunLauncher()
+    launcher.register_instance(instance)
+    run = send_to_the_cluster(reconstructable(slow), instance)
+    wait_until(instance, run.run_id, lambda r: r.status == DagsterRunStatus.STARTED, 120)
+    time.sleep(1)  # into its step
+    assert launcher.terminate(run.run_id)
+    canceled = wait_until(instance, run.run_id, lambda r: r.is_finished, 30)
+    assert canceled.status == DagsterRunStatus.CANCELED
+    after = send_to_the_cluster(reconstructable(versioned), instance)
+    assert wait_until(instance, after.run_id, lambda r: r.is_finished).is_success
 
 
 @op
