@@ -49,7 +49,7 @@ class Settings:
 
     @property
     def cluster(self) -> bool:
-        """The cluster deployment: runs queue on the daemon and steps go to Celery workers."""
+        """The cluster deployment: runs queue on the daemon and go to Celery workers."""
         return self.executor == "celery"
 
     @property

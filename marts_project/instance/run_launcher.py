@@ -127,9 +127,11 @@ class CeleryRunLauncher(LocalRunLauncher):
         from marts_project.instance.celery_task import HOST, WORKER
 
         for entry in self._instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
-            metadata = entry.dagster_event.engine_event_data.metadata
-            if WORKER in metadata and metadata[HOST].value != socket.gethostname():
+            data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+            host = data.metadata.get(HOST) if data and WORKER in data.metadata else None
+            if host is not None and host.value != socket.gethostname():
                 return CheckRunHealthResult(
-                    WorkerStatus.UNKNOWN, f"run taken by {metadata[WORKER].value} on another host"
+                    WorkerStatus.UNKNOWN,
+                    f"run taken by {data.metadata[WORKER].value} on {host.value}",
                 )
         return super().check_run_worker_health(run)
