@@ -1,7 +1,7 @@
 """The version of a code location's files, for the long-lived processes that load it once.
 
-Why: the run host and the Celery workers import a code location once and run many runs and
-steps from it. A data team edits a mart's SQL, contract or Python and expects the next run to
+Why: the run host and the Celery workers import a code location once and run many runs from
+it. A data team edits a mart's SQL, contract or Python and expects the next run to
 run the edit, as a run started in a fresh process does. Each of them compares this version
 with the one it loaded before it runs anything, and loads the code again when it changed.
 """
@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-# Private: where a job's code comes from (a module or a file), as runs and steps carry it.
+# Private: where a job's code comes from (a module or a file), as runs carry it.
 from dagster._core.code_pointer import CodePointer
 
 
