@@ -87,6 +87,8 @@ CELERY_OPTIONS: dict[str, object] = {
     "task_reject_on_worker_lost": True,
     "worker_prefetch_multiplier": 1,
     "broker_connection_retry_on_startup": True,
+    # a run's own log lines (Dagster prints each event) are INFO in the worker's log, not WARNING
+    "worker_redirect_stdouts_level": "INFO",
 }
 
 _INSTANCES: dict[tuple[int, str], DagsterInstance] = {}  # (process id, instance ref) -> kept
