@@ -246,7 +246,7 @@ def test_a_run_a_worker_is_running_is_canceled_when_terminated(worker):
     within seconds, not after its step's minute, and the worker takes the next run."""
     from edited_cluster_code.jobs import slow, versioned
 
-    from marts_project.instance.run_launcher import CeleryRunLauncher
+    from marts_project.instance.celery_task import CeleryRunLauncher
 
     _, instance = worker
     launcher = CeleryRunLauncher()
@@ -277,8 +277,8 @@ def test_run_monitoring_judges_only_runs_a_worker_on_its_own_host_took(tmp_path)
     from dagster._core.events import EngineEventData
     from dagster._core.launcher import WorkerStatus
 
-    from marts_project.instance.celery_task import HOST, WORKER
-    from marts_project.instance.run_launcher import CeleryRunLauncher
+    from marts_project.instance.celery_task import CeleryRunLauncher
+    from marts_project.instance.run_launcher import HOST, WORKER
 
     instance = instance_for(tmp_path / "home")
     launcher = CeleryRunLauncher()

@@ -21,7 +21,7 @@ from marts_project.core.partitions import daily_partitions
 from marts_project.core.processes import alive
 from marts_project.deployment import open_resource
 from marts_project.execution.runs import refresh_days
-from marts_project.instance.celery_task import WORKER
+from marts_project.instance.run_launcher import WORKER
 from marts_project.resources.maintenance import MaintenancePolicy, remove_orphans
 from marts_project.settings import Settings
 from marts_project.simulator import SimConfig, land

@@ -1,5 +1,6 @@
-"""The cluster's run task: a Celery worker process runs whole runs, one after another, in its own
-process, as the embedded deployment runs them in the `marts` command's.
+"""The cluster's run task and its launcher: `CeleryRunLauncher` sends each run to the Celery
+queue, and a worker process runs whole runs, one after another, in its own process, as the
+embedded deployment runs them in the `marts` command's.
 
 Why runs, not steps: with a task per step (dagster-celery's executor) every step paid a fixed
 cost on top of its work: its result back through Redis, the run's loop looking for it, the
@@ -40,6 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from functools import cached_property
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
@@ -59,6 +61,10 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 # public, its payload class is not exported.
 from dagster._core.events import EngineEventData
 
+# Private: what a launcher is given to launch a run; the run coordinator calls `launch_run` on
+# any launcher, but the type is not exported.
+from dagster._core.launcher import LaunchRunContext
+
 # Private: the instance reference the launcher sends, as Dagster serializes it.
 from dagster._serdes import deserialize_value, serialize_value
 
@@ -67,12 +73,11 @@ from dagster._utils.interrupts import capture_interrupts
 
 from marts_project.instance.code_version import code_version
 from marts_project.instance.marts_instance import keep_connections
+from marts_project.instance.run_launcher import HOST, WORKER, LocalRunLauncher
 from marts_project.settings import celery_urls
 
 TASK_EXECUTE_RUN = "marts.execute_run"
 QUEUE = "dagster"  # the queue the cluster's workers read (`--queues`)
-WORKER = "Celery worker"  # the metadata key of the worker a run went to
-HOST = "host"  # and of the host it runs on
 CODE_CHANGED = 75  # a worker process's exit status when it leaves to load edited code
 
 # A run's task is acknowledged only when it has finished (`task_acks_late`), and a worker takes
@@ -181,3 +186,25 @@ def register(app: Celery) -> None:
     """Give `app` the run task, and its worker processes their code location when they start."""
     app.task(name=TASK_EXECUTE_RUN, bind=True)(execute_run)
     worker_process_init.connect(warm_up, weak=False)
+
+
+class CeleryRunLauncher(LocalRunLauncher):
+    """The cluster's launcher: each run is a task on the cluster's queue, which a Celery worker
+    process runs in itself (above: why runs, not steps). Health checks and
+    cancellation are `LocalRunLauncher`'s: the worker logs its pid and host when it takes the
+    run, and only a worker on the daemon's host, as `marts cluster up` starts them, is judged
+    or signalled."""
+
+    @cached_property
+    def _celery(self) -> Celery:
+        return client()
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        ref = serialize_value(self._instance.get_ref())
+        self._celery.send_task(TASK_EXECUTE_RUN, args=[ref, run.run_id], queue=QUEUE)
+
+    def dispose(self) -> None:
+        if "_celery" in self.__dict__:
+            self._celery.close()
+        super().dispose()

@@ -94,7 +94,7 @@ CELERY_LAUNCHER = """\
 # from its own run host (marts_project/instance/celery_task.py says why runs, not steps). The
 # workers run on the daemon's host, so run monitoring notices a run whose worker died.
 run_launcher:
-  module: marts_project.instance.run_launcher
+  module: marts_project.instance.celery_task
   class: CeleryRunLauncher
 run_monitoring:
   enabled: true

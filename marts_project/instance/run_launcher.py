@@ -25,13 +25,13 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLau
 # not exported.
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 
-# Private: the instance reference a run worker opens, as Dagster serializes it.
-from dagster._serdes import serialize_value
-
 from marts_project.core.processes import alive
 from marts_project.instance.run_host import RunHost
 
 GRPC_INFO_TAG = ".dagster/grpc_info"  # where the launcher records the code server it asked
+# The metadata of the engine event a Celery worker logs when it takes a run: its name and host.
+WORKER, HOST = "Celery worker", "host"
+HERE = ("localhost", "127.0.0.1", "::1", socket.gethostname())
 
 
 class LocalRunLauncher(DefaultRunLauncher):
@@ -70,10 +70,9 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        host = json.loads(run.tags.get(GRPC_INFO_TAG, "{}")).get("host") or "localhost"
-        if host not in ("localhost", "127.0.0.1", "::1", socket.gethostname()):
+        pid, host = self.worker_of(self._instance, run)
+        if host not in HERE:  # run monitoring's `max_runtime_seconds` then bounds it
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"run worker is on {host}")
-        pid = self.worker_pid(self._instance, run.run_id)
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "run worker has not started yet")
         if alive(pid):
@@ -85,53 +84,23 @@ class LocalRunLauncher(DefaultRunLauncher):
         )
 
     @staticmethod
+    def worker_of(instance: DagsterInstance, run: DagsterRun) -> tuple[int | None, str]:
+        """The run worker's pid (from the engine event it logs when it starts) and its host:
+        the Celery worker's that took the run (from the event it logs first), else the code
+        server's the launcher asked, else this one. One read of the run's engine events."""
+        pid, host = None, None
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
+            data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+            metadata = data.metadata if data else {}
+            if host is None and WORKER in metadata and HOST in metadata:
+                host = metadata[HOST].value
+            if pid is None and metadata.get("pid") is not None:
+                pid = int(metadata["pid"].value)
+        tagged = json.loads(run.tags.get(GRPC_INFO_TAG, "{}")).get("host")
+        return pid, host or tagged or "localhost"
+
+    @staticmethod
     def worker_pid(instance: DagsterInstance, run_id: str) -> int | None:
         """The run worker's pid, from the engine event it logs when it starts."""
-        for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
-            event = entry.dagster_event
-            data = event.engine_event_data if event else None
-            if data and data.metadata.get("pid") is not None:
-                return int(data.metadata["pid"].value)
-        return None
-
-
-class CeleryRunLauncher(LocalRunLauncher):
-    """The cluster's launcher: each run is a task on the cluster's queue, which a Celery worker
-    process runs in itself (`celery_task.py` says why runs, not steps). Health checks and
-    cancellation are `LocalRunLauncher`'s (the worker logs its pid when the run starts) for a
-    worker on the daemon's host, as `marts cluster up` starts them. Celery and the task are
-    imported on first use: the embedded deployment's processes load this module too."""
-
-    @cached_property
-    def _celery(self):
-        from marts_project.instance.celery_task import client
-
-        return client()
-
-    def launch_run(self, context: LaunchRunContext) -> None:
-        from marts_project.instance.celery_task import QUEUE, TASK_EXECUTE_RUN
-
-        run = context.dagster_run
-        ref = serialize_value(self._instance.get_ref())
-        self._celery.send_task(TASK_EXECUTE_RUN, args=[ref, run.run_id], queue=QUEUE)
-
-    def dispose(self) -> None:
-        if "_celery" in self.__dict__:
-            self._celery.close()
-        super().dispose()
-
-    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        """`LocalRunLauncher`'s check for a run a worker on this host took; UNKNOWN for one on
-        another host, whose processes this daemon cannot see (run monitoring's
-        `max_runtime_seconds` then bounds it)."""
-        from marts_project.instance.celery_task import HOST, WORKER
-
-        for entry in self._instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
-            data = entry.dagster_event.engine_event_data if entry.dagster_event else None
-            host = data.metadata.get(HOST) if data and WORKER in data.metadata else None
-            if host is not None and host.value != socket.gethostname():
-                return CheckRunHealthResult(
-                    WorkerStatus.UNKNOWN,
-                    f"run taken by {data.metadata[WORKER].value} on {host.value}",
-                )
-        return super().check_run_worker_health(run)
+        run = instance.get_run_by_id(run_id)
+        return LocalRunLauncher.worker_of(instance, run)[0] if run else None
