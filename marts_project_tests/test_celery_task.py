@@ -273,7 +273,8 @@ def tiny() -> None:
 
 def test_run_monitoring_judges_only_runs_a_worker_on_its_own_host_took(tmp_path):
     """The daemon sees the processes of its own host: a run whose worker there died is failed
-    (its retry follows); one taken by a worker on another host is not judged by pid at all."""
+    (its retry follows); one taken by a worker on another host is neither judged nor
+    signalled by pid."""
     from dagster._core.events import EngineEventData
     from dagster._core.launcher import WorkerStatus
 
@@ -292,3 +293,6 @@ def test_run_monitoring_judges_only_runs_a_worker_on_its_own_host_took(tmp_path)
         instance.report_engine_event("Started", run, EngineEventData({"pid": gone.pid}))
         health = launcher.check_run_worker_health(run)
         assert health.status == (expected or WorkerStatus.UNKNOWN), health
+        if expected is None:  # nor signalled: its pid is another host's, not a process here
+            assert not launcher.terminate(run.run_id)
+            assert not instance.get_run_by_id(run.run_id).is_finished

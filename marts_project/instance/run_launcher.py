@@ -52,7 +52,9 @@ class LocalRunLauncher(DefaultRunLauncher):
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
             return False
-        pid = self.worker_pid(self._instance, run_id)
+        pid, host = self.worker_of(self._instance, run)
+        if host not in HERE:  # a process this host cannot signal (nor tell apart from its own)
+            return False
         if pid is None or not alive(pid):  # not started yet (its worker will see it canceled
             self._instance.report_run_canceled(run)  # and not start it), or its worker is gone
             return True
