@@ -14,14 +14,22 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import duckdb
-from dagster import AssetKey, DagsterInstance, Definitions, deserialize_value, serialize_value
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    deserialize_value,
+    serialize_value,
+)
 
 from marts_project.automation import loop
 from marts_project.cluster import backfill as cluster_backfill
 from marts_project.core.lineage import asset_key_for_table
-from marts_project.core.partitions import CHUNK_BYTES, CHUNK_DAYS, SIZED_CHUNK_MAX_DAYS, run_range
+from marts_project.core.partitions import CHUNK_BYTES, SIZED_CHUNK_MAX_DAYS, run_range
 from marts_project.definitions import build_definitions
 from marts_project.deployment import open_resource
+from marts_project.execution.jobs import refresh_runs
 from marts_project.execution.runs import ChunkWorkers, instance_for, partition_range, refresh_days
 from marts_project.observability.failures import failed_partitions, step_errors
 from marts_project.planning.selection import SelectionError, select
@@ -110,13 +118,14 @@ def backfill_days(
     selection reads) sizes the daily runs."""
     chunk_days, workers = options.chunk_days or SIZED_CHUNK_MAX_DAYS, options.workers
     if settings.cluster:
-        if options.chunk_days is not None or workers != 1:
+        if workers != 1:
             raise OperatorError(
-                f"on the cluster a backfill's chunk is MARTS_CHUNK_DAYS ({CHUNK_DAYS} days), "
-                "which the daemon and the workers share, and the daemon decides how many run "
-                "at once; --chunk-days and --workers are for the embedded deployment"
+                "on the cluster the daemon decides how many runs go at once (`marts cluster up "
+                "--max-runs`); --workers is for the embedded deployment"
             )
-        return _cluster_backfill(settings, instance, start, end, defs, echo, chosen)
+        return _cluster_backfill(
+            settings, defs, instance, start, end, options.chunk_days, echo, day_bytes, chosen
+        )
     if options.chunk_days is None and workers > 1:  # at least a chunk for every worker
         chunk_days = min(chunk_days, -(-((end - start).days + 1) // workers))
     side_by_side = f", {workers} at a time" if workers > 1 else ""
@@ -170,18 +179,33 @@ def tally(outcomes: list, seconds: float) -> str:
 
 def _cluster_backfill(
     settings: Settings,
+    defs: Definitions,
     instance: DagsterInstance,
     start: dt.date,
     end: dt.date,
-    defs: Definitions,
+    chunk_days: int | None,
     echo: Echo,
-    chosen=None,
+    day_bytes: Mapping[dt.date, int],
+    chosen: set[AssetKey] | None,
 ) -> int:
-    """The range as one Dagster backfill on the cluster, as the UI launches one: the daemon runs
-    its chunks side by side; a line per run as it finishes; 1 unless it all succeeded."""
-    tags = {"marts/trigger": "cli", "marts/user": acting_user()}
-    backfill_id = cluster_backfill.launch(settings.webserver_url, defs, start, end, tags, chosen)
-    echo(f"backfill {backfill_id} of {start} .. {end} launched on {settings.webserver_url}")
+    """The runs the embedded deployment would run for the range (daily runs sized by their
+    landing bytes, at least one for each run the cluster runs at once), queued on the cluster
+    through its webserver (`cluster/backfill.py`); a line per run as it finishes; 1 unless
+    every run succeeded."""
+    url = settings.webserver_url
+    at_once = cluster_backfill.runs_at_once(url)
+    if chunk_days is None:
+        chunk_days = min(SIZED_CHUNK_MAX_DAYS, -(-((end - start).days + 1) // at_once))
+    graph = defs.resolve_asset_graph()
+    runs = refresh_runs(graph, start, end, chunk_days, chosen, day_bytes=day_bytes)
+    queued = cluster_backfill.queue(graph, runs)
+    backfill_id = cluster_backfill.new_backfill_id()
+    what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
+    echo(
+        f"backfill {backfill_id} of {start} .. {end} ({what}) on {url}: {len(runs)} runs, "
+        f"daily runs of at most {chunk_days} days and {CHUNK_BYTES / 1e6:g} MB of landing "
+        f"files, {at_once} at a time, then weeks, months and dimensions"
+    )
 
     def report(run) -> None:
         covered = run_range(run.tags)
@@ -190,9 +214,24 @@ def _cluster_backfill(
         for failed in step_errors(instance, run.run_id):
             echo(f"    {failed.step} failed: {failed.message}")
 
-    status = cluster_backfill.wait(settings.webserver_url, instance, backfill_id, report)
-    echo(f"backfill {backfill_id}: {status}")
-    return 0 if status in cluster_backfill.SUCCEEDED else 1
+    tags = {
+        cluster_backfill.BACKFILL_TAG: backfill_id,
+        "marts/trigger": "cli",
+        "marts/user": acting_user(),
+    }
+    began = time.perf_counter()
+    try:
+        succeeded = cluster_backfill.backfill(url, instance, graph, queued, tags, report)
+    except cluster_backfill.BackfillError as exc:
+        raise OperatorError(str(exc)) from None
+    done = [q.final for q in queued if q.final is not None]
+    ok = sum(run.status == DagsterRunStatus.SUCCESS for run in done)
+    echo(
+        f"backfill {backfill_id}: {ok} of {len(runs)} runs succeeded in "
+        f"{time.perf_counter() - began:.1f} s"
+        + (f", {len(runs) - len(done)} not run after a failure" if len(done) < len(runs) else "")
+    )
+    return 0 if succeeded else 1
 
 
 def backfill_sources(

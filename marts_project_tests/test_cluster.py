@@ -17,7 +17,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from marts_project.cluster import supervisor
-from marts_project.core.partitions import daily_partitions
+from marts_project.core.partitions import daily_partitions, run_range
 from marts_project.core.processes import alive
 from marts_project.deployment import open_resource
 from marts_project.execution.runs import refresh_days
@@ -118,10 +118,11 @@ def _worker_of(instance: DagsterInstance, run_id: str) -> str | None:
 
 
 def test_a_two_week_backfill_runs_as_concurrent_chunks_on_two_workers(cluster, tmp_path):
-    """`marts backfill` launches one backfill through the webserver; the daemon runs its two
-    chunks of 7 days at the same time, each run on a Celery worker, both workers busy. Every
-    partition is materialized exactly once, and every table equals the same days built by one
-    run of the embedded deployment."""
+    """`marts backfill` queues its runs through the webserver: the 14 days as one daily run
+    for each of the two runs the cluster runs at once (7 days each), side by side on the two
+    Celery workers, then the weeks, months and dimensions, all under one `marts/backfill` tag.
+    Every partition is materialized exactly once, and every table equals the same days built
+    by one run of the embedded deployment."""
     first = dt.date(2026, 9, 1)
     window = days(first, 14)
     land(open_resource(cluster.settings, "landing"), window, LANDED, SIM)
@@ -134,14 +135,12 @@ def test_a_two_week_backfill_runs_as_concurrent_chunks_on_two_workers(cluster, t
     instance = cluster.instance()
     records = instance.get_run_records(RunsFilter(tags={"marts/trigger": "cli"}))
     assert records and all(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in records)
-    daily = [
-        r
-        for r in records
-        if r.dagster_run.tags.get("dagster/asset_partition_range_start", "").startswith("2026-09")
-        and r.dagster_run.tags.get("dagster/asset_partition_range_end", "")
-        <= window[-1].isoformat()
+    daily = [r for r in records if r.dagster_run.job_name == "daily_assets_job"]
+    assert sorted(run_range(r.dagster_run.tags) for r in daily) == [
+        (window[0].isoformat(), window[6].isoformat()),
+        (window[7].isoformat(), window[-1].isoformat()),
     ]
-    assert len(daily) >= 2  # 14 days in chunks of at most 7
+    assert len({r.dagster_run.tags["marts/backfill"] for r in records}) == 1
     assert _max_overlap([(r.start_time, r.end_time) for r in records]) >= 2
 
     placed = {r.dagster_run.run_id: _worker_of(instance, r.dagster_run.run_id) for r in records}

@@ -1,55 +1,78 @@
-"""A backfill on the cluster deployment, launched the way the UI launches one.
+"""A backfill on the cluster deployment: the runs the embedded deployment would run, queued.
 
-The CLI asks the webserver (Dagster's GraphQL API) for one asset backfill of every table a day
-range feeds: the daily tables over the range, the weeks and months containing it, and the
-unpartitioned marts. The daemon splits it into runs by each asset's backfill policy (chunks
-of days), queues them, runs several at once, and orders them by the asset graph.
+`marts backfill` plans a range as `jobs.refresh_runs` plans it for both deployments (daily runs
+sized by the landing bytes they read, then the weeks, months and dimensions holding those days)
+and submits each run through the webserver (Dagster's GraphQL client) to the run queue, from
+where the daemon hands it to a Celery worker. A run goes in once every run holding an asset it
+reads (of another partitioning: day chunks are independent of each other) has succeeded; a run
+that failed and that Dagster's run retries re-execute is followed to its last attempt.
+
+Why not a Dagster backfill: its backfill policy cuts a range by a count of days fixed when the
+definitions load, so a backfill of small days ran three times the runs the embedded deployment
+runs for the same bytes (each with its fixed cost: its checks, a commit per table, each step's
+bookkeeping). The runs carry the `marts/backfill` tag, by which the UI's run list shows them
+together; backfills launched from the UI are still Dagster's, cut by `MARTS_CHUNK_DAYS`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Collection
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from dagster import AssetKey, DagsterInstance, DagsterRun, Definitions, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from marts_project.execution.jobs import refresh_runs
+from marts_project.core.partitions import range_tags
+from marts_project.execution.jobs import RefreshRun
 
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on PartitionSetNotFoundError { message }
-    ... on InvalidStepError { invalidStepKey }
-    ... on InvalidOutputError { invalidOutputName }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
-STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status }
-    ... on PythonError { message }
-  }
-}
-"""
-UNFINISHED = {"REQUESTED", "CANCELING", "FAILING"}
-SUCCEEDED = {"COMPLETED", "COMPLETED_SUCCESS"}
+BACKFILL_TAG = "marts/backfill"
+WILL_RETRY_TAG = "dagster/will_retry"  # set on a failed run the run retries re-execute
+PARENT_RUN_TAG = "dagster/parent_run_id"  # on a re-execution: the run it re-executes
 
 
 class BackfillError(RuntimeError):
-    """The webserver refused the backfill or could not be reached."""
+    """The webserver refused a run or could not be reached."""
 
 
-def _graphql(url: str, query: str, variables: dict) -> dict:
-    body = json.dumps({"query": query, "variables": variables}).encode()
+@dataclass
+class Queued:
+    """A planned run, the assets it builds, and its latest attempt once submitted."""
+
+    run: RefreshRun
+    assets: frozenset[AssetKey]
+    run_id: str | None = None
+    final: DagsterRun | None = None  # its last attempt, once that has finished
+
+
+def new_backfill_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def client(url: str) -> DagsterGraphQLClient:
+    """Dagster's GraphQL client for the webserver at `url` (scheme, host, port, path)."""
+    parts = urllib.parse.urlsplit(url)
+    return DagsterGraphQLClient(
+        parts.hostname or "127.0.0.1",
+        port_number=parts.port,
+        use_https=parts.scheme == "https",
+        path_prefix=parts.path.rstrip("/"),
+        timeout=60,
+    )
+
+
+RUNS_AT_ONCE = "{ instance { runQueueConfig { maxConcurrentRuns } } }"
+
+
+def runs_at_once(url: str) -> int:
+    """How many runs the cluster's daemon runs at once (its run queue's limit, which `marts
+    cluster up --max-runs` sets in the daemon's and webserver's environment, not the CLI's),
+    asked of the webserver; 1 when it sets none."""
+    body = json.dumps({"query": RUNS_AT_ONCE}).encode()
     request = urllib.request.Request(
         f"{url.rstrip('/')}/graphql", body, {"Content-Type": "application/json"}
     )
@@ -58,75 +81,106 @@ def _graphql(url: str, query: str, variables: dict) -> dict:
             answer = json.loads(response.read())
     except OSError as exc:
         raise BackfillError(f"the Dagster webserver at {url} cannot be reached: {exc}") from exc
-    if answer.get("errors"):
-        raise BackfillError(f"the webserver refused the request: {answer['errors']}")
-    return answer["data"]
+    config = ((answer.get("data") or {}).get("instance") or {}).get("runQueueConfig") or {}
+    return max(1, config.get("maxConcurrentRuns") or 1)
 
 
-def partitions_by_asset(
-    defs: Definitions, start: dt.date, end: dt.date, select: Collection[AssetKey] | None = None
-) -> list[dict]:
-    """Every asset (of `select`) with the partitions the days [start, end] feed, as
-    `jobs.refresh_runs` plans them, in GraphQL selector form (the daemon splits them into runs
-    by each asset's backfill policy, as the runs of `refresh_runs` are split)."""
-    graph = defs.resolve_asset_graph()
-    every = select if select is not None else set(graph.get_all_asset_keys())
-    spans: dict[AssetKey, tuple[str, str] | None] = {}
-    for run in refresh_runs(graph, start, end, select=every):
-        for key in run.assets or ():
-            if run.key_range is None:
-                spans[key] = None
-            else:
-                first, last = spans.get(key) or run.key_range
-                spans[key] = (min(first, run.key_range[0]), max(last, run.key_range[1]))
-    selection = []
-    for key, span in sorted(spans.items()):
-        entry: dict = {"assetKey": {"path": list(key.path)}}
-        if span is not None:
-            entry["partitions"] = {"range": {"start": span[0], "end": span[1]}}
-        selection.append(entry)
-    return selection
+def submit(graphql: DagsterGraphQLClient, run: RefreshRun, tags: dict[str, str]) -> str:
+    """Queue one planned run (its job, of its assets, over its key range); its run id."""
+    if run.key_range:
+        tags = {**tags, **range_tags(*run.key_range)}
+    try:
+        return graphql.submit_job_execution(
+            run.job.name,
+            tags=tags,
+            asset_selection=list(run.assets) if run.assets is not None else None,
+        )
+    except (DagsterGraphQLClientError, OSError) as exc:
+        raise BackfillError(f"the webserver did not queue {run.job.name}: {exc}") from exc
 
 
-def launch(
-    url: str,
-    defs: Definitions,
-    start: dt.date,
-    end: dt.date,
-    tags: dict,
-    select: Collection[AssetKey] | None = None,
-) -> str:
-    """Ask the webserver for the backfill (of `select`); its id."""
-    params = {
-        "partitionsByAssets": partitions_by_asset(defs, start, end, select),
-        "title": f"marts backfill {start} .. {end}",
-        "tags": [{"key": k, "value": v} for k, v in tags.items()],
-    }
-    result = _graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
-    if result["__typename"] != "LaunchBackfillSuccess":
-        raise BackfillError(f"backfill refused: {result}")
-    return result["backfillId"]
+def last_attempt(instance: DagsterInstance, run_id: str) -> DagsterRun | None:
+    """The run's last attempt once it has finished (a failed run the run retries re-execute
+    is followed to its re-execution); None while an attempt is queued, running or about to be
+    launched."""
+    run = instance.get_run_by_id(run_id)
+    while run is not None and run.is_finished:
+        if run.status != DagsterRunStatus.FAILURE or not instance.run_retries_enabled:
+            return run
+        will_retry = run.tags.get(WILL_RETRY_TAG)
+        if will_retry is None:
+            return None  # the failure is being recorded: whether it retries comes next
+        if will_retry != "true":
+            return run
+        retries = instance.get_runs(RunsFilter(tags={PARENT_RUN_TAG: run.run_id}), limit=1)
+        if not retries:
+            return None  # the retry daemon has not launched it yet
+        run = retries[0]
+    return None
 
 
-def wait(
+def queue(asset_graph, runs: Sequence[RefreshRun]) -> list[Queued]:
+    """The planned runs with the assets each builds (a whole job's when it names none)."""
+    return [
+        Queued(run, frozenset(run.assets or run.job.selection.resolve(asset_graph))) for run in runs
+    ]
+
+
+def backfill(
     url: str,
     instance: DagsterInstance,
-    backfill_id: str,
+    asset_graph,
+    queued: Sequence[Queued],
+    tags: dict[str, str],
+    on_run: Callable[[DagsterRun], None],
+) -> bool:
+    """Run the planned runs on the cluster behind the webserver at `url` (`run_all`); True
+    when every one succeeded."""
+
+    def upstream(assets: frozenset[AssetKey]) -> set[AssetKey]:
+        return set().union(*(asset_graph.get_ancestor_asset_keys(key) for key in assets))
+
+    return run_all(client(url), instance, queued, upstream, tags, on_run)
+
+
+def run_all(
+    graphql: DagsterGraphQLClient,
+    instance: DagsterInstance,
+    queued: Sequence[Queued],
+    upstream: Callable[[frozenset[AssetKey]], set[AssetKey]],
+    tags: dict[str, str],
     on_run: Callable[[DagsterRun], None],
     poll_seconds: float = 0.5,
-) -> str:
-    """Wait until the backfill ends, telling `on_run` of each of its runs as it finishes;
-    the backfill's final status."""
-    told: set[str] = set()
+) -> bool:
+    """Submit each planned run once the runs before it that build what it reads (`upstream`
+    of its assets, in runs of another job) have succeeded, and wait for all of them, telling
+    `on_run` of each last attempt as it finishes. Once a run has failed, no further run is
+    submitted (those queued finish). True when every run succeeded."""
+    failed = False
     while True:
-        answer = _graphql(url, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        if answer["__typename"] != "PartitionBackfill":
-            raise BackfillError(f"backfill {backfill_id}: {answer}")
-        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
-        for run in reversed(runs):  # oldest first
-            if run.is_finished and run.run_id not in told:
-                told.add(run.run_id)
-                on_run(run)
-        if answer["status"] not in UNFINISHED:
-            return answer["status"]
+        for entry in queued:
+            if entry.run_id is not None and entry.final is None:
+                entry.final = last_attempt(instance, entry.run_id)
+                if entry.final is not None:
+                    on_run(entry.final)
+                    failed |= entry.final.status != DagsterRunStatus.SUCCESS
+        for position, entry in enumerate(queued):
+            if entry.run_id is None and not failed and _ready(queued[:position], entry, upstream):
+                entry.run_id = submit(graphql, entry.run, tags)
+        if all(e.final is not None or (e.run_id is None and failed) for e in queued):
+            return not failed
         time.sleep(poll_seconds)
+
+
+def _ready(
+    earlier: Sequence[Queued],
+    entry: Queued,
+    upstream: Callable[[frozenset[AssetKey]], set[AssetKey]],
+) -> bool:
+    """Whether every earlier run of another job that builds what `entry` reads succeeded."""
+    reads = upstream(entry.assets)
+    return all(
+        e.final is not None and e.final.status == DagsterRunStatus.SUCCESS
+        for e in earlier
+        if e.run.job is not entry.run.job and e.assets & reads
+    )
