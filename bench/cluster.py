@@ -5,17 +5,16 @@ Services: the PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and a moto S3 server t
 starts. Both deployments keep their warehouse and read their landing files on that S3 server
 (the embedded one keeps its catalog in its SQLite file, as it does in production). Each
 configuration gets a fresh database, RabbitMQ virtual host and warehouse prefix; the landing
-files are seeded once and shared. The embedded deployment is measured twice: as users run it
-(daily runs sized by their landing bytes) and in the cluster's runs (`--chunk-days
-MARTS_CHUNK_DAYS`, what the cluster's backfill policy cuts a range into), so the cluster's
-ratio to each separates what the deployment costs from what its smaller runs cost. Wall time
-is `marts backfill` as a user runs it (launch through the webserver, wait for the daemon's
-runs); peak RSS is the largest high-water mark of a worker's processes (its pool process
-executes the runs it takes). Per step, from the runs'
-events: the median step body (start to success) against the embedded deployment's, and the
-cluster's wall time beyond the embedded run divided by the steps it ran: what a step costs on
-the cluster beyond its work (its events written to PostgreSQL, its commits to the PostgreSQL
-catalog; its share of the runs' hand-off to a worker and the daemon's ticks).
+files are seeded once and shared. Both deployments' `marts backfill` plan the same runs (daily
+runs sized by their landing bytes, at least one per run the cluster runs at once), so what
+differs is the deployment. Wall time is `marts backfill` as a user runs it (on the cluster:
+its runs queued through the webserver, waited for until the last one ends); peak RSS is the
+largest high-water mark of a worker's processes (its pool process executes the runs it
+takes). Per step, from the runs' events: the median step body (start to success) against the
+embedded deployment's, and the cluster's wall time beyond the embedded run divided by the
+steps it ran: what a step costs on the cluster beyond its work (its events written to
+PostgreSQL, its commits to the PostgreSQL catalog; its share of the runs' hand-off to a worker
+and the daemon's ticks).
 
     .venv/bin/python -m bench.cluster --days 60 --rows-per-day 50000 --workers 1,2,4
 """
@@ -39,7 +38,6 @@ from dagster import DagsterEventType, DagsterInstance
 
 from bench.common import END, MARTS, days_before, marts
 from marts_project.cluster import supervisor
-from marts_project.core.partitions import CHUNK_DAYS
 from marts_project.deployment import open_resource
 from marts_project.settings import Settings
 from marts_project.simulator import FAR_FUTURE, SimConfig, land
@@ -112,6 +110,7 @@ def step_costs(instance: DagsterInstance, wall: tuple[float, float]) -> dict[str
             runs.append((min(stamps), max(stamps)))
     in_steps, in_runs = _union(steps), _union(runs)
     return {
+        "runs": float(len(runs)),
         "steps": float(len(bodies)),
         "body": statistics.median(bodies) if bodies else 0.0,
         "in_steps": in_steps,
@@ -121,13 +120,13 @@ def step_costs(instance: DagsterInstance, wall: tuple[float, float]) -> dict[str
 
 
 def embedded_backfill(
-    folder: Path, days: list[dt.date], env: dict[str, str], *options: str
+    folder: Path, days: list[dt.date], env: dict[str, str]
 ) -> tuple[float, dict[str, float]]:
-    """The embedded deployment's `marts backfill` of `days` (with `options`) on `env`'s
+    """The embedded deployment's `marts backfill` of `days` on `env`'s
     storage: its wall seconds, and its step costs with its peak RSS (`peak_gb`)."""
     began = time.time()
     seconds, peak = marts(
-        folder, "backfill", "--start", str(days[0]), "--end", str(days[-1]), *options, env=env
+        folder, "backfill", "--start", str(days[0]), "--end", str(days[-1]), env=env
     )
     with DagsterInstance.from_config(str(folder / "dagster_home")) as instance:
         costs = step_costs(instance, (began, began + seconds))
@@ -234,25 +233,16 @@ def main() -> None:
                 "MARTS_S3_ENDPOINT": endpoint,
             }
             base_s, base = embedded_backfill(root / "embedded", days, same_storage)
-            chunked_s, chunked = embedded_backfill(
-                root / "embedded-chunked",
-                days,
-                {**same_storage, "MARTS_WAREHOUSE": f"s3://{bucket}/embedded-chunked"},
-                "--chunk-days",
-                str(CHUNK_DAYS),
-            )
             print(
                 f"{len(days)} days x {args.rows_per_day:,} rows; embedded (one process, same S3 "
-                f"storage): {base_s:.1f} s, peak {base['peak_gb']:.2f} GB, {base['steps']:.0f} "
-                f"steps, median step body {base['body']:.2f} s; {_split(base)}. The same in "
-                f"the cluster's runs (`--chunk-days {CHUNK_DAYS}`, as its "
-                f"backfill policy cuts them): {chunked_s:.1f} s, {chunked['steps']:.0f} steps; "
-                f"{_split(chunked)}"
+                f"storage): {base_s:.1f} s, peak {base['peak_gb']:.2f} GB, {base['runs']:.0f} "
+                f"runs, {base['steps']:.0f} steps, median step body {base['body']:.2f} s; "
+                f"{_split(base)}"
             )
             print(
-                "| workers | wall | vs embedded | vs embedded in the cluster's runs "
-                "| peak RSS per worker | steps | median step body "
-                "| wall beyond the embedded run, per step | where the wall went |"
+                "| workers | wall | vs embedded | peak RSS per worker | runs | steps "
+                "| median step body | wall beyond the embedded run, per step "
+                "| where the wall went |"
             )
             print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
             for workers in [int(w) for w in args.workers.split(",")]:
@@ -260,9 +250,8 @@ def main() -> None:
                     root, endpoint, bucket, workers, args.max_runs or workers, days
                 )
                 print(
-                    f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x "
-                    f"| {seconds / chunked_s:.2f}x | {peak:.2f} GB "
-                    f"| {costs['steps']:.0f} | {costs['body']:.2f} s "
+                    f"| {workers} | {seconds:.1f} s | {seconds / base_s:.2f}x | {peak:.2f} GB "
+                    f"| {costs['runs']:.0f} | {costs['steps']:.0f} | {costs['body']:.2f} s "
                     f"| {(seconds - base_s) / costs['steps']:.2f} s | {_split(costs)} |"
                 )
         finally:

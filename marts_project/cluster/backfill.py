@@ -136,11 +136,16 @@ def backfill(
 ) -> bool:
     """Run the planned runs on the cluster behind the webserver at `url` (`run_all`); True
     when every one succeeded."""
+    return run_all(client(url), instance, queued, upstream_of(asset_graph), tags, on_run)
+
+
+def upstream_of(asset_graph) -> Callable[[frozenset[AssetKey]], set[AssetKey]]:
+    """What a set of assets is computed from, in the asset graph."""
 
     def upstream(assets: frozenset[AssetKey]) -> set[AssetKey]:
         return set().union(*(asset_graph.get_ancestor_asset_keys(key) for key in assets))
 
-    return run_all(client(url), instance, queued, upstream, tags, on_run)
+    return upstream
 
 
 def run_all(
