@@ -195,7 +195,10 @@ def _cluster_backfill(
     from marts_project.cluster import backfill as cluster_backfill
 
     url = settings.webserver_url
-    at_once = cluster_backfill.runs_at_once(url)
+    try:
+        at_once = cluster_backfill.runs_at_once(url)
+    except cluster_backfill.BackfillError as exc:
+        raise OperatorError(f"{exc}; is the cluster up (`marts cluster status`)?") from None
     if chunk_days is None:
         chunk_days = min(SIZED_CHUNK_MAX_DAYS, -(-((end - start).days + 1) // at_once))
     graph = defs.resolve_asset_graph()
@@ -224,8 +227,12 @@ def _cluster_backfill(
     began = time.perf_counter()
     try:
         succeeded = cluster_backfill.backfill(url, instance, graph, queued, tags, report)
-    except cluster_backfill.BackfillError as exc:
-        raise OperatorError(str(exc)) from None
+    except cluster_backfill.BackfillError as exc:  # runs already queued go on
+        echo(
+            f"backfill {backfill_id} stopped: {exc}; the runs it queued go on, and `marts "
+            "sync` builds what is left"
+        )
+        return 1
     done = [q.final for q in queued if q.final is not None]
     ok = sum(run.status == DagsterRunStatus.SUCCESS for run in done)
     echo(

@@ -26,7 +26,8 @@ from marts_project.execution.runs import instance_for
 from marts_project.instance.config import EARLIER_HEADERS, render
 from marts_project.resources.landing import LandingZone
 from marts_project.settings import Settings
-from marts_project_tests.conftest import DAY
+from marts_project.simulator import FAR_FUTURE, SimConfig, land
+from marts_project_tests.conftest import DAY, free_port
 
 
 def tick(lakehouse, cursor: str | None):
@@ -145,6 +146,36 @@ def test_the_cluster_refuses_more_runs_at_once_than_workers(tmp_path, monkeypatc
     assert main(["cluster", "up", "--workers", "2", "--max-runs", "3"]) == 2
     assert "--max-runs 3 is more than the 2 workers" in capsys.readouterr().err
     assert not (tmp_path / "home" / "cluster").exists()
+
+
+def test_a_cluster_backfill_with_no_webserver_to_queue_its_runs_is_refused(
+    tmp_path, monkeypatch, capsys, database
+):
+    """The cluster's settings, its landing files there, but nothing listening where its
+    webserver should be: exit 2 in one line that says where it looked, nothing queued."""
+    home = tmp_path / "home"
+    pg = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    env = {
+        "MARTS_DATA_DIR": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(home),
+        "MARTS_EXECUTOR": "celery",
+        "MARTS_DAGSTER_PG_URL": pg,
+        "MARTS_CATALOG_URI": pg,
+        "MARTS_CELERY_BROKER": "pyamqp://guest:guest@127.0.0.1:5672//",
+        "MARTS_CELERY_BACKEND": "redis://127.0.0.1:6379/1",
+        "MARTS_WEBSERVER_URL": f"http://127.0.0.1:{free_port()}",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    home.mkdir()
+    write_instance(home)
+    land(open_resource(Settings.from_env(env), "landing"), [DAY], FAR_FUTURE, SimConfig(seed=3))
+
+    assert main(["backfill", "--start", str(DAY)]) == 2
+
+    err = capsys.readouterr().err
+    assert f"webserver at {env['MARTS_WEBSERVER_URL']} cannot be reached" in err
+    assert "marts cluster status" in err and "Traceback" not in err
 
 
 def test_the_cluster_rewrites_its_own_older_instance_but_never_another_deployments(tmp_path):
