@@ -226,7 +226,7 @@ def _cluster_backfill(
     }
     began = time.perf_counter()
     try:
-        succeeded = cluster_backfill.backfill(url, instance, graph, queued, tags, report)
+        succeeded = cluster_backfill.backfill(url, instance, queued, tags, report)
     except cluster_backfill.BackfillError as exc:  # runs already queued go on
         echo(
             f"backfill {backfill_id} stopped: {exc}; the runs it queued go on, and `marts "

@@ -14,7 +14,6 @@ from marts_project.cluster.backfill import (
     WILL_RETRY_TAG,
     queue,
     run_all,
-    upstream_of,
 )
 from marts_project.definitions import build_definitions
 from marts_project.execution.jobs import refresh_runs
@@ -53,6 +52,8 @@ class FakeCluster:
         return self.runs.get(run_id)
 
     def get_runs(self, filters, limit=None):
+        if filters.run_ids:
+            return [self.runs[run_id] for run_id in filters.run_ids]
         wanted = filters.tags[PARENT_RUN_TAG]
         return [r for r in self.runs.values() if r.tags.get(PARENT_RUN_TAG) == wanted][:limit]
 
@@ -71,7 +72,7 @@ def _backfill(planned, outcome):
     finished: list[DagsterRun] = []
     cluster = FakeCluster(outcome, finished)
     queued = queue(graph, runs)
-    ok = run_all(cluster, cluster, queued, upstream_of(graph), {}, finished.append, 0)
+    ok = run_all(cluster, cluster, queued, {}, finished.append, 0)
     return ok, cluster, finished, queued
 
 

@@ -44,10 +44,12 @@ class BackfillError(RuntimeError):
 
 @dataclass
 class Queued:
-    """A planned run, the assets it builds, and its latest attempt once submitted."""
+    """A planned run, the assets it builds and those they are computed from, its run id once
+    submitted and its last attempt once that has finished."""
 
     run: RefreshRun
     assets: frozenset[AssetKey]
+    reads: frozenset[AssetKey]
     run_id: str | None = None
     final: DagsterRun | None = None  # its last attempt, once that has finished
 
@@ -123,72 +125,63 @@ def last_attempt(instance: DagsterInstance, run_id: str) -> DagsterRun | None:
 
 
 def queue(asset_graph, runs: Sequence[RefreshRun]) -> list[Queued]:
-    """The planned runs with the assets each builds (a whole job's when it names none)."""
-    return [
-        Queued(run, frozenset(run.assets or run.job.selection.resolve(asset_graph))) for run in runs
-    ]
+    """The planned runs with the assets each builds (a whole job's when it names none) and
+    what those are computed from."""
+    queued = []
+    for run in runs:
+        assets = frozenset(run.assets or run.job.selection.resolve(asset_graph))
+        reads = frozenset().union(*(asset_graph.get_ancestor_asset_keys(key) for key in assets))
+        queued.append(Queued(run, assets, reads))
+    return queued
 
 
 def backfill(
     url: str,
     instance: DagsterInstance,
-    asset_graph,
     queued: Sequence[Queued],
     tags: dict[str, str],
     on_run: Callable[[DagsterRun], None],
 ) -> bool:
     """Run the planned runs on the cluster behind the webserver at `url` (`run_all`); True
     when every one succeeded."""
-    return run_all(client(url), instance, queued, upstream_of(asset_graph), tags, on_run)
-
-
-def upstream_of(asset_graph) -> Callable[[frozenset[AssetKey]], set[AssetKey]]:
-    """What a set of assets is computed from, in the asset graph."""
-
-    def upstream(assets: frozenset[AssetKey]) -> set[AssetKey]:
-        return set().union(*(asset_graph.get_ancestor_asset_keys(key) for key in assets))
-
-    return upstream
+    return run_all(client(url), instance, queued, tags, on_run)
 
 
 def run_all(
     graphql: DagsterGraphQLClient,
     instance: DagsterInstance,
     queued: Sequence[Queued],
-    upstream: Callable[[frozenset[AssetKey]], set[AssetKey]],
     tags: dict[str, str],
     on_run: Callable[[DagsterRun], None],
     poll_seconds: float = 0.5,
 ) -> bool:
-    """Submit each planned run once the runs before it that build what it reads (`upstream`
-    of its assets, in runs of another job) have succeeded, and wait for all of them, telling
-    `on_run` of each last attempt as it finishes. Once a run has failed, no further run is
-    submitted (those queued finish). True when every run succeeded."""
+    """Submit each planned run once the runs before it (of another job) that build what it
+    reads have succeeded, and wait for all of them, telling `on_run` of each last attempt as
+    it finishes. Once a run has failed, no further run is submitted (those queued finish).
+    True when every run succeeded."""
     failed = False
     while True:
+        waiting = [e.run_id for e in queued if e.run_id is not None and e.final is None]
+        runs = instance.get_runs(RunsFilter(run_ids=waiting)) if waiting else []
+        ended = {run.run_id for run in runs if run.is_finished}
         for entry in queued:
-            if entry.run_id is not None and entry.final is None:
+            if entry.run_id in ended:
                 entry.final = last_attempt(instance, entry.run_id)
                 if entry.final is not None:
                     on_run(entry.final)
                     failed |= entry.final.status != DagsterRunStatus.SUCCESS
         for position, entry in enumerate(queued):
-            if entry.run_id is None and not failed and _ready(queued[:position], entry, upstream):
+            if entry.run_id is None and not failed and _ready(queued[:position], entry):
                 entry.run_id = submit(graphql, entry.run, tags)
         if all(e.final is not None or (e.run_id is None and failed) for e in queued):
             return not failed
         time.sleep(poll_seconds)
 
 
-def _ready(
-    earlier: Sequence[Queued],
-    entry: Queued,
-    upstream: Callable[[frozenset[AssetKey]], set[AssetKey]],
-) -> bool:
+def _ready(earlier: Sequence[Queued], entry: Queued) -> bool:
     """Whether every earlier run of another job that builds what `entry` reads succeeded."""
-    reads = upstream(entry.assets)
     return all(
         e.final is not None and e.final.status == DagsterRunStatus.SUCCESS
         for e in earlier
-        if e.run.job is not entry.run.job and e.assets & reads
+        if e.run.job is not entry.run.job and e.assets & entry.reads
     )
