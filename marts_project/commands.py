@@ -203,7 +203,7 @@ def _cluster_backfill(
         chunk_days = min(SIZED_CHUNK_MAX_DAYS, -(-((end - start).days + 1) // at_once))
     graph = defs.resolve_asset_graph()
     runs = refresh_runs(graph, start, end, chunk_days, chosen, day_bytes=day_bytes)
-    queued = cluster_backfill.queue(graph, runs)
+    planned = cluster_backfill.queue(graph, runs)
     backfill_id = cluster_backfill.new_backfill_id()
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     echo(
@@ -219,6 +219,10 @@ def _cluster_backfill(
         for failed in step_errors(instance, run.run_id):
             echo(f"    {failed.step} failed: {failed.message}")
 
+    def on_queued(entry) -> None:
+        days = " .. ".join(entry.run.key_range or ())
+        echo(f"  run {entry.run_id[:8]} {entry.run.job.name:<22} {days:<24} QUEUED")
+
     tags = {
         cluster_backfill.BACKFILL_TAG: backfill_id,
         "marts/trigger": "cli",
@@ -226,14 +230,14 @@ def _cluster_backfill(
     }
     began = time.perf_counter()
     try:
-        succeeded = cluster_backfill.backfill(url, instance, queued, tags, report)
+        succeeded = cluster_backfill.backfill(url, instance, planned, tags, report, on_queued)
     except cluster_backfill.BackfillError as exc:  # runs already queued go on
         echo(
             f"backfill {backfill_id} stopped: {exc}; the runs it queued go on, and `marts "
             "sync` builds what is left"
         )
         return 1
-    done = [q.final for q in queued if q.final is not None]
+    done = [q.final for q in planned if q.final is not None]
     ok = sum(run.status == DagsterRunStatus.SUCCESS for run in done)
     echo(
         f"backfill {backfill_id}: {ok} of {len(runs)} runs succeeded in "

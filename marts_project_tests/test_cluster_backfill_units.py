@@ -72,7 +72,7 @@ def _backfill(planned, outcome):
     finished: list[DagsterRun] = []
     cluster = FakeCluster(outcome, finished)
     queued = queue(graph, runs)
-    ok = run_all(cluster, cluster, queued, {}, finished.append, 0)
+    ok = run_all(cluster, cluster, queued, {}, finished.append, poll_seconds=0)
     return ok, cluster, finished, queued
 
 

@@ -141,10 +141,11 @@ def backfill(
     queued: Sequence[Queued],
     tags: dict[str, str],
     on_run: Callable[[DagsterRun], None],
+    on_queued: Callable[[Queued], None] = lambda _: None,
 ) -> bool:
     """Run the planned runs on the cluster behind the webserver at `url` (`run_all`); True
     when every one succeeded."""
-    return run_all(client(url), instance, queued, tags, on_run)
+    return run_all(client(url), instance, queued, tags, on_run, on_queued)
 
 
 def run_all(
@@ -153,12 +154,13 @@ def run_all(
     queued: Sequence[Queued],
     tags: dict[str, str],
     on_run: Callable[[DagsterRun], None],
+    on_queued: Callable[[Queued], None] = lambda _: None,
     poll_seconds: float = 0.5,
 ) -> bool:
     """Submit each planned run once the runs before it (of another job) that build what it
-    reads have succeeded, and wait for all of them, telling `on_run` of each last attempt as
-    it finishes. Once a run has failed, no further run is submitted (those queued finish).
-    True when every run succeeded."""
+    reads have succeeded, telling `on_queued`, and wait for all of them, telling `on_run` of
+    each last attempt as it finishes. Once a run has failed, no further run is submitted
+    (those queued finish). True when every run succeeded."""
     failed = False
     while True:
         waiting = [e.run_id for e in queued if e.run_id is not None and e.final is None]
@@ -173,6 +175,7 @@ def run_all(
         for position, entry in enumerate(queued):
             if entry.run_id is None and not failed and _ready(queued[:position], entry):
                 entry.run_id = submit(graphql, entry.run, tags)
+                on_queued(entry)
         if all(e.final is not None or (e.run_id is None and failed) for e in queued):
             return not failed
         time.sleep(poll_seconds)
