@@ -115,7 +115,7 @@ def backfill_days(
     the `--select`ion `chosen` only), printing each step and each run as it finishes, then a
     tally; 1 if a run or an ERROR check failed. `day_bytes` (each day's landing bytes the
     selection reads) sizes the daily runs."""
-    chunk_days, workers = options.chunk_days or SIZED_CHUNK_MAX_DAYS, options.workers
+    workers = options.workers
     if settings.cluster:
         if workers != 1:
             raise OperatorError(
@@ -125,14 +125,13 @@ def backfill_days(
         return _cluster_backfill(
             settings, defs, instance, start, end, options.chunk_days, echo, day_bytes, chosen
         )
-    if options.chunk_days is None and workers > 1:  # at least a chunk for every worker
-        chunk_days = min(chunk_days, -(-((end - start).days + 1) // workers))
+    chunk_days = days_per_run(options.chunk_days, workers, start, end)
     side_by_side = f", {workers} at a time" if workers > 1 else ""
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     echo(
-        f"backfilling {start} .. {end} ({what}): daily tables in runs of at most {chunk_days} "
-        f"days and {CHUNK_BYTES / 1e6:g} MB of landing files{side_by_side}, then weeks, "
-        "months and dimensions"
+        f"backfilling {start} .. {end} ({what}): daily tables in runs of at most "
+        f"{count(chunk_days, 'day')} and {CHUNK_BYTES / 1e6:g} MB of landing files"
+        f"{side_by_side}, then weeks, months and dimensions"
     )
     began = time.perf_counter()
 
@@ -160,6 +159,17 @@ def backfill_days(
     echo(tally(outcomes, time.perf_counter() - began))
     failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
     return 0 if failed == 0 else 1
+
+
+def days_per_run(chunk_days: int | None, at_once: int, start: dt.date, end: dt.date) -> int:
+    """At most how many days a daily run of [start, end] covers: `--chunk-days` when given,
+    else as many as the landing budget allows (SIZED_CHUNK_MAX_DAYS), but few enough that each
+    of the `at_once` runs side by side gets a chunk."""
+    if chunk_days is not None:
+        return chunk_days
+    if at_once == 1:
+        return SIZED_CHUNK_MAX_DAYS
+    return min(SIZED_CHUNK_MAX_DAYS, -(-((end - start).days + 1) // at_once))
 
 
 def tally(outcomes: list, seconds: float) -> str:
@@ -199,8 +209,7 @@ def _cluster_backfill(
         at_once = cluster_backfill.runs_at_once(url)
     except cluster_backfill.BackfillError as exc:
         raise OperatorError(f"{exc}; is the cluster up (`marts cluster status`)?") from None
-    if chunk_days is None:
-        chunk_days = min(SIZED_CHUNK_MAX_DAYS, -(-((end - start).days + 1) // at_once))
+    chunk_days = days_per_run(chunk_days, at_once, start, end)
     graph = defs.resolve_asset_graph()
     runs = refresh_runs(graph, start, end, chunk_days, chosen, day_bytes=day_bytes)
     planned = cluster_backfill.queue(graph, runs)
@@ -208,7 +217,7 @@ def _cluster_backfill(
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     echo(
         f"backfill {backfill_id} of {start} .. {end} ({what}) on {url}: {len(runs)} runs, "
-        f"daily runs of at most {chunk_days} days and {CHUNK_BYTES / 1e6:g} MB of landing "
+        f"daily runs of at most {count(chunk_days, 'day')} and {CHUNK_BYTES / 1e6:g} MB of landing "
         f"files, {at_once} at a time, then weeks, months and dimensions"
     )
 
