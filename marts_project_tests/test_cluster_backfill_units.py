@@ -7,13 +7,17 @@ import datetime as dt
 import itertools
 
 import pytest
+import requests
 from dagster import DagsterRun, DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClientError
 
 from marts_project.cluster.backfill import (
     PARENT_RUN_TAG,
     WILL_RETRY_TAG,
+    BackfillError,
     queue,
     run_all,
+    submit,
 )
 from marts_project.definitions import build_definitions
 from marts_project.execution.jobs import refresh_runs
@@ -111,3 +115,46 @@ def test_after_a_failed_run_nothing_that_reads_it_is_queued(planned):
         "monthly_marts_job",
         "dimensions_job",
     ]
+
+
+class Webserver:
+    """A webserver that answers each submission as `answers` says, in order: a run id, or an
+    exception to raise (a refusal, or a connection error as the GraphQL client wraps it)."""
+
+    def __init__(self, *answers) -> None:
+        self.answers, self.calls = list(answers), 0
+
+    def submit_job_execution(self, job_name, tags, asset_selection=None) -> str:
+        self.calls += 1
+        answer = self.answers.pop(0)
+        if isinstance(answer, str):
+            return answer
+        raise answer
+
+
+def _not_listening() -> DagsterGraphQLClientError:
+    try:
+        raise requests.exceptions.ConnectionError("connection refused")
+    except requests.exceptions.ConnectionError as exc:
+        try:
+            raise DagsterGraphQLClientError("Error when connecting to url") from exc
+        except DagsterGraphQLClientError as wrapped:
+            return wrapped
+
+
+def test_a_restarting_webserver_is_asked_again_until_it_queues_the_run(planned):
+    webserver = Webserver(_not_listening(), _not_listening(), "run-1")
+    assert submit(webserver, planned[1][0], {}) == "run-1"
+    assert webserver.calls == 3
+
+
+def test_a_run_the_webserver_refuses_or_a_webserver_gone_for_good_stops_the_backfill(planned):
+    refusing = Webserver(DagsterGraphQLClientError("JobNotFoundError", "no such job"))
+    with pytest.raises(BackfillError, match="JobNotFoundError"):
+        submit(refusing, planned[1][0], {})
+    assert refusing.calls == 1  # a refusal is not asked again
+
+    gone = Webserver(*[_not_listening() for _ in range(20)])
+    with pytest.raises(BackfillError, match="did not queue daily_assets_job"):
+        submit(gone, planned[1][0], {}, unreachable_for=0.5)
+    assert 1 < gone.calls < 20

@@ -27,8 +27,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import requests
 from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from marts_project.core.partitions import range_tags
 from marts_project.execution.jobs import RefreshRun
@@ -40,6 +42,19 @@ PARENT_RUN_TAG = "dagster/parent_run_id"  # on a re-execution: the run it re-exe
 
 class BackfillError(RuntimeError):
     """The webserver refused a run or could not be reached."""
+
+
+# The webserver may be restarting (the supervisor starts it again within seconds of an exit,
+# and it loads the code location before it answers): a submission it could not receive is
+# tried again for up to this long before the backfill stops.
+UNREACHABLE_FOR_SECONDS = 60.0
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The client could not reach the webserver (not: the webserver refused the run)."""
+    return isinstance(exc, OSError) or isinstance(
+        exc.__cause__, requests.exceptions.ConnectionError
+    )
 
 
 @dataclass
@@ -90,12 +105,25 @@ def runs_at_once(url: str) -> int:
     return max(1, config.get("maxConcurrentRuns") or 1)
 
 
-def submit(graphql: DagsterGraphQLClient, run: RefreshRun, tags: dict[str, str]) -> str:
-    """Queue one planned run (its job, of its assets, over its key range); its run id."""
+def submit(
+    graphql: DagsterGraphQLClient,
+    run: RefreshRun,
+    tags: dict[str, str],
+    unreachable_for: float = UNREACHABLE_FOR_SECONDS,
+) -> str:
+    """Queue one planned run (its job, of its assets, over its key range); its run id. A
+    webserver that cannot be reached is tried again for `unreachable_for` seconds."""
     if run.key_range:
         tags = {**tags, **range_tags(*run.key_range)}
+    attempts = Retrying(
+        retry=retry_if_exception(_unreachable),
+        stop=stop_after_delay(unreachable_for),
+        wait=wait_exponential(multiplier=0.5, max=5),
+        reraise=True,
+    )
     try:
-        return graphql.submit_job_execution(
+        return attempts(
+            graphql.submit_job_execution,
             run.job.name,
             tags=tags,
             asset_selection=list(run.assets) if run.assets is not None else None,
