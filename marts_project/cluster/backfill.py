@@ -6,9 +6,9 @@ and submits each run through the webserver (Dagster's GraphQL client) to the run
 where the daemon hands it to a Celery worker. A run goes in once every run holding an asset it
 reads (of another partitioning: day chunks are independent of each other) has succeeded, within
 a poll (half a second) of it, so the automation sensor finds the next layer already queued (in
-progress, to Dagster) and does not request it too (a tick inside that second requests the same
-partitions once more; every write is idempotent, so that costs a run, not a wrong row). A run
-that failed and that Dagster's run retries re-execute is followed to its last attempt.
+progress, to Dagster) and does not request it too (a tick inside that half second requests the
+same partitions once more; every write is idempotent, so that costs a run, not a wrong row). A
+run that failed and that Dagster's run retries re-execute is followed to its last attempt.
 
 Why not a Dagster backfill: its backfill policy cuts a range by a count of days fixed when the
 definitions load, so a backfill of small days ran three times the runs the embedded deployment
@@ -70,6 +70,7 @@ class Queued:
 
 
 def new_backfill_id() -> str:
+    """The `marts/backfill` tag's value that ties one command's runs together."""
     return uuid.uuid4().hex[:12]
 
 
