@@ -739,13 +739,15 @@ def cluster_up(workers: int, max_runs: int | None, port: int) -> None:
     """Start the cluster (settings from the environment) and wait until it is ready."""
     max_runs = max_runs or workers
     try:
-        started = supervisor.up(workers, max_runs, port)
+        started, fixed = supervisor.up(workers, max_runs, port)
     except supervisor.ClusterError as exc:
         raise OperatorError(str(exc)) from exc
     for process in started:
         click.echo(f"  {process.name:<10} pid {process.pid:<8} log {process.log}")
     click.echo(
-        f"cluster up: UI on http://127.0.0.1:{port}, {workers} workers, {max_runs} runs at once"
+        f"cluster up: UI on http://127.0.0.1:{port}, {workers} workers, {max_runs} runs at once; "
+        f"backfills launched from the UI run {fixed['MARTS_CHUNK_DAYS']} days a run "
+        "(MARTS_CHUNK_DAYS)"
     )
 
 

@@ -177,3 +177,32 @@ def test_sized_chunks_are_as_even_as_their_count_allows():
     chunks = partitions.day_chunks(days[0], days[-1], 31, uneven, max_bytes=220)
     held = [sum(uneven[d] for d in days if a <= d <= b) for a, b in chunks]
     assert len(chunks) == 3 and max(held) <= 190 and sum(held) == sum(uneven.values())
+
+
+def test_a_policys_days_per_run_fit_the_budget_at_the_largest_recent_day():
+    """What `marts cluster up` sets MARTS_CHUNK_DAYS to for the backfills Dagster splits: the
+    days a budget of 100 bytes holds at the largest of the latest 28 days; an older, larger
+    day no longer counts; at least one day, at most 31; no files: the default."""
+    first = dt.date(2026, 9, 1)
+    days = [first + dt.timedelta(days=i) for i in range(40)]
+    sizes = dict.fromkeys(days, 5) | {days[20]: 30}
+    assert partitions.days_in_budget(sizes, max_bytes=100, default=7) == 3  # 100 // 30
+    older = dict.fromkeys(days, 5) | {days[5]: 30}  # 35 days before the last: not recent
+    assert partitions.days_in_budget(older, max_bytes=100, default=7) == 20  # 100 // 5
+    assert partitions.days_in_budget({first: 500}, max_bytes=100, default=7) == 1
+    assert partitions.days_in_budget({first: 1}, max_bytes=100, default=7) == 31
+    assert partitions.days_in_budget({}, max_bytes=100, default=7) == 7
+
+
+def test_cluster_up_sizes_the_policy_from_the_landing_zone_it_will_read(tmp_path):
+    """Nothing landed: the default; one day of a sixteenth of the budget (16 MB of the default
+    256 MB): 16 days a run."""
+    from marts_project.cluster.supervisor import policy_chunk_days
+    from marts_project.resources.landing import LandingZone
+
+    env = {"MARTS_DATA_DIR": str(tmp_path / "data"), "MARTS_LANDING": str(tmp_path / "landing")}
+    assert policy_chunk_days(env) == partitions.CHUNK_DAYS  # nothing landed yet
+    LandingZone(root=str(tmp_path / "landing")).write_bytes(
+        "shop_orders", dt.date(2026, 9, 1), b"x" * (partitions.CHUNK_BYTES // 16)
+    )
+    assert policy_chunk_days(env) == 16

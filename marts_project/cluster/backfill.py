@@ -14,7 +14,8 @@ Why not a Dagster backfill: its backfill policy cuts a range by a count of days 
 definitions load, so a backfill of small days ran three times the runs the embedded deployment
 runs for the same bytes (each with its fixed cost: its checks, a commit per table, each step's
 bookkeeping). The runs carry the `marts/backfill` tag, by which the UI's run list shows them
-together; backfills launched from the UI are still Dagster's, cut by `MARTS_CHUNK_DAYS`.
+together; backfills launched from the UI are still Dagster's, cut by `MARTS_CHUNK_DAYS` (which
+`marts cluster up` sizes from the landing zone when it is not set: `supervisor.py`).
 """
 
 from __future__ import annotations

@@ -153,6 +153,23 @@ SIZED_CHUNK_MAX_DAYS = 31
 PERIODS_PER_RUN: dict[str, int] = {"daily": CHUNK_DAYS, "weekly": 4, "monthly": 1}
 
 
+RECENT_DAYS = 28  # the landing days that size a deployment's backfill policy
+
+
+def days_in_budget(
+    day_bytes: Mapping[dt.date, int], max_bytes: int = CHUNK_BYTES, default: int = CHUNK_DAYS
+) -> int:
+    """How many days a run may cover and read at most `max_bytes` of landing files, judged by
+    the largest of the latest RECENT_DAYS days of `day_bytes` (1 to SIZED_CHUNK_MAX_DAYS;
+    `default` with no landing files): what a backfill policy, which can only count days, is
+    set to where the landing zone is known when a deployment starts (`marts cluster up`)."""
+    recent = sorted(day_bytes)[-RECENT_DAYS:]
+    largest = max((day_bytes[day] for day in recent), default=0)
+    if largest <= 0:
+        return default
+    return max(1, min(SIZED_CHUNK_MAX_DAYS, max_bytes // largest))
+
+
 def backfill_policy(partitioning: str) -> BackfillPolicy:
     """How a backfill of a partitioning splits into runs: chunks of PERIODS_PER_RUN periods."""
     return BackfillPolicy.multi_run(max_partitions_per_run=PERIODS_PER_RUN[partitioning])
