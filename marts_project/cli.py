@@ -739,7 +739,9 @@ def cluster_up(workers: int, max_runs: int | None, port: int) -> None:
     """Start the cluster (settings from the environment) and wait until it is ready."""
     max_runs = max_runs or workers
     try:
-        started, fixed = supervisor.up(workers, max_runs, port)
+        env = dict(os.environ)
+        env["MARTS_CHUNK_DAYS"] = str(commands.cluster_chunk_days(env))
+        started, fixed = supervisor.up(workers, max_runs, port, env)
     except supervisor.ClusterError as exc:
         raise OperatorError(str(exc)) from exc
     for process in started:

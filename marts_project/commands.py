@@ -25,7 +25,13 @@ from dagster import (
 
 from marts_project.automation import loop
 from marts_project.core.lineage import asset_key_for_table
-from marts_project.core.partitions import CHUNK_BYTES, SIZED_CHUNK_MAX_DAYS, run_range
+from marts_project.core.partitions import (
+    CHUNK_BYTES,
+    CHUNK_DAYS,
+    SIZED_CHUNK_MAX_DAYS,
+    days_in_budget,
+    run_range,
+)
 from marts_project.definitions import build_definitions
 from marts_project.deployment import open_resource
 from marts_project.execution.jobs import refresh_runs
@@ -39,6 +45,7 @@ from marts_project.resources.landing import LandingSnapshot, LandingZone
 from marts_project.resources.read_only_query import QueryRefused, QueryTimeout, run_read_only
 from marts_project.resources.serving import ServingDatabase
 from marts_project.settings import Settings, acting_user
+from marts_project.settings import chunk_days as chunk_days_setting
 from marts_project.simulator import SimConfig, land
 
 Echo = Callable[[str], None]
@@ -170,6 +177,22 @@ def days_per_run(chunk_days: int | None, at_once: int, start: dt.date, end: dt.d
     if at_once == 1:
         return SIZED_CHUNK_MAX_DAYS
     return min(SIZED_CHUNK_MAX_DAYS, -(-((end - start).days + 1) // at_once))
+
+
+def cluster_chunk_days(env: Mapping[str, str]) -> int:
+    """MARTS_CHUNK_DAYS for every process of a cluster about to start, which a backfill policy
+    (the UI's and the schedules' backfills) is cut by: the operator's, else as many days as
+    read at most MARTS_CHUNK_MB of landing files at the largest of the landing zone's latest
+    days, every source (`partitions.days_in_budget`). `marts cluster up` fixes it for all of
+    them: a backfill policy is part of the definitions, which the daemon, the webserver and the
+    workers must agree on. A landing zone that cannot be listed leaves the default."""
+    if (own := chunk_days_setting(env, default=None)) is not None:
+        return own
+    try:
+        snapshot = open_resource(Settings.from_env(env), "landing").snapshot()
+    except Exception:  # any failure to list (or no settings yet): the default
+        return CHUNK_DAYS
+    return days_in_budget(snapshot.day_bytes(list(source_specs())))
 
 
 def tally(outcomes: list, seconds: float) -> str:

@@ -123,10 +123,14 @@ class SettingError(ValueError):
     """A variable marts reads from the environment holds a value it cannot use (named)."""
 
 
-def _positive(environ: Mapping[str, str] | None, name: str, default: str, kind: type, unit: str):
-    """The variable `name` as a positive number of `kind` (`default` when unset), or a
-    SettingError naming it."""
+def _positive(
+    environ: Mapping[str, str] | None, name: str, default: str | None, kind: type, unit: str
+):
+    """The variable `name` as a positive number of `kind` (`default` when unset, None with no
+    default), or a SettingError naming it."""
     value = _env(environ).get(name, default)
+    if value is None:
+        return None
     try:
         number = kind(value)
     except ValueError:
@@ -136,9 +140,10 @@ def _positive(environ: Mapping[str, str] | None, name: str, default: str, kind: 
     return number
 
 
-def chunk_days(environ: Mapping[str, str] | None = None) -> int:
-    """MARTS_CHUNK_DAYS: days per run of a long range (`core/partitions.py` says why)."""
-    return _positive(environ, "MARTS_CHUNK_DAYS", "7", int, "days")
+def chunk_days(environ: Mapping[str, str] | None = None, default: str | None = "7") -> int | None:
+    """MARTS_CHUNK_DAYS: days per run of a long range (`core/partitions.py` says why); with
+    `default` None, None when it is not set (`marts cluster up` then sizes it)."""
+    return _positive(environ, "MARTS_CHUNK_DAYS", default, int, "days")
 
 
 def chunk_megabytes(environ: Mapping[str, str] | None = None) -> float:

@@ -196,13 +196,14 @@ def test_a_policys_days_per_run_fit_the_budget_at_the_largest_recent_day():
 
 def test_cluster_up_sizes_the_policy_from_the_landing_zone_it_will_read(tmp_path):
     """Nothing landed: the default; one day of a sixteenth of the budget (16 MB of the default
-    256 MB): 16 days a run."""
-    from marts_project.cluster.supervisor import policy_chunk_days
+    256 MB): 16 days a run; an operator's own MARTS_CHUNK_DAYS stays."""
+    from marts_project.commands import cluster_chunk_days
     from marts_project.resources.landing import LandingZone
 
     env = {"MARTS_DATA_DIR": str(tmp_path / "data"), "MARTS_LANDING": str(tmp_path / "landing")}
-    assert policy_chunk_days(env) == partitions.CHUNK_DAYS  # nothing landed yet
+    assert cluster_chunk_days(env) == partitions.CHUNK_DAYS  # nothing landed yet
     LandingZone(root=str(tmp_path / "landing")).write_bytes(
         "shop_orders", dt.date(2026, 9, 1), b"x" * (partitions.CHUNK_BYTES // 16)
     )
-    assert policy_chunk_days(env) == 16
+    assert cluster_chunk_days(env) == 16
+    assert cluster_chunk_days({**env, "MARTS_CHUNK_DAYS": "5"}) == 5

@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from marts_project.core.partitions import CHUNK_DAYS, days_in_budget, partitions_start
+from marts_project.core.partitions import CHUNK_DAYS, partitions_start
 from marts_project.core.processes import alive
 from marts_project.instance import config as instance_config
 from marts_project.instance.config import ForeignInstanceError
@@ -142,7 +142,7 @@ def up(
         "MARTS_EXECUTOR": "celery",
         "MARTS_MAX_CONCURRENT_RUNS": str(max_runs),
         "MARTS_PARTITIONS_START": partitions_start(env),
-        "MARTS_CHUNK_DAYS": env.get("MARTS_CHUNK_DAYS") or str(policy_chunk_days(env)),
+        "MARTS_CHUNK_DAYS": env.get("MARTS_CHUNK_DAYS") or str(CHUNK_DAYS),
     }
     env.update(fixed)
     _state_file(home).unlink(missing_ok=True)
@@ -156,25 +156,6 @@ def up(
     except BaseException:
         down(home)
         raise
-
-
-def policy_chunk_days(env: dict[str, str]) -> int:
-    """Days per run of the backfills Dagster splits on this cluster (the UI's, the schedules'),
-    when MARTS_CHUNK_DAYS is not set: as many as read at most MARTS_CHUNK_MB of landing files
-    at the largest of the landing zone's latest days, every source (`partitions.
-    days_in_budget`). Fixed for every process when the cluster starts: a backfill policy is
-    part of the definitions, which the daemon, the webserver and the workers must agree on.
-    A landing zone that cannot be listed leaves the default."""
-    from marts_project.deployment import open_resource  # the cluster's storage settings
-    from marts_project.raw.sources import source_specs
-    from marts_project.settings import Settings
-
-    try:
-        snapshot = open_resource(Settings.from_env(env), "landing").snapshot()
-    except Exception as exc:  # any failure to list: the default, said on the way up
-        print(f"landing zone not listed ({exc}); MARTS_CHUNK_DAYS stays {CHUNK_DAYS}")
-        return CHUNK_DAYS
-    return days_in_budget(snapshot.day_bytes(list(source_specs())))
 
 
 def supervise(home: Path, workers: int, port: int) -> None:
