@@ -15,7 +15,7 @@ definitions load, so a backfill of small days ran three times the runs the embed
 runs for the same bytes (each with its fixed cost: its checks, a commit per table, each step's
 bookkeeping). The runs carry the `marts/backfill` tag, by which the UI's run list shows them
 together; backfills launched from the UI are still Dagster's, cut by `MARTS_CHUNK_DAYS` (which
-`marts cluster up` sizes from the landing zone when it is not set: `supervisor.py`).
+`marts cluster up` sizes from the landing zone when it is not set: `commands.py`).
 """
 
 from __future__ import annotations
