@@ -262,7 +262,8 @@ def _cluster_backfill(
     }
     began = time.perf_counter()
     try:
-        succeeded = cluster_backfill.backfill(url, instance, planned, tags, report, on_queued)
+        graphql = cluster_backfill.client(url)
+        succeeded = cluster_backfill.run_all(graphql, instance, planned, tags, report, on_queued)
     except cluster_backfill.BackfillError as exc:  # runs already queued go on
         echo(
             f"backfill {backfill_id} stopped: {exc}; the runs it queued go on, and `marts "

@@ -165,19 +165,6 @@ def queue(asset_graph, runs: Sequence[RefreshRun]) -> list[Queued]:
     return queued
 
 
-def backfill(
-    url: str,
-    instance: DagsterInstance,
-    queued: Sequence[Queued],
-    tags: dict[str, str],
-    on_run: Callable[[DagsterRun], None],
-    on_queued: Callable[[Queued], None] = lambda _: None,
-) -> bool:
-    """Run the planned runs on the cluster behind the webserver at `url` (`run_all`); True
-    when every one succeeded."""
-    return run_all(client(url), instance, queued, tags, on_run, on_queued)
-
-
 def run_all(
     graphql: DagsterGraphQLClient,
     instance: DagsterInstance,
