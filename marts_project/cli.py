@@ -747,7 +747,8 @@ def cluster_up(workers: int, max_runs: int | None, port: int) -> None:
     for process in started:
         click.echo(f"  {process.name:<10} pid {process.pid:<8} log {process.log}")
     click.echo(
-        f"cluster up: UI on http://127.0.0.1:{port}, {workers} workers, {max_runs} runs at once; "
+        f"cluster up: UI on http://127.0.0.1:{port}, {workers} workers of "
+        f"{fixed['MARTS_THREADS']} threads (MARTS_THREADS), {max_runs} runs at once; "
         f"backfills launched from the UI run {fixed['MARTS_CHUNK_DAYS']} days a run "
         "(MARTS_CHUNK_DAYS)"
     )

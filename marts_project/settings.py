@@ -146,6 +146,12 @@ def chunk_days(environ: Mapping[str, str] | None = None, default: str | None = "
     return _positive(environ, "MARTS_CHUNK_DAYS", default, int, "days")
 
 
+def threads(environ: Mapping[str, str] | None = None) -> int | None:
+    """MARTS_THREADS: threads DuckDB and Arrow use in one process; None (every core) when
+    unset. Processes sharing a host's cores get their share without it (`resources/duck.py`)."""
+    return _positive(environ, "MARTS_THREADS", None, int, "threads")
+
+
 def chunk_megabytes(environ: Mapping[str, str] | None = None) -> float:
     """MARTS_CHUNK_MB: megabytes of landing files a daily run of the CLI reads at most
     (`core/partitions.py` says why)."""

@@ -4,6 +4,8 @@ process take turns on it, and an unfinished transaction is rolled back."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -11,7 +13,8 @@ import threading
 import duckdb
 import pytest
 
-from marts_project.resources.duck import attached
+from marts_project.resources.duck import attached, share_of_cores
+from marts_project.settings import SettingError
 
 pytestmark = pytest.mark.quick  # the unit tier: `pytest -m quick`
 
@@ -89,3 +92,46 @@ def test_a_file_another_process_writes_is_refused_with_an_io_error(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+SHARE = """
+import os, sys
+import duckdb, pyarrow as pa
+from marts_project.resources.duck import UtcDuckDB, connect, sharing_cores
+
+def threads():
+    with UtcDuckDB(database=":memory:").get_connection() as con:
+        process = con.execute("select current_setting('threads')").fetchone()[0]
+    own = connect().execute("select current_setting('threads')").fetchone()[0]
+    return [process, own, pa.cpu_count()]
+
+print(threads())
+with sharing_cores(1):
+    print(threads())
+print(threads())
+"""
+
+
+def _threads_seen(env: dict[str, str]) -> list[list[int]]:
+    """DuckDB's (the process's database, a connection of its own) and Arrow's threads in a
+    fresh process: at its start, within `sharing_cores(1)`, after it."""
+    env = {k: v for k, v in os.environ.items() if k != "MARTS_THREADS"} | env
+    out = subprocess.run(
+        [sys.executable, "-c", SHARE], capture_output=True, text=True, check=True, env=env
+    )
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_processes_sharing_the_cores_take_their_share_and_give_it_back():
+    cores = os.cpu_count() or 1
+    assert _threads_seen({}) == [[cores] * 3, [1, 1, 1], [cores] * 3]
+    assert _threads_seen({"MARTS_THREADS": "3"}) == [[3] * 3, [1, 1, 1], [3] * 3]
+
+
+def test_a_share_of_the_cores_is_the_operators_or_the_cores_divided():
+    cores = os.cpu_count() or 1
+    assert share_of_cores(1, {}) == cores
+    assert share_of_cores(cores * 4, {}) == 1  # never none
+    assert share_of_cores(2, {"MARTS_THREADS": "3"}) == 3
+    with pytest.raises(SettingError, match="MARTS_THREADS"):
+        share_of_cores(2, {"MARTS_THREADS": "0"})

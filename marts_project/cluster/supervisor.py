@@ -124,6 +124,8 @@ def up(
     """Start the cluster's supervisor, which starts every process of the cluster and restarts
     any that dies; wait until the webserver answers and every worker is ready. The processes
     started, and the settings fixed for all of them."""
+    from marts_project.resources.duck import share_of_cores  # DuckDB and Arrow: not in `supervise`
+
     env = dict(os.environ if env is None else env)
     if max_runs > workers:  # a run waiting for a worker would be failed by run monitoring
         raise ClusterError(  # after its start timeout, as if it had been lost
@@ -143,6 +145,8 @@ def up(
         "MARTS_MAX_CONCURRENT_RUNS": str(max_runs),
         "MARTS_PARTITIONS_START": partitions_start(env),
         "MARTS_CHUNK_DAYS": env.get("MARTS_CHUNK_DAYS") or str(CHUNK_DAYS),
+        # the workers share this host's cores: each takes its share (`duck.use_threads`)
+        "MARTS_THREADS": str(share_of_cores(workers, env)),
     }
     env.update(fixed)
     _state_file(home).unlink(missing_ok=True)

@@ -6,10 +6,13 @@ import datetime as dt
 import gc
 import multiprocessing
 import os
+import pickle
 import socket
+import threading
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from dagster import (
@@ -22,10 +25,12 @@ from dagster import (
     RunsFilter,
 )
 
+from marts_project import process
 from marts_project.core.partitions import CHUNK_DAYS, daily_partitions, partition_keys, range_tags
 from marts_project.core.processes import started_at
 from marts_project.execution.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
 from marts_project.instance import config as instance_config
+from marts_project.resources.duck import share_of_cores, sharing_cores, use_threads
 
 
 class BadDateRangeError(ValueError):
@@ -252,10 +257,11 @@ def materialize_lineage(
 
 @dataclass(frozen=True)
 class ChunkWorkers:
-    """Daily chunks run side by side in `count` worker processes, each opening the deployment
-    (its definitions and its persistent Dagster instance) once with `open`, a picklable callable.
+    """Daily chunks run `count` at a time: in the command's process and `count - 1` worker
+    processes, each worker opening the deployment (its definitions and its persistent Dagster
+    instance) once with `open`, a picklable callable.
 
-    Each worker holds one chunk in memory at a time, so a backfill's memory is `count` chunks'.
+    Each process holds one chunk in memory at a time, so a backfill's memory is `count` chunks'.
     The workers are spawned, not forked: the command's process holds DuckDB, SQLite and catalog
     connections that a forked child must not share.
     """
@@ -267,7 +273,10 @@ class ChunkWorkers:
 _WORKER: dict[str, tuple[Definitions, DagsterInstance]] = {}
 
 
-def _start_worker(open_deployment: Callable[[], tuple[Definitions, DagsterInstance]]) -> None:
+def _start_worker(
+    open_deployment: Callable[[], tuple[Definitions, DagsterInstance]], threads: int
+) -> None:
+    use_threads(threads)  # before anything computes: the workers share the host's cores
     _WORKER["deployment"] = open_deployment()
 
 
@@ -283,32 +292,78 @@ def _run(defs: Definitions, instance: DagsterInstance, run: RefreshRun, options:
 
 
 def _chunks_side_by_side(
+    defs: Definitions,
+    instance: DagsterInstance,
     chunks: list[RefreshRun],
     workers: ChunkWorkers,
     options: dict,
     record: Callable[[RunOutcome], bool],
 ) -> bool:
-    """Run the daily chunks, at most `workers.count` at once, in order of their days; once one
-    fails no further chunk starts (those running finish). True when every chunk succeeded."""
+    """Run the daily chunks `workers.count` at once, in order of their days; once one fails no
+    further chunk starts (those running finish). True when every chunk succeeded.
+
+    This process runs chunks too, beside `workers.count - 1` worker processes: a worker's start
+    (its imports, definitions and instance: about 3 s) is what this process already paid, and
+    it overlaps the first chunk here. While they run side by side each process takes its share
+    of the cores (`duck.use_threads`)."""
     pending = list(reversed(chunks))
-    failed = False
-    with ProcessPoolExecutor(
-        min(workers.count, len(chunks)),
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(workers.open,),
-    ) as pool:
-        running: set[Future[RunOutcome]] = set()
-        while pending or running:
-            while pending and not failed and len(running) < workers.count:
-                chunk = pending.pop()
-                running.add(pool.submit(_run_chunk, chunk.key_range, chunk.assets, options))
-            if not running:
-                break
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                failed |= not record(future.result())
-    return not failed
+    lock = threading.Lock()
+    state = {"failed": False, "stopped": False}  # either: no further chunk starts
+    errors: list[BaseException] = []
+
+    def take() -> RefreshRun | None:
+        with lock:
+            return None if state["failed"] or state["stopped"] or not pending else pending.pop()
+
+    def done(outcome: RunOutcome) -> None:
+        if not record(outcome):
+            with lock:
+                state["failed"] = True
+
+    helpers = min(workers.count, len(chunks)) - 1
+    share = share_of_cores(helpers + 1)
+    with (
+        sharing_cores(share),
+        ProcessPoolExecutor(
+            helpers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=process.start_spawned,
+            initargs=(pickle.dumps(partial(_start_worker, workers.open, share)),),
+        ) as pool,
+    ):
+
+        def feed_workers() -> None:
+            """Keep the workers busy with the next chunks; record each as it finishes."""
+            running: set[Future[RunOutcome]] = set()
+            try:
+                while True:
+                    while len(running) < helpers and (chunk := take()) is not None:
+                        running.add(pool.submit(_run_chunk, chunk.key_range, chunk.assets, options))
+                    if not running:
+                        return
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        done(future.result())
+            except BaseException as exc:  # a worker process died: the command reports it
+                with lock:
+                    state["failed"] = True
+                errors.append(exc)
+                wait(running)
+
+        chunk = take()  # the earliest days run here: the workers are still starting
+        feeder = threading.Thread(target=feed_workers, name="chunk-workers")
+        feeder.start()
+        try:
+            while chunk is not None:
+                done(_run(defs, instance, chunk, options))
+                chunk = take()
+        finally:
+            with lock:
+                state["stopped"] = True  # this process stopped taking chunks (or was stopped)
+            feeder.join()
+    if errors:
+        raise errors[0]
+    return not state["failed"]
 
 
 def refresh_days(
@@ -348,7 +403,7 @@ def refresh_days(
     )
     chunks = [r for r in runs if r.job is daily_assets_job]
     if workers and workers.count > 1 and len(chunks) > 1:
-        if not _chunks_side_by_side(chunks, workers, options, record):
+        if not _chunks_side_by_side(defs, instance, chunks, workers, options, record):
             return outcomes
     else:
         for run in chunks:
