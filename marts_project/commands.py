@@ -234,7 +234,7 @@ def _cluster_backfill(
         raise OperatorError(f"{exc}; is the cluster up (`marts cluster status`)?") from None
     chunk_days = days_per_run(chunk_days, at_once, start, end)
     graph = defs.resolve_asset_graph()
-    runs = refresh_runs(graph, start, end, chunk_days, chosen, day_bytes=day_bytes)
+    runs = refresh_runs(graph, start, end, chunk_days, chosen, day_bytes=day_bytes, at_once=at_once)
     planned = cluster_backfill.queue(graph, runs)
     backfill_id = cluster_backfill.new_backfill_id()
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"

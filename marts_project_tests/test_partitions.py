@@ -179,6 +179,20 @@ def test_sized_chunks_are_as_even_as_their_count_allows():
     assert len(chunks) == 3 and max(held) <= 190 and sum(held) == sum(uneven.values())
 
 
+def test_chunks_run_side_by_side_come_in_a_multiple_of_the_runs_at_once():
+    """Three chunks for two processes would leave the last running alone on half the cores:
+    the 45 days run as four chunks, and a range of fewer days than processes a day each."""
+    first = dt.date(2026, 9, 1)
+    days = [first + dt.timedelta(days=i) for i in range(45)]
+    sizes = dict.fromkeys(days, 10)
+    chunks = partitions.day_chunks(days[0], days[-1], 31, sizes, max_bytes=220, at_once=2)
+    assert len(chunks) == 4 and max((b - a).days + 1 for a, b in chunks) <= 12
+    assert chunks[0][0] == days[0] and chunks[-1][1] == days[-1]
+    assert all((b[0] - a[1]).days == 1 for a, b in zip(chunks, chunks[1:], strict=False))
+    three = partitions.day_chunks(days[0], days[2], 31, sizes, max_bytes=220, at_once=4)
+    assert three == [(d, d) for d in days[:3]]
+
+
 def test_a_policys_days_per_run_fit_the_budget_at_the_largest_recent_day():
     """What `marts cluster up` sets MARTS_CHUNK_DAYS to for the backfills Dagster splits: the
     days a budget of 100 bytes holds at the largest of the latest 28 days; an older, larger

@@ -201,28 +201,32 @@ def day_chunks(
     chunk_days: int = CHUNK_DAYS,
     day_bytes: Mapping[dt.date, int] | None = None,
     max_bytes: int = CHUNK_BYTES,
+    at_once: int = 1,
 ) -> list[tuple[dt.date, dt.date]]:
     """The days [start, end] as consecutive (first, last) chunks of at most `chunk_days` days
     and, with `day_bytes` (each day's landing bytes), of at most `max_bytes` (a larger day
     alone), as even as that many chunks can be: 45 days that need three chunks run as three
-    of 15, not 22 + 22 + 1, so no chunk holds more than it must."""
+    of 15, not 22 + 22 + 1, so no chunk holds more than it must. With `day_bytes`, chunks that
+    run `at_once` side by side come in a multiple of that many (days allowing), so the last
+    does not run alone on its share of the cores: three chunks for two processes are four."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days must be at least 1, got {chunk_days}")
     if day_bytes is None:
         return _greedy_chunks(start, end, chunk_days, {}, 0)
+    days = (end - start).days + 1
     count = len(_greedy_chunks(start, end, chunk_days, day_bytes, max_bytes))
-    low, high = 0, max_bytes  # the smallest byte cap that still needs only `count` chunks
+    count = min(days, -(-count // at_once) * at_once)
+    low, high = 0, max_bytes  # the smallest byte cap that still needs at most `count` chunks
     while low < high:
         middle = (low + high) // 2
-        if len(_greedy_chunks(start, end, chunk_days, day_bytes, middle)) == count:
+        if len(_greedy_chunks(start, end, chunk_days, day_bytes, middle)) <= count:
             high = middle
         else:
             low = middle + 1
-    days = (end - start).days + 1
     fewest_days = next(  # then the smallest day cap that does
         d
         for d in range(min(chunk_days, -(-days // count)), chunk_days + 1)
-        if len(_greedy_chunks(start, end, d, day_bytes, high)) == count
+        if len(_greedy_chunks(start, end, d, day_bytes, high)) <= count
     )
     return _greedy_chunks(start, end, fewest_days, day_bytes, high)
 

@@ -99,10 +99,12 @@ def refresh_runs(
     select: Collection[AssetKey] | None = None,
     jobs: Collection = tuple(REFRESH_JOBS),
     day_bytes: Mapping[dt.date, int] | None = None,
+    at_once: int = 1,
 ) -> list[RefreshRun]:
     """The runs that refresh everything the days [start, end] feed, in the order they must
     run: the daily job in chunks of at most `chunk_days` days (and, with `day_bytes`, of at
-    most CHUNK_BYTES of landing files: `day_chunks`), then the weeks and months
+    most CHUNK_BYTES of landing files, in a multiple of the `at_once` that run side by side:
+    `day_chunks`), then the weeks and months
     holding those days (PERIODS_PER_RUN a run), then the unpartitioned marts. With `select`,
     only those assets (a job none of them is in does not run)."""
     runs: list[RefreshRun] = []
@@ -124,7 +126,7 @@ def refresh_runs(
         if partitions_def is None:
             runs.append(RefreshRun(job, None, assets))
         elif partitions_def == daily_partitions:
-            for first, last in day_chunks(start, end, chunk_days, day_bytes):
+            for first, last in day_chunks(start, end, chunk_days, day_bytes, at_once=at_once):
                 runs.append(RefreshRun(job, (first.isoformat(), last.isoformat()), assets))
         else:
             keys = keys_covering(partitions_def, start, end)

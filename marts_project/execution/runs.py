@@ -398,9 +398,9 @@ def refresh_days(
             on_outcome(outcome)
         return outcome.success
 
-    runs = refresh_runs(
-        defs.resolve_asset_graph(), start, end, chunk_days, select, day_bytes=day_bytes
-    )
+    at_once = workers.count if workers else 1
+    graph = defs.resolve_asset_graph()
+    runs = refresh_runs(graph, start, end, chunk_days, select, day_bytes=day_bytes, at_once=at_once)
     chunks = [r for r in runs if r.job is daily_assets_job]
     if workers and workers.count > 1 and len(chunks) > 1:
         if not _chunks_side_by_side(defs, instance, chunks, workers, options, record):
