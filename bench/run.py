@@ -322,8 +322,9 @@ def render(args, fig1, peer, fig2, fig3, fig4, fig5, demo, large, total) -> str:
         f"Parquet) | marts {wall:.1f} s, peak {fig1['marts_peak_gb']:.2f} GB; floor "
         f"{fig1['floor_s']:.1f} s, peak {fig1['floor_peak_gb']:.2f} GB | {fig1['ratio']:.2f} "
         "| <= 3.0 |",
-        "| 1a | the same backfill with `--workers 2` (two daily chunks at a time, in worker "
-        f"processes; peak: the sum over the process tree) | marts {fig1['workers_s']:.1f} s, "
+        "| 1a | the same backfill with `--workers 2` (two daily chunks at a time: one in the "
+        "command's process, one in a worker process, each on its share of the cores; peak: the sum over the "
+        f"process tree) | marts {fig1['workers_s']:.1f} s, "
         f"peak {fig1['workers_peak_gb']:.2f} GB | {fig1['workers_s'] / fig1['floor_s']:.2f} "
         "| |",
     ]

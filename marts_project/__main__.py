@@ -18,8 +18,8 @@ from marts_project.settings import SettingError
 
 
 def run() -> None:
-    process.set_up()
     try:
+        process.set_up()
         gc.disable()
         try:
             from marts_project.cli import run as command  # imported here, while paused

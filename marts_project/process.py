@@ -1,7 +1,7 @@
-"""How every process that runs marts code is set up: Arrow's allocator, glibc's mmap threshold,
-botocore's retry policy, and which library notices to silence. Called by the entry points (the
-`marts` command, the code location Dagster loads, a Celery worker, the test suite) before
-pyarrow is imported: importing the package itself changes nothing."""
+"""How every process that runs marts code is set up: Arrow's allocator and threads, glibc's mmap
+threshold, botocore's retry policy, and which library notices to silence. Called by the entry
+points (the `marts` command, the code location Dagster loads, a Celery worker, the test suite)
+before pyarrow is imported: importing the package itself changes nothing."""
 
 import ctypes
 import ctypes.util
@@ -9,6 +9,8 @@ import os
 import pickle
 import sys
 import warnings
+
+from marts_project.settings import threads
 
 
 def _return_large_blocks_to_the_os() -> None:
@@ -55,6 +57,11 @@ def set_up() -> None:
     # operator's own setting wins.
     os.environ.setdefault("AWS_RETRY_MODE", "standard")
     os.environ.setdefault("AWS_MAX_ATTEMPTS", "10")
+    # Arrow's threads (its pool is sized when pyarrow is imported): MARTS_THREADS, when set,
+    # for Arrow as for DuckDB (`resources/duck.py`); read here, a bad value is refused before
+    # any work starts.
+    if (count := threads()) is not None:
+        os.environ.setdefault("OMP_NUM_THREADS", str(count))
     # We use single-run backfill policies and partitioned asset checks on purpose (range runs and
     # per-day checks are the design); their beta/preview notices would only bury real warnings.
     warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")

@@ -50,6 +50,7 @@ def test_a_setting_names_the_first_partition_and_a_bad_one_is_refused_by_name():
         ("MARTS_CHUNK_MB", "x", "MARTS_CHUNK_MB='x' is not a number of megabytes"),
         ("MARTS_CHUNK_MB", "nan", "MARTS_CHUNK_MB=nan: a positive number of megabytes"),
         ("MARTS_CHUNK_DAYS", "0", "MARTS_CHUNK_DAYS=0: a positive number of days"),
+        ("MARTS_THREADS", "-1", "MARTS_THREADS=-1: a positive number of threads"),
         ("MARTS_PARTITIONS_START", "2025-13-01", "MARTS_PARTITIONS_START='2025-13-01' is not"),
     ],
 )
