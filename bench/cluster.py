@@ -5,9 +5,9 @@ Services: the PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and a moto S3 server t
 starts. Both deployments keep their warehouse and read their landing files on that S3 server
 (the embedded one keeps its catalog in its SQLite file, as it does in production). Each
 configuration gets a fresh database, RabbitMQ virtual host and warehouse prefix; the landing
-files are seeded once and shared. Both deployments' `marts backfill` plan the same runs (daily
-runs sized by their landing bytes, at least one per run the cluster runs at once), so what
-differs is the deployment. Wall time is `marts backfill` as a user runs it (on the cluster:
+files are seeded once and shared. Both deployments' `marts backfill` plan their runs the same
+way (daily runs sized by their landing bytes; on the cluster in a multiple of the runs it runs
+at once, as `--workers N` does on the embedded one), so what differs is the deployment. Wall time is `marts backfill` as a user runs it (on the cluster:
 its runs queued through the webserver, waited for until the last one ends); peak RSS is the
 largest high-water mark of a worker's processes (its pool process executes the runs it
 takes). Per step, from the runs' events: the median step body (start to success) against the

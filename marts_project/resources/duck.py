@@ -73,7 +73,7 @@ def use_threads(count: int | None = None) -> None:
 def sharing_cores(count: int) -> Iterator[None]:
     """This process's DuckDB and Arrow at `count` threads within the block, then as before."""
     pid = os.getpid()
-    before, arrow_before = _THREADS.get(pid), pa.cpu_count()
+    before, arrow_before = _THREADS.get(pid) or threads_setting(), pa.cpu_count()
     use_threads(count)
     try:
         yield
