@@ -7,8 +7,9 @@ starts. Both deployments keep their warehouse and read their landing files on th
 configuration gets a fresh database, RabbitMQ virtual host and warehouse prefix; the landing
 files are seeded once and shared. Both deployments' `marts backfill` plan their runs the same
 way (daily runs sized by their landing bytes; on the cluster in a multiple of the runs it runs
-at once, as `--workers N` does on the embedded one), so what differs is the deployment. Wall time is `marts backfill` as a user runs it (on the cluster:
-its runs queued through the webserver, waited for until the last one ends); peak RSS is the
+at once, as `--workers N` does on the embedded one), so what differs is the deployment. Wall
+time is `marts backfill` as a user runs it (on the cluster: its runs queued through the
+webserver, waited for until the last one ends); peak RSS is the
 largest high-water mark of a worker's processes (its pool process executes the runs it
 takes). Per step, from the runs' events: the median step body (start to success) against the
 embedded deployment's, and the cluster's wall time beyond the embedded run divided by the
