@@ -87,7 +87,8 @@ def step_costs(instance: DagsterInstance, wall: tuple[float, float]) -> dict[str
     success, from the runs' events), and where the backfill's wall time `wall` (epoch seconds)
     went: some step executing, a run in progress with no step executing (a run's start and end,
     a launched run waiting for a worker), and no run in progress (queueing and launching runs,
-    the backfill daemon's ticks, the CLI's start)."""
+    the backfill daemon's ticks, the CLI's start). A step that failed (a retried run's first
+    attempt) is printed with its error: a retry costs time the table would otherwise hide."""
     bodies: list[float] = []
     steps: list[tuple[float, float]] = []
     runs: list[tuple[float, float]] = []
@@ -107,6 +108,10 @@ def step_costs(instance: DagsterInstance, wall: tuple[float, float]) -> dict[str
                 steps.append((begun, entry.timestamp))
                 if event.event_type == DagsterEventType.STEP_SUCCESS:
                     bodies.append(entry.timestamp - begun)
+                else:
+                    error = event.step_failure_data.error
+                    message = error.message.strip() if error else "no error recorded"
+                    print(f"  failed: {run.job_name} {event.step_key}: {message}", file=sys.stderr)
         if stamps:
             runs.append((min(stamps), max(stamps)))
     in_steps, in_runs = _union(steps), _union(runs)
