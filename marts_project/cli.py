@@ -112,9 +112,9 @@ def _run_options(command):
     command = click.option(
         "--log-level",
         type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-        default="WARNING",
-        show_default=True,
-        help="Dagster's own run log on stderr (steps always print)",
+        default=None,
+        help="Dagster's own run log on stderr, with stack traces (off by default: each step "
+        "prints, a failed one with its error)",
     )(command)
     command = click.option(
         "--workers",
@@ -216,7 +216,7 @@ def backfill(
     end: dt.date | None,
     chunk_days: int | None,
     workers: int,
-    log_level: str,
+    log_level: str | None,
     selectors: tuple[str, ...],
 ) -> int:
     """Refresh a day range everywhere it flows: daily tables, weeks, months, dimensions."""
@@ -233,7 +233,11 @@ cli.add_command(backfill, "materialize")
 @click.option("--days", type=POSITIVE, default=7, show_default=True, help="how many closed days")
 @_run_options
 def reprocess(
-    days: int, chunk_days: int | None, workers: int, log_level: str, selectors: tuple[str, ...]
+    days: int,
+    chunk_days: int | None,
+    workers: int,
+    log_level: str | None,
+    selectors: tuple[str, ...],
 ) -> int:
     """Re-materialize the last N closed days everywhere they flow (late data nobody saw)."""
     start, end = _last_days(_yesterday(), days)
@@ -708,7 +712,7 @@ def demo(
     seed: int,
     chunk_days: int | None,
     workers: int,
-    log_level: str,
+    log_level: str | None,
     selectors: tuple[str, ...],
 ) -> int:
     """Seed the last N days, materialize everything for them, run the checks, summarize."""

@@ -103,7 +103,7 @@ class RunOptions:
 
     chunk_days: int | None = None
     workers: int = 1
-    log_level: str = "WARNING"
+    log_level: str | None = None  # Dagster's own log on stderr (off: each step prints)
     selectors: tuple[str, ...] = ()
 
 
@@ -158,7 +158,7 @@ def backfill_days(
         chunk_days,
         on_outcome=report,
         progress=True,
-        log_level=options.log_level.upper(),
+        log_level=options.log_level.upper() if options.log_level else None,
         workers=ChunkWorkers(workers, partial(open_embedded, settings)),
         select=chosen,
         day_bytes=day_bytes,

@@ -241,6 +241,32 @@ def test_the_marts_command_keeps_what_it_wrote_and_printed_and_its_exit_status(t
     assert "range is reversed" in refusals[0] and "landing file missing" in refusals[1]
 
 
+def test_a_failed_step_prints_its_error_under_its_line_and_no_stack_trace(tmp_path):
+    """As dbt prints a failed model: the step's line, then what went wrong in one line; the
+    steps that read it count as skipped; Dagster's own log (with its stack traces) only when
+    asked for with --log-level."""
+    marts = str(Path(sys.executable).with_name("marts"))
+    env = {**os.environ, "MARTS_DATA_DIR": str(tmp_path), "MARTS_SENSORS": "off"}
+    env.pop("DAGSTER_HOME", None)
+    seeded = subprocess.run([marts, "seed", "--days", "1", "--end", str(DAY)], env=env)
+    assert seeded.returncode == 0
+    landed = tmp_path / "landing" / "mkt_ad_stats" / f"{DAY}.csv"
+    landed.write_text(landed.read_text().replace("impressions", "impressionz", 1))
+    argv = [marts, "backfill", "--start", str(DAY)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    failed = next(i for i, line in enumerate(lines) if " ERROR " in line)
+    assert "raw.raw_mkt_ad_stats" in lines[failed]
+    assert "required column(s) impressions missing from mkt_ad_stats/" in lines[failed + 1]
+    assert "Traceback" not in done.stderr and "Stack Trace" not in done.stderr
+    assert "SKIP=0" not in lines[-1] and "RUNS_FAILED=1" in lines[-1]
+    verbose = subprocess.run(
+        [*argv, "--log-level", "ERROR"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert verbose.returncode == 1 and "Stack Trace" in verbose.stderr
+
+
 def test_a_command_that_reads_a_lake_refuses_a_missing_data_folder_in_one_line(tmp_path):
     marts = str(Path(sys.executable).with_name("marts"))
     env = {**os.environ, "MARTS_DATA_DIR": str(tmp_path / "nowhere")}

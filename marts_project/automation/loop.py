@@ -54,7 +54,7 @@ def execute(
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
-    return outcome_of(result, job.name)
+    return outcome_of(result, job.name, len(job.graph.nodes))
 
 
 def tick(

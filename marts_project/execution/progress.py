@@ -1,6 +1,9 @@
-"""Progress of a run on the terminal, one line per step as it finishes (as dbt prints it):
+"""Progress of a run on the terminal, one line per step as it finishes (as dbt prints it), a
+failed step with the first line of its error under it:
 
      12/58 OK     staging.stg_mkt_ad_stats               1,204 rows    0.8 s
+      1/32 ERROR  raw.raw_mkt_ad_stats                                  0.0 s
+           marts_project.raw.validation.SchemaDriftError: mkt_ad_stats: required column(s) ...
 
 A Dagster logger: Dagster hands every logger each event of the run, so this works for any run
 in this process (the CLI's in-process runs) without touching how steps execute.
@@ -12,6 +15,8 @@ import logging
 import sys
 
 from dagster import AssetKey, Field, InitLoggerContext, logger
+
+from marts_project.observability.failures import error_chain
 
 _DONE = {"STEP_SUCCESS": "OK", "STEP_FAILURE": "ERROR"}
 NAME_WIDTH = 64
@@ -65,6 +70,9 @@ class StepLines(logging.Handler):
                 file=self.stream,
                 flush=True,
             )
+            if kind == "STEP_FAILURE":  # what failed, in one line: no stack trace
+                message, _ = error_chain(event.step_failure_data.error)
+                print(f"{'':>10} {message}", file=self.stream, flush=True)
 
 
 def _name(key: AssetKey) -> str:

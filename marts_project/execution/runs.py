@@ -30,6 +30,7 @@ from marts_project.core.partitions import CHUNK_DAYS, daily_partitions, partitio
 from marts_project.core.processes import started_at
 from marts_project.execution.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
 from marts_project.instance import config as instance_config
+from marts_project.observability.failures import error_chain
 from marts_project.resources.duck import share_of_cores, sharing_cores, use_threads
 
 
@@ -139,12 +140,14 @@ def run_job(
     instance: DagsterInstance,
     job,
     key_range: tuple[str, str] | None,
-    log_level: str = "WARNING",
+    log_level: str | None = None,
     asset_selection: list[AssetKey] | None = None,
     progress: bool = False,
 ) -> RunOutcome:
     """One in-process run of `job` (a job of `jobs.py`, or of `asset_selection` within it) over
-    a partition key range (or unpartitioned); with `progress`, a line per step as it finishes."""
+    a partition key range (or unpartitioned); with `progress`, a line per step as it finishes
+    (a failed one with its error), and Dagster's own log on stderr only at `log_level`;
+    without, Dagster's log at `log_level` or WARNING, which is then how a failure shows."""
     tags = {
         "marts/trigger": "cli",
         **process_tag(),
@@ -157,13 +160,15 @@ def run_job(
         graph = defs.resolve_asset_graph()
         checks = {c for c in graph.asset_check_keys if c.asset_key in keys} - JUDGED_HOURLY
         job = job.get_subset(asset_selection=keys, asset_check_selection=checks)
-    loggers: dict = {"console": {"config": {"log_level": log_level}}}
+    loggers: dict = {}
+    if log_level or not progress:
+        loggers["console"] = {"config": {"log_level": log_level or "WARNING"}}
     if progress:
         loggers["progress"] = {"config": {"total_steps": len(job.graph.nodes)}}
     result = job.execute_in_process(
         instance=instance, tags=tags, run_config={"loggers": loggers}, raise_on_error=False
     )
-    outcome = outcome_of(result, job_name)
+    outcome = outcome_of(result, job_name, len(job.graph.nodes))
     _release_outputs(result)
     del result
     # A finished run's Arrow tables are kept alive by reference cycles (step contexts, events)
@@ -191,8 +196,9 @@ def _release_outputs(result: ExecuteInProcessResult) -> None:
         captured.clear()
 
 
-def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:
-    """Success and check results of a finished in-process run."""
+def outcome_of(result: ExecuteInProcessResult, job_name: str, steps: int) -> RunOutcome:
+    """Success and check results of a finished in-process run of `steps` steps; the steps that
+    never started (they read a failed step: Dagster logs a line, no event) count as skipped."""
     rows = []
     for event in result.all_events:
         if event.event_type_value != "ASSET_CHECK_EVALUATION":
@@ -215,13 +221,9 @@ def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:
     for event in result.all_events:
         if event.event_type_value != "STEP_FAILURE":
             continue
-        chain, error = [], event.event_specific_data.error
-        while error is not None:
-            chain.append(error)
-            error = error.cause
-        if any(e.cls_name == "AuditFailedError" for e in chain):
+        why, classes = error_chain(event.event_specific_data.error)
+        if "AuditFailedError" in classes:
             asset = (event.step_key or "?").replace("__", "/")
-            why = chain[-1].message.strip().splitlines()[0] if chain[-1].message else ""
             rows.append(CheckRow(asset, "audit_refused_write", "ERROR", False, why))
     # A failed WARN-severity check (e.g. freshness) is reported, not counted as a failure.
     failed = [f"{r.asset}:{r.check}" for r in rows if not r.passed and r.severity == "ERROR"]
@@ -232,7 +234,7 @@ def outcome_of(result: ExecuteInProcessResult, job_name: str) -> RunOutcome:
         if event.event_type_value == "ASSET_MATERIALIZATION"
         and (m := event.event_specific_data.materialization) is not None
     )
-    skipped = sum(event.event_type_value == "STEP_SKIPPED" for event in result.all_events)
+    skipped = steps - sum(event.event_type_value == "STEP_START" for event in result.all_events)
     return RunOutcome(
         job_name, result.run_id, result.success, passed, failed, tuple(rows), "", built, skipped
     )
@@ -374,7 +376,7 @@ def refresh_days(
     chunk_days: int = CHUNK_DAYS,
     on_outcome: Callable[[RunOutcome], None] | None = None,
     progress: bool = False,
-    log_level: str = "WARNING",
+    log_level: str | None = None,
     workers: ChunkWorkers | None = None,
     select: Collection[AssetKey] | None = None,
     day_bytes: Mapping[dt.date, int] | None = None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -176,17 +177,17 @@ def step_errors(instance: DagsterInstance, run_id: str) -> list[StepError]:
     """Every step failure of a run, in order."""
     failures = []
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        chain, error = [], entry.dagster_event.step_failure_data.error
-        while error is not None:
-            chain.append(error)
-            error = error.cause
-        lines = chain[-1].message.strip().splitlines() if chain else []
-        failures.append(
-            StepError(
-                entry.step_key or "?",
-                entry.timestamp,
-                lines[0] if lines else "no error recorded",
-                tuple(e.cls_name or "" for e in chain),
-            )
-        )
+        message, classes = error_chain(entry.dagster_event.step_failure_data.error)
+        failures.append(StepError(entry.step_key or "?", entry.timestamp, message, classes))
     return failures
+
+
+def error_chain(error: Any) -> tuple[str, tuple[str, ...]]:
+    """The first line of a step failure's innermost error (Dagster's serialized error, with
+    its `cause`s) and the class of every error in the chain: what a person needs to read."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause
+    lines = chain[-1].message.strip().splitlines() if chain else []
+    return lines[0] if lines else "no error recorded", tuple(e.cls_name or "" for e in chain)
