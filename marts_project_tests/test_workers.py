@@ -101,3 +101,34 @@ def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path
     assert len(daily) == 3 and sorted(lengths) == [1, 2, 2]  # no fewer runs fit the budget
     assert covered[0] == window[0] and sum(lengths) == len(window)
     assert all(a[1] < b[0] for a, b in zip(daily, daily[1:], strict=False))  # each day once
+
+
+def test_once_a_chunk_fails_no_further_chunk_starts_and_nothing_builds_on_it(tmp_path: Path):
+    """Four one-day chunks, two at a time, the second day's ad stats file retyped at the source:
+    the first two chunks fail (the first day's partition reads the second day's file for its
+    late rows), the last two never start, and no week, month or dimension is built on them;
+    each failure is one line under its step, the command exits 1."""
+    settings = Settings.local(tmp_path / "data")
+    instance = instance_for(settings.data_dir / "dagster_home")
+    lake = Lakehouse(settings, instance)
+    window = days(DAY, 4)
+    lake.seed(window[0], len(window))
+    drifted = settings.data_dir / "landing" / "mkt_ad_stats" / f"{window[1]}.csv"
+    drifted.write_text(drifted.read_text().replace("impressions", "impressionz", 1))
+    environ = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
+    environ.pop("DAGSTER_HOME", None)
+    argv = ["backfill", "--start", str(window[0]), "--end", str(window[-1]), "--chunk-days", "1"]
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("marts")), *argv, "--workers", "2"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    runs = [r.dagster_run for r in instance.get_run_records()]
+    started = sorted(run_range(r.tags) for r in runs if r.job_name == "daily_assets_job")
+    assert started == [(window[0].isoformat(),) * 2, (window[1].isoformat(),) * 2]
+    assert {r.job_name for r in runs} == {"daily_assets_job"}
+    assert done.stdout.count("impressions missing from mkt_ad_stats/") == 2
+    assert "Traceback" not in done.stderr
