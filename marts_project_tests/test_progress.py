@@ -1,5 +1,5 @@
 """The CLI's progress lines (unit tier): one aligned line per step, named as its asset is,
-whether it built, failed or only checked."""
+whether it built, failed (then its error's first line under it) or only checked."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def _checked(key: AssetKey, name: str):
     return SimpleNamespace(asset_key=key, check_name=name)
 
 
+def _failed(outer: str, inner: str):
+    """A step failure as Dagster records it: its error, wrapping the error the step raised."""
+    message = f"{inner}: file retyped\nmore lines"
+    cause = SimpleNamespace(message=message, cause=None, cls_name=inner)
+    error = SimpleNamespace(message=f"{outer} error", cause=cause, cls_name=outer)
+    return SimpleNamespace(error=error)
+
+
 def test_built_failed_and_checks_only_steps_print_aligned_lines_named_by_asset():
     out = io.StringIO()
     lines = StepLines(3, out)
@@ -45,7 +53,7 @@ def test_built_failed_and_checks_only_steps_print_aligned_lines_named_by_asset()
         ),
         _event("STEP_SUCCESS", "raw__raw_mkt_ad_stats"),
         _event("STEP_START", "raw__raw_psp_payments"),
-        _event("STEP_FAILURE", "raw__raw_psp_payments"),
+        _event("STEP_FAILURE", "raw__raw_psp_payments", _failed("wrapper", "SchemaDriftError")),
         _event("STEP_START", "mkt_campaign_performance_fact_checks"),
         _event(
             "ASSET_CHECK_EVALUATION",
@@ -61,6 +69,8 @@ def test_built_failed_and_checks_only_steps_print_aligned_lines_named_by_asset()
     ):
         lines.emit(record)
     printed = out.getvalue().splitlines()
+    # a failed step's line is followed by the first line of the error it raised, no more
+    assert printed.pop(2).strip() == "SchemaDriftError: file retyped"
     assert "raw.raw_mkt_ad_stats" in printed[0] and "1 row " in printed[0]
     assert "ERROR" in printed[1] and "raw.raw_psp_payments" in printed[1]
     assert "raw__" not in printed[1]

@@ -71,7 +71,7 @@ class StepLines(logging.Handler):
                 flush=True,
             )
             if kind == "STEP_FAILURE":  # what failed, in one line: no stack trace
-                message, _ = error_chain(event.step_failure_data.error)
+                message, _ = error_chain(event.event_specific_data.error)
                 print(f"{'':>10} {message}", file=self.stream, flush=True)
 
 
