@@ -132,7 +132,7 @@ def backfill_days(
         return _cluster_backfill(
             settings, defs, instance, start, end, options.chunk_days, echo, day_bytes, chosen
         )
-    chunk_days = days_per_run(options.chunk_days, workers, start, end)
+    chunk_days = options.chunk_days or SIZED_CHUNK_MAX_DAYS  # bytes and workers cut them further
     side_by_side = f", {workers} at a time" if workers > 1 else ""
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     echo(
@@ -166,17 +166,6 @@ def backfill_days(
     echo(tally(outcomes, time.perf_counter() - began))
     failed = sum((not o.success) + len(o.checks_failed) for o in outcomes)
     return 0 if failed == 0 else 1
-
-
-def days_per_run(chunk_days: int | None, at_once: int, start: dt.date, end: dt.date) -> int:
-    """At most how many days a daily run of [start, end] covers: `--chunk-days` when given,
-    else as many as the landing budget allows (SIZED_CHUNK_MAX_DAYS), but few enough that each
-    of the `at_once` runs side by side gets a chunk."""
-    if chunk_days is not None:
-        return chunk_days
-    if at_once == 1:
-        return SIZED_CHUNK_MAX_DAYS
-    return min(SIZED_CHUNK_MAX_DAYS, -(-((end - start).days + 1) // at_once))
 
 
 def cluster_chunk_days(env: Mapping[str, str]) -> int:
@@ -232,7 +221,7 @@ def _cluster_backfill(
         at_once = cluster_backfill.runs_at_once(url)
     except cluster_backfill.BackfillError as exc:
         raise OperatorError(f"{exc}; is the cluster up (`marts cluster status`)?") from None
-    chunk_days = days_per_run(chunk_days, at_once, start, end)
+    chunk_days = chunk_days or SIZED_CHUNK_MAX_DAYS  # bytes and the runs at once cut them further
     graph = defs.resolve_asset_graph()
     runs = refresh_runs(graph, start, end, chunk_days, chosen, day_bytes=day_bytes, at_once=at_once)
     planned = cluster_backfill.queue(graph, runs)

@@ -17,10 +17,8 @@ def worker_app() -> Celery:
     from marts_project import process
     from marts_project.instance.celery_task import client, register
     from marts_project.instance.preload import import_libraries
-    from marts_project.resources.duck import use_threads
 
     process.set_up()
-    use_threads()  # MARTS_THREADS: `marts cluster up` gives each worker its share of the cores
     app = client()
     register(app)
     import_libraries()
