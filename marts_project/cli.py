@@ -119,9 +119,10 @@ def _run_options(command):
     command = click.option(
         "--workers",
         type=POSITIVE,
-        default=1,
-        show_default=True,
-        help="daily runs side by side (embedded deployment); each holds a chunk in memory",
+        default=None,
+        help="daily runs side by side (embedded deployment), each holding a chunk in memory "
+        "(default: one per core when the range's landing files fill more than one run, as "
+        "many as the free memory holds; else 1)",
     )(command)
     command = click.option("--select", "selectors", multiple=True, help=SELECT_HELP)(command)
     return click.option(
@@ -215,7 +216,7 @@ def backfill(
     start: dt.date,
     end: dt.date | None,
     chunk_days: int | None,
-    workers: int,
+    workers: int | None,
     log_level: str | None,
     selectors: tuple[str, ...],
 ) -> int:
@@ -235,7 +236,7 @@ cli.add_command(backfill, "materialize")
 def reprocess(
     days: int,
     chunk_days: int | None,
-    workers: int,
+    workers: int | None,
     log_level: str | None,
     selectors: tuple[str, ...],
 ) -> int:
@@ -711,7 +712,7 @@ def demo(
     rows_per_day: int,
     seed: int,
     chunk_days: int | None,
-    workers: int,
+    workers: int | None,
     log_level: str | None,
     selectors: tuple[str, ...],
 ) -> int:

@@ -35,7 +35,13 @@ from marts_project.core.partitions import (
 from marts_project.definitions import build_definitions
 from marts_project.deployment import open_resource
 from marts_project.execution.jobs import refresh_runs
-from marts_project.execution.runs import ChunkWorkers, instance_for, partition_range, refresh_days
+from marts_project.execution.runs import (
+    ChunkWorkers,
+    default_workers,
+    instance_for,
+    partition_range,
+    refresh_days,
+)
 from marts_project.observability.failures import failed_partitions, step_errors
 from marts_project.planning.selection import SelectionError, select
 from marts_project.raw.sources import raw_table, source_specs
@@ -98,11 +104,12 @@ def selected(defs: Definitions, selectors: tuple[str, ...]):
 @dataclass(frozen=True)
 class RunOptions:
     """How a backfill runs: at most how many days per daily run (None: as many as
-    CHUNK_BYTES of landing files allow, up to SIZED_CHUNK_MAX_DAYS), daily runs side by side,
+    CHUNK_BYTES of landing files allow, up to SIZED_CHUNK_MAX_DAYS), daily runs side by side
+    (None: as many as the range's landing bytes and the host's cores and memory make worth it),
     Dagster's own log level, and the `--select`ion (empty: everything)."""
 
     chunk_days: int | None = None
-    workers: int = 1
+    workers: int | None = None  # None: `runs.default_workers` (one per core for a large range)
     log_level: str | None = None  # Dagster's own log on stderr (off: each step prints)
     selectors: tuple[str, ...] = ()
 
@@ -122,9 +129,8 @@ def backfill_days(
     the `--select`ion `chosen` only), printing each step and each run as it finishes, then a
     tally; 1 if a run or an ERROR check failed. `day_bytes` (each day's landing bytes the
     selection reads) sizes the daily runs."""
-    workers = options.workers
     if settings.cluster:
-        if workers != 1:
+        if options.workers not in (None, 1):
             raise OperatorError(
                 "on the cluster the daemon decides how many runs go at once (`marts cluster up "
                 "--max-runs`); --workers is for the embedded deployment"
@@ -133,6 +139,8 @@ def backfill_days(
             settings, defs, instance, start, end, options.chunk_days, echo, day_bytes, chosen
         )
     chunk_days = options.chunk_days or SIZED_CHUNK_MAX_DAYS  # bytes and workers cut them further
+    range_bytes = sum(size for day, size in day_bytes.items() if start <= day <= end)
+    workers = options.workers or default_workers(range_bytes)
     side_by_side = f", {workers} at a time" if workers > 1 else ""
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     echo(
@@ -310,7 +318,7 @@ def audited_backfill(
 ) -> int:
     """A backfill by hand, recorded in the audit trail with how it ended (or why it was
     refused)."""
-    params = {"start": start, "end": end, "workers": options.workers}
+    params = {"start": start, "end": end, "workers": options.workers or "auto"}
     params |= {"chunk_days": options.chunk_days} if options.chunk_days else {}
     params |= {"select": " ".join(options.selectors)} if options.selectors else {}
     instance = instance_of(settings)

@@ -1,5 +1,6 @@
 """`marts backfill --workers N`: the daily chunks of a range run side by side in worker
-processes on the embedded deployment, and the lake ends exactly as one serial build leaves it."""
+processes on the embedded deployment, and the lake ends exactly as one serial build leaves it;
+without `--workers`, a range larger than one run's budget goes a run per core."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance
 
 from marts_project.core.partitions import daily_partitions, run_range
+from marts_project.execution import runs
 from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.raw.sources import source_specs
 from marts_project.settings import Settings
@@ -37,6 +40,25 @@ def backfill(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
+
+
+@pytest.mark.quick
+def test_a_range_larger_than_one_run_goes_one_run_per_core_as_memory_allows(monkeypatch):
+    """Without --workers: a range whose landing files fit one run is one run in one process
+    (a second process's start costs more than it gains); a larger one runs a chunk per core,
+    never more than the available memory holds at a run's peak each."""
+    budget = 100_000_000
+    peak = runs.chunk_peak_bytes(budget)
+    monkeypatch.setattr(runs.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(runs, "available_memory", lambda: 10 * peak)
+    assert runs.default_workers(budget, budget) == 1
+    assert runs.default_workers(budget + 1, budget) == 4
+    monkeypatch.setattr(runs, "available_memory", lambda: int(2.5 * peak))
+    assert runs.default_workers(10 * budget, budget) == 2
+    monkeypatch.setattr(runs, "available_memory", lambda: peak // 2)
+    assert runs.default_workers(10 * budget, budget) == 1  # never none
+    monkeypatch.setattr(runs, "available_memory", lambda: None)  # not known: one
+    assert runs.default_workers(10 * budget, budget) == 1
 
 
 def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Path):
@@ -86,7 +108,7 @@ def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path
     sizes = lake.landing.snapshot().day_bytes(source_specs())
     assert min(sizes.values()) > 0.8 * max(sizes.values())  # any two days fit, no three
     budget = (2 * max(sizes.values()) + 0.5 * min(sizes.values())) / 1e6
-    done = backfill(settings, window, env={"MARTS_CHUNK_MB": f"{budget:.6f}"})
+    done = backfill(settings, window, "--workers", "1", env={"MARTS_CHUNK_MB": f"{budget:.6f}"})
     assert "MB of landing files" in done.stdout
     daily = sorted(
         run_range(r.dagster_run.tags)

@@ -1,5 +1,6 @@
-"""Processes on this host, read from /proc: whether one is alive, and when it started (so a pid
-the kernel gave to a new process is not taken for the old one)."""
+"""Processes on this host, read from /proc: whether one is alive, when it started (so a pid
+the kernel gave to a new process is not taken for the old one), and the memory new ones can
+take."""
 
 from __future__ import annotations
 
@@ -30,3 +31,16 @@ def started_at(pid: int) -> float | None:
 def _boot_time() -> float:
     with open("/proc/stat") as stat:
         return float(next(line.split()[1] for line in stat if line.startswith("btime")))
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel can give new processes without swapping (`MemAvailable`: free memory
+    plus the caches it can drop); None where /proc/meminfo does not say."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

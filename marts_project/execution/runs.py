@@ -26,8 +26,14 @@ from dagster import (
 )
 
 from marts_project import process
-from marts_project.core.partitions import CHUNK_DAYS, daily_partitions, partition_keys, range_tags
-from marts_project.core.processes import started_at
+from marts_project.core.partitions import (
+    CHUNK_BYTES,
+    CHUNK_DAYS,
+    daily_partitions,
+    partition_keys,
+    range_tags,
+)
+from marts_project.core.processes import available_memory, started_at
 from marts_project.execution.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
 from marts_project.instance import config as instance_config
 from marts_project.observability.failures import error_chain
@@ -270,6 +276,29 @@ class ChunkWorkers:
 
     count: int
     open: Callable[[], tuple[Definitions, DagsterInstance]]
+
+
+def chunk_peak_bytes(budget: int = CHUNK_BYTES) -> int:
+    """The most a daily run reading `budget` bytes of landing files holds: about 0.3 GB of code
+    plus 5 times those bytes (`core/partitions.py`, BENCHMARKS.md)."""
+    return int(0.3e9) + 5 * budget
+
+
+def default_workers(range_bytes: int, budget: int = CHUNK_BYTES) -> int:
+    """Daily runs side by side when the operator did not say (`--workers`): one per core once
+    the range's landing files fill more than one run's `budget`, as many as the memory
+    available now holds at a run's peak each; one run alone otherwise.
+
+    Why not always: a second process's start (imports, definitions, instance: about 3 s) and
+    the fixed cost of a second run are worth it only when there is that much to share: 28 days
+    at 50,000 ad rows a day (129 MB, one run) took 10.6 and 9.9 s cut in two side by side,
+    against 9.7 and 8.4 s in one; 30 days at 100,000 rows a day (686 MB) took 29.1 s against
+    35 s (BENCHMARKS.md, figure 1)."""
+    if range_bytes <= budget:
+        return 1
+    memory = available_memory()
+    fits = memory // chunk_peak_bytes(budget) if memory is not None else 1
+    return max(1, min(os.cpu_count() or 1, fits))
 
 
 _WORKER: dict[str, tuple[Definitions, DagsterInstance]] = {}
