@@ -128,11 +128,20 @@ def step_costs(instance: DagsterInstance, wall: tuple[float, float]) -> dict[str
 def embedded_backfill(
     folder: Path, days: list[dt.date], env: dict[str, str]
 ) -> tuple[float, dict[str, float]]:
-    """The embedded deployment's `marts backfill` of `days` on `env`'s
-    storage: its wall seconds, and its step costs with its peak RSS (`peak_gb`)."""
+    """The embedded deployment's `marts backfill --workers 1` of `days` on `env`'s storage
+    (one process, one run at a time, as one Celery worker: what differs is the deployment):
+    its wall seconds, and its step costs with its peak RSS (`peak_gb`)."""
     began = time.time()
     seconds, peak = marts(
-        folder, "backfill", "--start", str(days[0]), "--end", str(days[-1]), env=env
+        folder,
+        "backfill",
+        "--start",
+        str(days[0]),
+        "--end",
+        str(days[-1]),
+        "--workers",
+        "1",
+        env=env,
     )
     with DagsterInstance.from_config(str(folder / "dagster_home")) as instance:
         costs = step_costs(instance, (began, began + seconds))

@@ -9,8 +9,9 @@ import os
 import pickle
 import socket
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -353,15 +354,7 @@ def _chunks_side_by_side(
 
     helpers = min(workers.count, len(chunks)) - 1
     share = share_of_cores(helpers + 1)
-    with (
-        sharing_cores(share),
-        ProcessPoolExecutor(
-            helpers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=process.start_spawned,
-            initargs=(pickle.dumps(partial(_start_worker, workers.open, share)),),
-        ) as pool,
-    ):
+    with sharing_cores(share), _worker_pool(helpers, workers.open, share) as pool:
 
         def feed_workers() -> None:
             """Keep the workers busy with the next chunks; record each as it finishes."""
@@ -395,6 +388,28 @@ def _chunks_side_by_side(
     if errors:
         raise errors[0]
     return not state["failed"]
+
+
+@contextmanager
+def _worker_pool(
+    count: int, open_deployment: Callable[[], tuple[Definitions, DagsterInstance]], threads: int
+) -> Iterator[ProcessPoolExecutor]:
+    """`count` spawned worker processes, each with the deployment open, on `threads` threads.
+
+    Once the block is done with them they are told to exit and left to it: a worker's exit
+    (freeing a chunk's heap and its imports) took about a second that the next runs, in this
+    process, need not wait for; every chunk has ended by then, and an exiting worker holds no
+    lock or open write."""
+    pool = ProcessPoolExecutor(
+        count,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=process.start_spawned,
+        initargs=(pickle.dumps(partial(_start_worker, open_deployment, threads)),),
+    )
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def refresh_days(
