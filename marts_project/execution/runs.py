@@ -396,10 +396,10 @@ def _worker_pool(
 ) -> Iterator[ProcessPoolExecutor]:
     """`count` spawned worker processes, each with the deployment open, on `threads` threads.
 
-    Once the block is done with them they are told to exit and left to it: a worker's exit
-    (freeing a chunk's heap and its imports) took about a second that the next runs, in this
-    process, need not wait for; every chunk has ended by then, and an exiting worker holds no
-    lock or open write."""
+    Once the block is done with them they are told to exit and left to it: waiting for a
+    worker to exit (freeing a chunk's heap and its imports) put 1.3 s between the last daily
+    chunk and the first weekly run at 30 days x 100,000 rows, 0.3 s without. Every chunk has
+    ended by then (the block waits for them), so an exiting worker holds no lock or write."""
     pool = ProcessPoolExecutor(
         count,
         mp_context=multiprocessing.get_context("spawn"),
