@@ -142,6 +142,8 @@ def backfill_days(
     range_bytes = sum(size for day, size in day_bytes.items() if start <= day <= end)
     workers = options.workers or default_workers(range_bytes)
     side_by_side = f", {workers} at a time" if workers > 1 else ""
+    if workers > 1 and options.workers is None:
+        side_by_side += " (the default for a range larger than one run; --workers N to choose)"
     what = f"{len(chosen)} selected tables" if chosen is not None else "everything"
     echo(
         f"backfilling {start} .. {end} ({what}): daily tables in runs of at most "

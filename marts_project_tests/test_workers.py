@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from marts_project.core.partitions import daily_partitions, run_range
+from marts_project.core.partitions import chunk_peak_bytes, daily_partitions, run_range
 from marts_project.execution import runs
 from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.raw.sources import source_specs
@@ -48,7 +48,7 @@ def test_a_range_larger_than_one_run_goes_one_run_per_core_as_memory_allows(monk
     (a second process's start costs more than it gains); a larger one runs a chunk per core,
     never more than the available memory holds at a run's peak each."""
     budget = 100_000_000
-    peak = runs.chunk_peak_bytes(budget)
+    peak = chunk_peak_bytes(budget)
     monkeypatch.setattr(runs.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(runs, "available_memory", lambda: 10 * peak)
     assert runs.default_workers(budget, budget) == 1
@@ -123,6 +123,26 @@ def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path
     assert len(daily) == 3 and sorted(lengths) == [1, 2, 2]  # no fewer runs fit the budget
     assert covered[0] == window[0] and sum(lengths) == len(window)
     assert all(a[1] < b[0] for a, b in zip(daily, daily[1:], strict=False))  # each day once
+
+
+def test_without_workers_a_range_larger_than_one_run_goes_a_run_per_core(tmp_path: Path):
+    """No --workers, four days whose landing files need more than one run: the chunks run a
+    run per core (the command says so and why), in a multiple of that many daily runs."""
+    settings = Settings.local(tmp_path / "data")
+    instance = instance_for(settings.data_dir / "dagster_home")
+    lake = Lakehouse(settings, instance)
+    window = days(DAY, 4)
+    lake.seed(window[0], len(window))
+    sizes = lake.landing.snapshot().day_bytes(source_specs())
+    budget = 1.5 * max(sizes.values()) / 1e6
+    done = backfill(settings, window, env={"MARTS_CHUNK_MB": f"{budget:.6f}"})
+    cores = os.cpu_count() or 1
+    daily = [r for r in instance.get_run_records() if r.dagster_run.job_name == "daily_assets_job"]
+    if cores < 2:  # one core: one process, as before
+        assert "at a time" not in done.stdout
+        return
+    assert f"{cores} at a time (the default for a range larger than one run" in done.stdout
+    assert len(daily) % min(cores, len(window)) == 0
 
 
 def test_once_a_chunk_fails_no_further_chunk_starts_and_nothing_builds_on_it(tmp_path: Path):

@@ -148,6 +148,13 @@ CHUNK_DAYS = chunk_days()
 # window), and memory follows the bytes, not the calendar.
 CHUNK_BYTES = int(chunk_megabytes() * 1_000_000)
 SIZED_CHUNK_MAX_DAYS = 31
+
+
+def chunk_peak_bytes(budget: int = CHUNK_BYTES) -> int:
+    """The most a daily run reading `budget` bytes of landing files holds (the bound above)."""
+    return int(0.3e9) + 5 * budget
+
+
 # Weeks and months are chunked too, so a long range never puts all its periods in one run: the
 # monthly P&L reads every order of its months, and a year of months would hold a year of orders.
 PERIODS_PER_RUN: dict[str, int] = {"daily": CHUNK_DAYS, "weekly": 4, "monthly": 1}

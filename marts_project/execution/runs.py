@@ -30,6 +30,7 @@ from marts_project import process
 from marts_project.core.partitions import (
     CHUNK_BYTES,
     CHUNK_DAYS,
+    chunk_peak_bytes,
     daily_partitions,
     partition_keys,
     range_tags,
@@ -277,12 +278,6 @@ class ChunkWorkers:
 
     count: int
     open: Callable[[], tuple[Definitions, DagsterInstance]]
-
-
-def chunk_peak_bytes(budget: int = CHUNK_BYTES) -> int:
-    """The most a daily run reading `budget` bytes of landing files holds: about 0.3 GB of code
-    plus 5 times those bytes (`core/partitions.py`, BENCHMARKS.md)."""
-    return int(0.3e9) + 5 * budget
 
 
 def default_workers(range_bytes: int, budget: int = CHUNK_BYTES) -> int:
