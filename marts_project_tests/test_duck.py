@@ -13,6 +13,7 @@ import threading
 import duckdb
 import pytest
 
+from marts_project.core.processes import usable_cores
 from marts_project.resources.duck import attached, share_of_cores
 from marts_project.settings import SettingError
 
@@ -129,7 +130,7 @@ def test_processes_sharing_the_cores_take_their_share_and_give_it_back():
 
 
 def test_a_share_of_the_cores_is_the_operators_or_the_cores_divided():
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     assert share_of_cores(1, {}) == cores
     assert share_of_cores(cores * 4, {}) == 1  # never none
     assert share_of_cores(2, {"MARTS_THREADS": "3"}) == 3

@@ -15,6 +15,7 @@ import pytest
 from dagster import DagsterInstance
 
 from marts_project.core.partitions import chunk_peak_bytes, daily_partitions, run_range
+from marts_project.core.processes import available_memory, usable_cores
 from marts_project.execution import runs
 from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.raw.sources import source_specs
@@ -49,7 +50,7 @@ def test_a_range_larger_than_one_run_goes_one_run_per_core_as_memory_allows(monk
     never more than the available memory holds at a run's peak each."""
     budget = 100_000_000
     peak = chunk_peak_bytes(budget)
-    monkeypatch.setattr(runs.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(runs, "usable_cores", lambda: 4)
     monkeypatch.setattr(runs, "available_memory", lambda: 10 * peak)
     assert runs.default_workers(budget, budget) == 1
     assert runs.default_workers(budget + 1, budget) == 4
@@ -59,6 +60,76 @@ def test_a_range_larger_than_one_run_goes_one_run_per_core_as_memory_allows(monk
     assert runs.default_workers(10 * budget, budget) == 1  # never none
     monkeypatch.setattr(runs, "available_memory", lambda: None)  # not known: one
     assert runs.default_workers(10 * budget, budget) == 1
+
+
+def host(tmp_path: Path, available_kb: int, cgroup: str, files: dict[str, str]) -> tuple:
+    """A fake /proc (MemAvailable, this process's cgroup line) and cgroup tree."""
+    proc, cgroups = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "self").mkdir(parents=True)
+    (proc / "meminfo").write_text(f"MemTotal: 99999999 kB\nMemAvailable: {available_kb} kB\n")
+    (proc / "self" / "cgroup").write_text(cgroup)
+    for name, text in files.items():
+        (cgroups / name).parent.mkdir(parents=True, exist_ok=True)
+        (cgroups / name).write_text(text)
+    return proc, cgroups
+
+
+@pytest.mark.quick
+def test_the_memory_a_backfill_may_take_is_the_hosts_or_its_containers_limit(tmp_path: Path):
+    """A container's memory limit (cgroup v2 or v1) caps what new processes can take, below the
+    host's available memory; no limit, or no cgroup files, leaves the host's."""
+    gib = 2**30
+    v2 = host(
+        tmp_path / "v2",
+        8 * 2**20,
+        "0::/box\n",
+        {"box/memory.max": str(3 * gib), "box/memory.current": str(gib)},
+    )
+    assert available_memory(*v2) == 2 * gib
+    v1 = host(
+        tmp_path / "v1",
+        8 * 2**20,
+        "4:memory:/box\n0::/\n",
+        {
+            "memory/box/memory.limit_in_bytes": str(4 * gib),
+            "memory/box/memory.usage_in_bytes": str(gib),
+        },
+    )
+    assert available_memory(*v1) == 3 * gib
+    inside = host(  # in a container the host's path is not there: its files are at the root
+        tmp_path / "inside",
+        8 * 2**20,
+        "0::/docker/f00d\n",
+        {"memory.max": str(gib), "memory.current": "0"},
+    )
+    assert available_memory(*inside) == gib
+    unlimited = host(
+        tmp_path / "unlimited", 2**20, "0::/\n", {"memory.max": "max", "memory.current": "5"}
+    )
+    assert available_memory(*unlimited) == gib
+    bare = host(tmp_path / "bare", 2**20, "", {})
+    assert available_memory(*bare) == gib
+
+
+@pytest.mark.quick
+def test_the_cores_a_backfill_may_use_are_capped_by_its_containers_cpu_quota(tmp_path: Path):
+    """`--cpus 2` on a larger host (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`) is two cores,
+    a fraction rounds up; no quota leaves the cores the process's affinity allows."""
+    allowed = len(os.sched_getaffinity(0))
+    v2 = host(tmp_path / "v2", 1, "0::/box\n", {"box/cpu.max": "150000 100000"})
+    v1 = host(
+        tmp_path / "v1",
+        1,
+        "1:cpu,cpuacct:/box\n",
+        {
+            "cpu,cpuacct/box/cpu.cfs_quota_us": "100000",
+            "cpu,cpuacct/box/cpu.cfs_period_us": "100000",
+        },
+    )
+    none = host(tmp_path / "none", 1, "0::/\n", {"cpu.max": "max 100000"})
+    assert usable_cores(*v2) == min(2, allowed)
+    assert usable_cores(*v1) == 1
+    assert usable_cores(*none) == allowed
 
 
 def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Path):
@@ -96,16 +167,22 @@ def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Pa
             ), identifier
 
 
+def seeded(tmp_path: Path, count: int):
+    """A data folder with `count` days of landing files and the instance the CLI opens: its
+    settings, instance, days and each day's landing bytes."""
+    settings = Settings.local(tmp_path / "data")
+    instance = instance_for(settings.data_dir / "dagster_home")
+    lake = Lakehouse(settings, instance)
+    window = days(DAY, count)
+    lake.seed(window[0], len(window))
+    return settings, instance, window, lake.landing.snapshot().day_bytes(source_specs())
+
+
 def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path: Path):
     """Without --chunk-days a daily run holds as many days as MARTS_CHUNK_MB of landing files
     allow: a budget of two and a half days' files runs five days in three runs (two days, two
     days and one, in some order)."""
-    settings = Settings.local(tmp_path / "data")
-    instance = instance_for(settings.data_dir / "dagster_home")
-    lake = Lakehouse(settings, instance)
-    window = days(DAY, 5)
-    lake.seed(window[0], len(window))
-    sizes = lake.landing.snapshot().day_bytes(source_specs())
+    settings, instance, window, sizes = seeded(tmp_path, 5)
     assert min(sizes.values()) > 0.8 * max(sizes.values())  # any two days fit, no three
     budget = (2 * max(sizes.values()) + 0.5 * min(sizes.values())) / 1e6
     done = backfill(settings, window, "--workers", "1", env={"MARTS_CHUNK_MB": f"{budget:.6f}"})
@@ -128,15 +205,10 @@ def test_a_backfill_sizes_its_daily_runs_by_the_landing_bytes_they_read(tmp_path
 def test_without_workers_a_range_larger_than_one_run_goes_a_run_per_core(tmp_path: Path):
     """No --workers, four days whose landing files need more than one run: the chunks run a
     run per core (the command says so and why), in a multiple of that many daily runs."""
-    settings = Settings.local(tmp_path / "data")
-    instance = instance_for(settings.data_dir / "dagster_home")
-    lake = Lakehouse(settings, instance)
-    window = days(DAY, 4)
-    lake.seed(window[0], len(window))
-    sizes = lake.landing.snapshot().day_bytes(source_specs())
+    settings, instance, window, sizes = seeded(tmp_path, 4)
     budget = 1.5 * max(sizes.values()) / 1e6
     done = backfill(settings, window, env={"MARTS_CHUNK_MB": f"{budget:.6f}"})
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     daily = [r for r in instance.get_run_records() if r.dagster_run.job_name == "daily_assets_job"]
     if cores < 2:  # one core: one process, as before
         assert "at a time" not in done.stdout
@@ -150,11 +222,7 @@ def test_once_a_chunk_fails_no_further_chunk_starts_and_nothing_builds_on_it(tmp
     the first two chunks fail (the first day's partition reads the second day's file for its
     late rows), the last two never start, and no week, month or dimension is built on them;
     each failure is one line under its step, the command exits 1."""
-    settings = Settings.local(tmp_path / "data")
-    instance = instance_for(settings.data_dir / "dagster_home")
-    lake = Lakehouse(settings, instance)
-    window = days(DAY, 4)
-    lake.seed(window[0], len(window))
+    settings, instance, window, _ = seeded(tmp_path, 4)
     drifted = settings.data_dir / "landing" / "mkt_ad_stats" / f"{window[1]}.csv"
     drifted.write_text(drifted.read_text().replace("impressions", "impressionz", 1))
     environ = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}

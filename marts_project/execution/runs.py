@@ -35,7 +35,7 @@ from marts_project.core.partitions import (
     partition_keys,
     range_tags,
 )
-from marts_project.core.processes import available_memory, started_at
+from marts_project.core.processes import available_memory, started_at, usable_cores
 from marts_project.execution.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
 from marts_project.instance import config as instance_config
 from marts_project.observability.failures import error_chain
@@ -281,20 +281,21 @@ class ChunkWorkers:
 
 
 def default_workers(range_bytes: int, budget: int = CHUNK_BYTES) -> int:
-    """Daily runs side by side when the operator did not say (`--workers`): one per core once
-    the range's landing files fill more than one run's `budget`, as many as the memory
-    available now holds at a run's peak each; one run alone otherwise.
+    """Daily runs side by side when the operator did not say (`--workers`): one per usable core
+    (a container's quota included) once the range's landing files fill more than one run's
+    `budget`, as many as the memory available now (a container's limit included) holds at a
+    run's peak each; one run alone otherwise.
 
     Why not always: a second process's start (imports, definitions, instance: about 3 s) and
     the fixed cost of a second run are worth it only when there is that much to share: 28 days
     at 50,000 ad rows a day (129 MB, one run) took 10.6 and 9.9 s cut in two side by side,
-    against 9.7 and 8.4 s in one; 30 days at 100,000 rows a day (686 MB) took 29.1 s against
-    35 s (BENCHMARKS.md, figure 1)."""
+    against 9.7 and 8.4 s in one; 30 days at 100,000 rows a day (686 MB) took 32.8 s against
+    43.2 s (BENCHMARKS.md, figures 1 and 1a)."""
     if range_bytes <= budget:
         return 1
     memory = available_memory()
     fits = memory // chunk_peak_bytes(budget) if memory is not None else 1
-    return max(1, min(os.cpu_count() or 1, fits))
+    return max(1, min(usable_cores(), fits))
 
 
 _WORKER: dict[str, tuple[Definitions, DagsterInstance]] = {}

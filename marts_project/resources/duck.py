@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
+from marts_project.core.processes import usable_cores
 from marts_project.settings import threads as threads_setting
 
 # A connection that may read only the database it was opened on: no file, network or extension
@@ -91,7 +92,7 @@ def share_of_cores(processes: int, environ: Mapping[str, str] | None = None) -> 
     """Threads for each of `processes` processes sharing this host's cores: MARTS_THREADS when
     set (in `environ`, else this process's environment), else the cores divided among them
     (at least one each)."""
-    return threads_setting(environ) or max(1, (os.cpu_count() or 1) // max(1, processes))
+    return threads_setting(environ) or max(1, usable_cores() // max(1, processes))
 
 
 def _sized(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
