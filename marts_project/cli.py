@@ -33,6 +33,8 @@ from marts_project.deployment import open_resource
 from marts_project.execution.check_table import check_table
 from marts_project.execution.runs import (
     BadDateRangeError,
+    ChunkWorkerDied,
+    RunInterrupted,
     instance_for,
     parse_day,
     refresh_days,
@@ -792,10 +794,23 @@ def main(argv: list[str] | None = None) -> int:
     except (OperatorError, BadDateRangeError, LookupError) as exc:
         click.echo(f"marts: error: {exc}", err=True)
         return 2
-    except (QueryInterrupted, KeyboardInterrupt):
-        click.echo("marts: interrupted", err=True)
-        return 130
+    except ChunkWorkerDied as exc:  # what was built stays; the rest is on record as failed
+        click.echo(f"marts: error: {exc}", err=True)
+        return 1
+    except click.exceptions.Abort as exc:  # click's word for Ctrl-C during a command
+        if not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
+        return _interrupted(exc.__cause__)
+    except (QueryInterrupted, KeyboardInterrupt) as exc:
+        return _interrupted(exc)
     return status if isinstance(status, int) else 0
+
+
+def _interrupted(exc: BaseException) -> int:
+    """Ctrl-C: one line (what a stopped run left, for a backfill), exit status 130."""
+    detail = f": {exc}" if isinstance(exc, RunInterrupted) else ""
+    click.echo(f"marts: interrupted{detail}", err=True)
+    return 130
 
 
 def run() -> None:

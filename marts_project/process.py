@@ -3,12 +3,17 @@ threshold, botocore's retry policy, and which library notices to silence. Called
 points (the `marts` command, the code location Dagster loads, a Celery worker, the test suite)
 before pyarrow is imported: importing the package itself changes nothing."""
 
+import atexit
 import ctypes
 import ctypes.util
+import logging
 import os
 import pickle
+import signal
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 from marts_project.settings import threads
 
@@ -73,6 +78,43 @@ def start_spawned(initializer: bytes) -> None:
     """A spawned worker process's first act: set up as an entry point is, then call the pickled
     `initializer`. Pickled apart, because unpickling it imports the project's modules, which
     build the definitions on import: set up after that, every library notice the definitions
-    raise (58 lines for `marts backfill --workers 2`) reached the operator's terminal."""
+    raise (58 lines for `marts backfill --workers 2`) reached the operator's terminal.
+
+    Ctrl-C reaches a worker only while it runs a chunk (`interruptible`): raised while it set
+    up, it printed a traceback of whatever import it stopped and broke the command's pool, and
+    raised while it waited for work, a traceback of the wait; the command decides what stops."""
+    signal.signal(signal.SIGINT, lambda *_: _STARTING_INTERRUPTED.append(True))
     set_up()
     pickle.loads(initializer)()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    atexit.register(_leave_without_teardown)  # the last registered: the first to run
+
+
+_STARTING_INTERRUPTED: list[bool] = []
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C interrupts this spawned worker inside the block, as it does the command; one that
+    came while the worker set up stops the block before it starts."""
+    if _STARTING_INTERRUPTED:
+        raise KeyboardInterrupt("interrupted while the worker started")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _leave_without_teardown() -> None:
+    """A worker's end without Python's teardown, as the command's own process ends
+    (`cli.run`): after an interrupted run the teardown printed DuckDB's binding layer's
+    reference-leak report (about 20 lines) on the operator's terminal, and it costs about half
+    a second of freeing what the process is about to lose anyway. By then multiprocessing has
+    run its finalizers (its process bootstrap does, before the exit handlers), results went
+    through their pipe and writes were committed in their run; logging is flushed here."""
+    logging.shutdown()
+    with suppress(BrokenPipeError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)

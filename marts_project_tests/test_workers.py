@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ from dagster import DagsterInstance
 
 from marts_project.core.partitions import chunk_peak_bytes, daily_partitions, run_range
 from marts_project.core.processes import available_memory, usable_cores
-from marts_project.execution import runs
+from marts_project.execution import jobs, runs
 from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.raw.sources import source_specs
+from marts_project.resources.duck import INTERRUPTED_QUERY, interrupted_query
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, comparable_rows, days
 
@@ -242,3 +244,85 @@ def test_once_a_chunk_fails_no_further_chunk_starts_and_nothing_builds_on_it(tmp
     assert {r.job_name for r in runs} == {"daily_assets_job"}
     assert done.stdout.count("impressions missing from mkt_ad_stats/") == 2
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_every_run_at_once_with_one_line_and_exit_130(tmp_path: Path, workers: str):
+    """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) while daily chunks
+    run, in one process or two side by side: each running run stops where it was (the step it
+    was in fails, or it ends between two steps; no step starts after that: before, one stopped
+    in a DuckDB query went on with every step not reading it), is recorded failed (automation
+    and `marts sync` build what it did not), no later run starts, and the command says so in
+    one line, exit 130, no traceback."""
+    settings, instance, window, _ = seeded(tmp_path, 4)
+    environ = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
+    environ.pop("DAGSTER_HOME", None)
+    argv = ["backfill", "--start", str(window[0]), "--end", str(window[-1]), "--chunk-days", "2"]
+    command = subprocess.Popen(
+        [str(Path(sys.executable).with_name("marts")), *argv, "--workers", workers],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    running = 0
+    for line in command.stdout:  # a run's first step line: that process is inside its run
+        running += line.lstrip().startswith("1/")
+        if running == int(workers):
+            break
+    os.killpg(command.pid, signal.SIGINT)
+    out, err = command.communicate(timeout=120)
+    assert command.returncode == 130, out + err
+    assert err.strip().splitlines()[-1].startswith("marts: interrupted: run "), err
+    assert "recorded failed" in err and "Traceback" not in err, err
+    records = instance.get_run_records()
+    assert {r.dagster_run.job_name for r in records} == {"daily_assets_job"}  # nothing after
+    assert [r.dagster_run.status.value for r in records] == ["FAILURE"] * int(workers)
+    for record in records:
+        steps = [
+            e.dagster_event.event_type_value
+            for e in instance.all_logs(record.dagster_run.run_id)
+            if e.dagster_event and e.dagster_event.is_step_event
+        ]
+        kinds = [k for k in steps if k in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE")]
+        assert kinds.count("STEP_START") == kinds.count("STEP_SUCCESS") + kinds.count(
+            "STEP_FAILURE"
+        ), kinds  # every step that started ended
+        if "STEP_FAILURE" in kinds:  # the one the interrupt stopped: nothing started after it
+            assert kinds.count("STEP_FAILURE") == 1 and kinds[-1] == "STEP_FAILURE", kinds
+
+
+def test_a_run_interrupted_in_a_duckdb_query_stops_instead_of_running_the_rest():
+    """DuckDB reports Ctrl-C during a query as RuntimeError('Query interrupted'); the refresh
+    jobs' hook turns it back into the interrupt it was, so the run stops there (the step
+    that does not read the stopped one never starts) and the command hears an interrupt."""
+    from dagster import AssetSelection, Definitions, asset, define_asset_job
+
+    ran = []
+
+    @asset
+    def a_stopped() -> None:
+        raise RuntimeError(INTERRUPTED_QUERY)  # what DuckDB raises
+
+    @asset
+    def b_independent() -> None:
+        ran.append("independent")
+
+    job = define_asset_job(
+        "interrupted_job", AssetSelection.all(), hooks={jobs.stop_when_interrupted}
+    )
+    defs = Definitions(assets=[a_stopped, b_independent], jobs=[job])
+    with DagsterInstance.ephemeral() as instance:
+        with pytest.raises(runs.RunInterrupted):
+            runs.run_job(defs, instance, job, None)
+        assert [r.dagster_run.status.value for r in instance.get_run_records()] == ["FAILURE"]
+    assert ran == []
+
+
+@pytest.mark.quick
+def test_only_duckdbs_report_of_an_interrupted_query_counts_as_an_interrupt():
+    assert interrupted_query(RuntimeError(INTERRUPTED_QUERY))
+    assert not interrupted_query(RuntimeError("Query failed"))
+    assert not interrupted_query(ValueError(INTERRUPTED_QUERY))
+    assert not interrupted_query(None)

@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -39,11 +40,26 @@ from marts_project.core.processes import available_memory, started_at, usable_co
 from marts_project.execution.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
 from marts_project.instance import config as instance_config
 from marts_project.observability.failures import error_chain
-from marts_project.resources.duck import share_of_cores, sharing_cores, use_threads
+from marts_project.resources.duck import (
+    INTERRUPTED_QUERY,
+    share_of_cores,
+    sharing_cores,
+    use_threads,
+)
 
 
 class BadDateRangeError(ValueError):
     """An operator asked for a date range that is not a range of existing daily partitions."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a termination) stopped a run; Dagster recorded it failed, so automation and
+    `marts sync` build what it did not."""
+
+
+class ChunkWorkerDied(RuntimeError):
+    """A worker process running daily chunks ended without finishing its chunk (killed, out
+    of memory)."""
 
 
 @dataclass(frozen=True)
@@ -177,8 +193,15 @@ def run_job(
         instance=instance, tags=tags, run_config={"loggers": loggers}, raise_on_error=False
     )
     outcome = outcome_of(result, job_name, len(job.graph.nodes))
+    interrupted = _interrupted(result)
     _release_outputs(result)
     del result
+    if interrupted:
+        span = f" {'..'.join(key_range)}" if key_range else ""
+        raise RunInterrupted(
+            f"run {outcome.run_id[:8]} of {job_name}{span} stopped and recorded failed: "
+            "`marts sync` or the automation builds what it did not"
+        )
     # A finished run's Arrow tables are kept alive by reference cycles (step contexts, events)
     # until a full garbage collection, which Python runs rarely: without this, a chunked
     # backfill's RSS grew ~300 MB a chunk at 50,000 rows/day until one happened. A collection
@@ -202,6 +225,26 @@ def _release_outputs(result: ExecuteInProcessResult) -> None:
     captured = getattr(result, "_output_capture", None)
     if isinstance(captured, dict):
         captured.clear()
+
+
+INTERRUPTS = {"KeyboardInterrupt", "DagsterExecutionInterruptedError"}
+
+
+def _interrupted(result: ExecuteInProcessResult) -> bool:
+    """The run, or a step of it, failed because it was interrupted (by Dagster's or DuckDB's
+    word): between steps Dagster fails the run itself, in a step the step."""
+    for event in result.all_events:
+        if event.event_type_value not in ("STEP_FAILURE", "PIPELINE_FAILURE"):
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        if error is None:
+            continue
+        message, classes = error_chain(error)
+        if INTERRUPTS & set(classes) or (
+            classes[-1:] == ("RuntimeError",) and message.endswith(INTERRUPTED_QUERY)
+        ):
+            return True
+    return False
 
 
 def outcome_of(result: ExecuteInProcessResult, job_name: str, steps: int) -> RunOutcome:
@@ -311,7 +354,8 @@ def _start_worker(
 def _run_chunk(key_range: tuple[str, str], assets, options: dict) -> RunOutcome:
     """A daily chunk in a worker process (the job objects are not sent: each process has them)."""
     defs, instance = _WORKER["deployment"]
-    return _run(defs, instance, RefreshRun(daily_assets_job, key_range, assets), options)
+    with process.interruptible():
+        return _run(defs, instance, RefreshRun(daily_assets_job, key_range, assets), options)
 
 
 def _run(defs: Definitions, instance: DagsterInstance, run: RefreshRun, options: dict):
@@ -364,7 +408,7 @@ def _chunks_side_by_side(
                     finished, running = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         done(future.result())
-            except BaseException as exc:  # a worker process died: the command reports it
+            except BaseException as exc:  # interrupted, or a worker process died
                 with lock:
                     state["failed"] = True
                 errors.append(exc)
@@ -382,6 +426,12 @@ def _chunks_side_by_side(
                 state["stopped"] = True  # this process stopped taking chunks (or was stopped)
             feeder.join()
     if errors:
+        if isinstance(errors[0], BrokenProcessPool):
+            raise ChunkWorkerDied(
+                "a worker process ended before its chunk did (killed, or out of memory: "
+                "--workers 1 runs one chunk at a time); its run is recorded failed when the "
+                "next command starts, and `marts sync` builds what it did not"
+            ) from errors[0]
         raise errors[0]
     return not state["failed"]
 

@@ -128,6 +128,15 @@ event_log_storage:
   config:
     base_dir: "{home}/history/events"
 """
+TERMINAL_OUTPUT = """\
+# A step's stdout and stderr stay on the terminal of the process running it (the command's, or
+# `dagster dev`'s for the runs it launches) instead of being copied into files for the UI: the
+# copy took a tail and a watcher process per stream and run, whose tracebacks were all a Ctrl-C
+# printed. The UI keeps every step's events, logs and errors (the cluster keeps the copies).
+compute_logs:
+  module: dagster.core.storage.noop_compute_log_manager
+  class: NoOpComputeLogManager
+"""
 
 DEPLOYMENTS: dict[str, tuple[str, ...]] = {
     "embedded": (
@@ -136,6 +145,7 @@ DEPLOYMENTS: dict[str, tuple[str, ...]] = {
         LOCAL_LAUNCHER,
         RETRIES,
         POOLED_EVENT_LOG,
+        TERMINAL_OUTPUT,
     ),
     "cluster": (POSTGRES, INSTANCE_CLASS, QUEUED_FROM_ENV, CELERY_LAUNCHER, RETRIES),
     "docker": (POSTGRES, INSTANCE_CLASS, QUEUED_FOUR, REMOTE_MONITORING, RETRIES),

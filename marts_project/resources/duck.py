@@ -30,6 +30,16 @@ LOCKED_DOWN = {
 }
 
 
+# How DuckDB (2.0) reports Ctrl-C during a query: it swallows the interrupt and raises a plain
+# RuntimeError with this message once the query stops, so the caller sees an ordinary error.
+INTERRUPTED_QUERY = "Query interrupted"
+
+
+def interrupted_query(error: BaseException | None) -> bool:
+    """`error` is DuckDB's report of a query stopped by Ctrl-C (an interrupt, not a failure)."""
+    return type(error) is RuntimeError and str(error) == INTERRUPTED_QUERY
+
+
 def pin_utc(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     con.execute("set TimeZone = 'UTC'")
     return con
