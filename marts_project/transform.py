@@ -42,6 +42,7 @@ from marts_project.core.versions import (
     column_versions,
 )
 from marts_project.core.yaml_files import read_yaml
+from marts_project.resources.duck import keeps_interrupts
 from marts_project.resources.pii import PiiMasking
 from marts_project.resources.sql import run_sql
 
@@ -161,7 +162,7 @@ def iceberg_table(
     if partitions_def is not None:
         metadata["partition_expr"] = partition_column
         kwargs.update(partitions_def=partitions_def, backfill_policy=backfill_policy(partitioning))
-    return asset(
+    build = asset(
         key_prefix=layer,
         group_name=group or layer,
         code_version=version,
@@ -170,6 +171,7 @@ def iceberg_table(
         kinds={"iceberg", "duckdb"},
         **kwargs,
     )
+    return lambda step: build(keeps_interrupts(step))
 
 
 def daily_table(layer: str, partition_column: str, **kwargs: Any):

@@ -17,10 +17,10 @@ from dagster import DagsterInstance
 
 from marts_project.core.partitions import chunk_peak_bytes, daily_partitions, run_range
 from marts_project.core.processes import available_memory, usable_cores
-from marts_project.execution import jobs, runs
+from marts_project.execution import runs
 from marts_project.execution.runs import instance_for, refresh_days
 from marts_project.raw.sources import source_specs
-from marts_project.resources.duck import INTERRUPTED_QUERY, interrupted_query
+from marts_project.resources.duck import INTERRUPTED_QUERY, interrupted_query, keeps_interrupts
 from marts_project.settings import Settings
 from marts_project_tests.conftest import DAY, Lakehouse, comparable_rows, days
 
@@ -294,14 +294,16 @@ def test_ctrl_c_stops_every_run_at_once_with_one_line_and_exit_130(tmp_path: Pat
 
 
 def test_a_run_interrupted_in_a_duckdb_query_stops_instead_of_running_the_rest():
-    """DuckDB reports Ctrl-C during a query as RuntimeError('Query interrupted'); the refresh
-    jobs' hook turns it back into the interrupt it was, so the run stops there (the step
-    that does not read the stopped one never starts) and the command hears an interrupt."""
+    """DuckDB reports Ctrl-C during a query as RuntimeError('Query interrupted'); a step body
+    raises it as the interrupt it was (`keeps_interrupts`, on every table's and check's step),
+    so the run stops there (the step not reading the stopped one never starts) and the command
+    hears an interrupt."""
     from dagster import AssetSelection, Definitions, asset, define_asset_job
 
     ran = []
 
     @asset
+    @keeps_interrupts
     def a_stopped() -> None:
         raise RuntimeError(INTERRUPTED_QUERY)  # what DuckDB raises
 
@@ -309,9 +311,7 @@ def test_a_run_interrupted_in_a_duckdb_query_stops_instead_of_running_the_rest()
     def b_independent() -> None:
         ran.append("independent")
 
-    job = define_asset_job(
-        "interrupted_job", AssetSelection.all(), hooks={jobs.stop_when_interrupted}
-    )
+    job = define_asset_job("interrupted_job", AssetSelection.all())
     defs = Definitions(assets=[a_stopped, b_independent], jobs=[job])
     with DagsterInstance.ephemeral() as instance:
         with pytest.raises(runs.RunInterrupted):
@@ -326,3 +326,23 @@ def test_only_duckdbs_report_of_an_interrupted_query_counts_as_an_interrupt():
     assert not interrupted_query(RuntimeError("Query failed"))
     assert not interrupted_query(ValueError(INTERRUPTED_QUERY))
     assert not interrupted_query(None)
+
+
+@pytest.mark.quick
+def test_a_step_body_raises_duckdbs_interrupted_query_as_an_interrupt_and_nothing_else():
+    @keeps_interrupts
+    def body(error: Exception) -> None:
+        raise error
+
+    @keeps_interrupts
+    def checks(error: Exception):
+        yield 1
+        raise error
+
+    with pytest.raises(KeyboardInterrupt):
+        body(RuntimeError(INTERRUPTED_QUERY))
+    with pytest.raises(KeyboardInterrupt):
+        list(checks(RuntimeError(INTERRUPTED_QUERY)))
+    with pytest.raises(RuntimeError, match="Query failed"):
+        body(RuntimeError("Query failed"))
+    assert next(checks(ValueError())) == 1  # a generator stays a generator

@@ -9,14 +9,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import (
-    AssetCheckKey,
-    AssetKey,
-    AssetSelection,
-    HookContext,
-    define_asset_job,
-    failure_hook,
-)
+from dagster import AssetCheckKey, AssetKey, AssetSelection, define_asset_job
 
 from marts_project.assets import SHARED_LAYERS
 from marts_project.core.partitions import (
@@ -31,7 +24,6 @@ from marts_project.core.partitions import (
 )
 from marts_project.marts import ALL_MARTS
 from marts_project.observability.contract_checks import build_contract_checks
-from marts_project.resources.duck import interrupted_query
 
 MART_CHECKS = [check for mart in ALL_MARTS for check in build_contract_checks(mart)]
 
@@ -49,46 +41,29 @@ def checks_named(*names: str) -> list[AssetCheckKey]:
 JUDGED_HOURLY = frozenset(checks_named("slo_budget"))
 NOT_IN_REFRESHES = AssetSelection.checks(*JUDGED_HOURLY)
 
-
-@failure_hook
-def stop_when_interrupted(context: HookContext) -> None:
-    """Ctrl-C (or a run's termination) stops the run, not only the step it lands in.
-
-    Dagster fails the step an interrupt lands in and stops the run, except when it lands in a
-    DuckDB query: DuckDB reports it as an ordinary error, and Dagster went on with every step
-    that does not read the failed one (28 s of work after Ctrl-C at 30 days x 100,000 rows).
-    Raised from a hook, the interrupt reaches the run as Dagster's own would."""
-    if interrupted_query(context.op_exception):
-        raise KeyboardInterrupt("interrupted during a DuckDB query")
-
-
 daily_assets_job = define_asset_job(
     "daily_assets_job",
     selection=AssetSelection.assets(*SHARED_LAYERS, *_marts_partitioned_by(daily_partitions))
     - NOT_IN_REFRESHES,
     partitions_def=daily_partitions,
     description="Every day-partitioned table, raw to marts, for a day or a range of days.",
-    hooks={stop_when_interrupted},
 )
 weekly_marts_job = define_asset_job(
     "weekly_marts_job",
     selection=AssetSelection.assets(*_marts_partitioned_by(weekly_partitions)) - NOT_IN_REFRESHES,
     partitions_def=weekly_partitions,
     description="Weekly aggregates for a week or a range of weeks.",
-    hooks={stop_when_interrupted},
 )
 monthly_marts_job = define_asset_job(
     "monthly_marts_job",
     selection=AssetSelection.assets(*_marts_partitioned_by(monthly_partitions)) - NOT_IN_REFRESHES,
     partitions_def=monthly_partitions,
     description="Monthly aggregates for a month or a range of months.",
-    hooks={stop_when_interrupted},
 )
 dimensions_job = define_asset_job(
     "dimensions_job",
     selection=AssetSelection.assets(*_marts_partitioned_by(None)) - NOT_IN_REFRESHES,
     description="Unpartitioned marts: dimensions and the serving views.",
-    hooks={stop_when_interrupted},
 )
 # in the order a refresh runs them: days, then the weeks and months holding them, then the rest
 REFRESH_JOBS = [daily_assets_job, weekly_marts_job, monthly_marts_job, dimensions_job]

@@ -27,6 +27,7 @@ from marts_project.observability.failures import failed_in_lineage
 from marts_project.observability.freshness import failures_window, partition_freshness
 from marts_project.observability.slo_history import mart_slo
 from marts_project.planning.planner import stale_partitions
+from marts_project.resources.duck import keeps_interrupts
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import table_identifier
 from marts_project.resources.landing import LandingSnapshot, LandingZone
@@ -70,6 +71,7 @@ def _standalone_checks(mart: Mart) -> AssetChecksDefinition | None:
         return None
 
     @multi_asset_check(name=f"{contract.name}_checks", specs=specs, can_subset=True)
+    @keeps_interrupts
     def _checks(
         context: AssetCheckExecutionContext,
         warehouse: IcebergWarehouse,

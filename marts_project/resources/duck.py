@@ -8,11 +8,14 @@ setting (passing it in `config=` needs ICU, which cannot be downloaded here).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from typing import ParamSpec, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -30,6 +33,8 @@ LOCKED_DOWN = {
 }
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
 # How DuckDB (2.0) reports Ctrl-C during a query: it swallows the interrupt and raises a plain
 # RuntimeError with this message once the query stops, so the caller sees an ordinary error.
 INTERRUPTED_QUERY = "Query interrupted"
@@ -38,6 +43,38 @@ INTERRUPTED_QUERY = "Query interrupted"
 def interrupted_query(error: BaseException | None) -> bool:
     """`error` is DuckDB's report of a query stopped by Ctrl-C (an interrupt, not a failure)."""
     return type(error) is RuntimeError and str(error) == INTERRUPTED_QUERY
+
+
+def keeps_interrupts(step: Callable[P, R]) -> Callable[P, R]:
+    """`step` (a step's body, a function or a generator) with DuckDB's report of Ctrl-C raised
+    as the interrupt it was. Reported as an ordinary error, Dagster failed only that step and
+    went on with every step not reading it (28 s of work after Ctrl-C at 30 days x 100,000
+    rows a day); an interrupt stops the run where it is."""
+    if inspect.isgeneratorfunction(step):
+
+        @functools.wraps(step)
+        def steps(*args: P.args, **kwargs: P.kwargs):
+            with _interrupt_kept():
+                return (yield from step(*args, **kwargs))
+
+        return steps  # type: ignore[return-value]
+
+    @functools.wraps(step)
+    def body(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _interrupt_kept():
+            return step(*args, **kwargs)
+
+    return body
+
+
+@contextmanager
+def _interrupt_kept() -> Iterator[None]:
+    try:
+        yield
+    except RuntimeError as error:
+        if interrupted_query(error):
+            raise KeyboardInterrupt(INTERRUPTED_QUERY) from error
+        raise
 
 
 def pin_utc(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
