@@ -346,3 +346,47 @@ def test_a_step_body_raises_duckdbs_interrupted_query_as_an_interrupt_and_nothin
     with pytest.raises(RuntimeError, match="Query failed"):
         body(RuntimeError("Query failed"))
     assert next(checks(ValueError())) == 1  # a generator stays a generator
+
+
+def test_a_worker_killed_mid_chunk_is_one_line_and_its_run_is_failed_by_the_next_command(
+    tmp_path: Path,
+):
+    """A worker process killed while it runs its chunk (the kernel's OOM killer, an operator):
+    the command's own chunk finishes, nothing after it starts, the command says in one line
+    what happened and exits 1; the killed run, left started, is failed by the next command."""
+    settings, instance, window, _ = seeded(tmp_path, 4)
+    environ = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
+    environ.pop("DAGSTER_HOME", None)
+    argv = ["backfill", "--start", str(window[0]), "--end", str(window[-1]), "--chunk-days", "2"]
+    command = subprocess.Popen(
+        [str(Path(sys.executable).with_name("marts")), *argv, "--workers", "2"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = 0
+    for line in command.stdout:  # both processes inside their runs
+        running += line.lstrip().startswith("1/")
+        if running == 2:
+            break
+    (worker,) = [
+        int(stat.parent.name)
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if stat.read_text().rsplit(")", 1)[1].split()[1] == str(command.pid)
+        and b"spawn_main" in (stat.parent / "cmdline").read_bytes()
+    ]
+    os.kill(worker, signal.SIGKILL)
+    out, err = command.communicate(timeout=300)
+    assert command.returncode == 1, out + err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("marts: error: a worker process ended before its chunk did")
+    ), err
+    assert "Traceback" not in err, err
+    records = instance.get_run_records()
+    assert {r.dagster_run.job_name for r in records} == {"daily_assets_job"}
+    statuses = sorted(r.dagster_run.status.value for r in records)
+    assert statuses == ["STARTED", "SUCCESS"], statuses
+    assert len(runs.fail_orphaned_runs(instance)) == 1  # what the next command does first
