@@ -421,10 +421,17 @@ def _chunks_side_by_side(
             while chunk is not None:
                 done(_run(defs, instance, chunk, options))
                 chunk = take()
+        except KeyboardInterrupt as exc:  # Ctrl-C: the workers had it too; theirs are joined
+            errors.insert(0, exc)
         finally:
             with lock:
                 state["stopped"] = True  # this process stopped taking chunks (or was stopped)
             feeder.join()
+        if errors:  # the command ends here: its workers first (and their queues' semaphores)
+            pool.shutdown(wait=True)
+    if interrupts := [e for e in errors if isinstance(e, KeyboardInterrupt)]:
+        stopped = [str(e) for e in interrupts if isinstance(e, RunInterrupted)]
+        raise RunInterrupted("; ".join(stopped)) if stopped else interrupts[0]
     if errors:
         if isinstance(errors[0], BrokenProcessPool):
             raise ChunkWorkerDied(
