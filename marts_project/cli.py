@@ -48,6 +48,7 @@ from marts_project.observability.slo import SloReport
 from marts_project.observability.slo_history import mart_slo
 from marts_project.observability.summary import mart_summary
 from marts_project.planning.planner import facts_of, plan_for, ranges, stale_partitions
+from marts_project.process import leave
 from marts_project.resources.audit_trail import audited
 from marts_project.resources.data_folder import foreign_warehouse, make_private
 from marts_project.resources.duck import connect
@@ -814,22 +815,17 @@ def _interrupted(exc: BaseException) -> int:
 
 
 def run() -> None:
-    """The `marts` command: `main`, then the end of the process without Python's teardown.
-
-    Python's shutdown frees every module and object one by one, 0.5 s to 0.9 s once Dagster,
-    pyiceberg and DuckDB are loaded: more than a tenth of a one-day refresh. Everything a
-    command writes is committed and closed before `main` returns, so after the exit handlers
-    (logging, thread pools, libraries' own) nothing is left to do. `atexit._run_exitfuncs` is
+    """The `marts` command: `main`, then the end of the process without Python's teardown
+    (`process.leave`: more than a tenth of a one-day refresh). Everything a command writes is
+    committed and closed before `main` returns, so after the exit handlers (logging, thread
+    pools, libraries' own) nothing is left to do. `atexit._run_exitfuncs` is
     CPython's own way to run them early, private but unchanged since Python 2; `main` stays the
     entry point for callers in-process (tests). `marts_project.__main__` is the command's
     process entry: it imports this module with the garbage collector paused.
     """
     status = main()
     atexit._run_exitfuncs()
-    with contextlib.suppress(BrokenPipeError):  # e.g. `marts sql ... | head`
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(status)
+    leave(status)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,7 @@ def backfill_days(
     the `--select`ion `chosen` only), printing each step and each run as it finishes, then a
     tally; 1 if a run or an ERROR check failed. `day_bytes` (each day's landing bytes the
     selection reads) sizes the daily runs."""
+    chunk_days = options.chunk_days or SIZED_CHUNK_MAX_DAYS  # bytes and runs at once cut further
     if settings.cluster:
         if options.workers not in (None, 1):
             raise OperatorError(
@@ -136,9 +137,8 @@ def backfill_days(
                 "--max-runs`); --workers is for the embedded deployment"
             )
         return _cluster_backfill(
-            settings, defs, instance, start, end, options.chunk_days, echo, day_bytes, chosen
+            settings, defs, instance, start, end, chunk_days, echo, day_bytes, chosen
         )
-    chunk_days = options.chunk_days or SIZED_CHUNK_MAX_DAYS  # bytes and workers cut them further
     range_bytes = sum(size for day, size in day_bytes.items() if start <= day <= end)
     workers = options.workers or default_workers(range_bytes)
     side_by_side = f", {workers} at a time" if workers > 1 else ""
@@ -214,7 +214,7 @@ def _cluster_backfill(
     instance: DagsterInstance,
     start: dt.date,
     end: dt.date,
-    chunk_days: int | None,
+    chunk_days: int,
     echo: Echo,
     day_bytes: Mapping[dt.date, int],
     chosen: set[AssetKey] | None,
@@ -231,7 +231,6 @@ def _cluster_backfill(
         at_once = cluster_backfill.runs_at_once(url)
     except cluster_backfill.BackfillError as exc:
         raise OperatorError(f"{exc}; is the cluster up (`marts cluster status`)?") from None
-    chunk_days = chunk_days or SIZED_CHUNK_MAX_DAYS  # bytes and the runs at once cut them further
     graph = defs.resolve_asset_graph()
     runs = refresh_runs(graph, start, end, chunk_days, chosen, day_bytes=day_bytes, at_once=at_once)
     planned = cluster_backfill.queue(graph, runs)

@@ -10,10 +10,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from marts_project.core.partitions import chunk_peak_bytes, daily_partitions, run_range
 from marts_project.core.processes import available_memory, usable_cores
@@ -169,10 +170,13 @@ def test_chunks_run_side_by_side_and_the_lake_equals_a_serial_build(tmp_path: Pa
             ), identifier
 
 
-def started(settings: Settings, window: list[dt.date], *options: str) -> subprocess.Popen:
+def started(
+    settings: Settings, instance: DagsterInstance, window: list[dt.date], *options: str
+) -> subprocess.Popen:
     """`marts backfill` of `window` in 2-day chunks, started in a session of its own (its
     process group is what a terminal's Ctrl-C reaches), once each of its processes is inside
-    a run: as many as `--workers` says (its first step line each)."""
+    a daily run: as many as `--workers` says (read from the run storage: a worker's progress
+    lines reach a pipe in blocks, not as they are printed)."""
     environ = {**os.environ, "MARTS_DATA_DIR": str(settings.data_dir), "MARTS_SENSORS": "off"}
     environ.pop("DAGSTER_HOME", None)
     argv = ["backfill", "--start", str(window[0]), "--end", str(window[-1]), "--chunk-days", "2"]
@@ -184,12 +188,15 @@ def started(settings: Settings, window: list[dt.date], *options: str) -> subproc
         text=True,
         start_new_session=True,
     )
-    processes, running = int(options[options.index("--workers") + 1]), 0
-    for line in command.stdout:
-        running += line.lstrip().startswith("1/")
-        if running == processes:
-            break
-    return command
+    processes = int(options[options.index("--workers") + 1])
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and command.poll() is None:
+        running = instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+        if sum(r.dagster_run.job_name == "daily_assets_job" for r in running) == processes:
+            return command
+        time.sleep(0.05)
+    command.kill()
+    raise AssertionError(f"{processes} daily runs never ran at once: {command.communicate()}")
 
 
 def children(parent: int) -> list[tuple[int, str]]:
@@ -291,7 +298,7 @@ def test_ctrl_c_stops_every_run_at_once_with_one_line_and_exit_130(tmp_path: Pat
     and `marts sync` build what it did not), no later run starts, and the command says so in
     one line, exit 130, no traceback."""
     settings, instance, window, _ = seeded(tmp_path, 4)
-    command = started(settings, window, "--workers", workers)
+    command = started(settings, instance, window, "--workers", workers)
     os.killpg(command.pid, signal.SIGINT)
     out, err = command.communicate(timeout=120)
     assert command.returncode == 130, out + err
@@ -377,7 +384,7 @@ def test_a_worker_killed_mid_chunk_is_one_line_and_its_run_is_failed_by_the_next
     the command's own chunk finishes, nothing after it starts, the command says in one line
     what happened and exits 1; the killed run, left started, is failed by the next command."""
     settings, instance, window, _ = seeded(tmp_path, 4)
-    command = started(settings, window, "--workers", "2")
+    command = started(settings, instance, window, "--workers", "2")
     (worker,) = [pid for pid, line in children(command.pid) if "spawn_main" in line]
     os.kill(worker, signal.SIGKILL)
     out, err = command.communicate(timeout=300)

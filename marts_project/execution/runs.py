@@ -40,12 +40,7 @@ from marts_project.core.processes import available_memory, started_at, usable_co
 from marts_project.execution.jobs import JUDGED_HOURLY, RefreshRun, daily_assets_job, refresh_runs
 from marts_project.instance import config as instance_config
 from marts_project.observability.failures import error_chain
-from marts_project.resources.duck import (
-    INTERRUPTED_QUERY,
-    share_of_cores,
-    sharing_cores,
-    use_threads,
-)
+from marts_project.resources.duck import share_of_cores, sharing_cores, use_threads
 
 
 class BadDateRangeError(ValueError):
@@ -231,18 +226,14 @@ INTERRUPTS = {"KeyboardInterrupt", "DagsterExecutionInterruptedError"}
 
 
 def _interrupted(result: ExecuteInProcessResult) -> bool:
-    """The run, or a step of it, failed because it was interrupted (by Dagster's or DuckDB's
-    word): between steps Dagster fails the run itself, in a step the step."""
+    """The run, or a step of it, failed because it was interrupted: between steps Dagster
+    fails the run itself, in a step the step (DuckDB's report of an interrupted query is
+    raised as the interrupt by every step body: `duck.keeps_interrupts`)."""
     for event in result.all_events:
         if event.event_type_value not in ("STEP_FAILURE", "PIPELINE_FAILURE"):
             continue
         error = getattr(event.event_specific_data, "error", None)
-        if error is None:
-            continue
-        message, classes = error_chain(error)
-        if INTERRUPTS & set(classes) or (
-            classes[-1:] == ("RuntimeError",) and message.endswith(INTERRUPTED_QUERY)
-        ):
+        if error is not None and INTERRUPTS & set(error_chain(error)[1]):
             return True
     return False
 

@@ -47,6 +47,7 @@ from marts_project.core.versions import (
     code_version,
 )
 from marts_project.governance.access import serving_databases
+from marts_project.resources.duck import keeps_interrupts
 from marts_project.resources.iceberg import IcebergWarehouse
 from marts_project.resources.iceberg_io import read_lineage, write_metadata
 from marts_project.resources.serving import ServingDatabase
@@ -280,6 +281,7 @@ def _build_view(contract: Contract, sql_file: Path) -> AssetsDefinition:
         check_specs=write_audit_specs(contract, AssetKey([contract.domain, contract.name])),
         **definition,
     )
+    @keeps_interrupts
     def _view(context: AssetExecutionContext, serving: ServingDatabase) -> MaterializeResult:
         """Published like a table: the new definition is audited before anyone can read it
         (a view's columns carry no nullability to judge)."""

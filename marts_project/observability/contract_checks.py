@@ -119,6 +119,7 @@ def _build_slo_check(mart: Mart) -> AssetChecksDefinition:
         description="Every SLI of the contract's SLO is within its error budget over the window.",
         metadata={"contract/severity": "warn"},
     )
+    @keeps_interrupts
     def _slo(
         context: AssetCheckExecutionContext, warehouse: IcebergWarehouse, landing: LandingZone
     ) -> AssetCheckResult:

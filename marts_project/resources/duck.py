@@ -46,10 +46,10 @@ def interrupted_query(error: BaseException | None) -> bool:
 
 
 def keeps_interrupts(step: Callable[P, R]) -> Callable[P, R]:
-    """`step` (a step's body, a function or a generator) with DuckDB's report of Ctrl-C raised
-    as the interrupt it was. Reported as an ordinary error, Dagster failed only that step and
-    went on with every step not reading it (28 s of work after Ctrl-C at 30 days x 100,000
-    rows a day); an interrupt stops the run where it is."""
+    """`step` (a step's body or an IO manager's read or write, a function or a generator) with
+    DuckDB's report of Ctrl-C raised as the interrupt it was. Reported as an ordinary error,
+    Dagster failed only that step and went on with every step not reading it (28 s of work
+    after Ctrl-C at 30 days x 100,000 rows a day); an interrupt stops the run where it is."""
     if inspect.isgeneratorfunction(step):
 
         @functools.wraps(step)

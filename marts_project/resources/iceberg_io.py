@@ -36,6 +36,7 @@ from marts_project.core.versions import (
     input_key,
     read_records,
 )
+from marts_project.resources.duck import keeps_interrupts
 from marts_project.resources.iceberg import IcebergWarehouse, WriteResult
 
 PARTITION_COLUMN = "partition_expr"  # asset metadata key naming the day column, as dagster-iceberg
@@ -158,6 +159,7 @@ class IcebergIOManager(ConfigurableIOManager):
         for key in [k for k in _RUN_CACHE if k[0] == context.run_id]:
             del _RUN_CACHE[key]
 
+    @keeps_interrupts
     def handle_output(self, context: OutputContext, obj: pa.Table) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         identifier = table_identifier(context.asset_key)
@@ -210,6 +212,7 @@ class IcebergIOManager(ConfigurableIOManager):
             lineage=lineage,
         )
 
+    @keeps_interrupts
     def load_input(self, context: InputContext) -> pa.Table:
         """The upstream rows for this step's window: from this run's own just-published output
         when it wrote exactly that window (no scan), else an Iceberg scan pruned to it."""
